@@ -1,0 +1,652 @@
+"""The arbiter: a small single-threaded loop that owns the listeners and supervises workers.
+
+Signals only write their number to a wakeup pipe (``signal.set_wakeup_fd``); a selector watches
+that pipe, every worker's control channel, the embedder's channel and, in ``roundrobin`` mode,
+the listeners. The loop dispatches signals to ``handle_<name>`` methods, reaps every child with
+``waitpid(-1, WNOHANG)``, checks heartbeats and stop deadlines, and refills empty worker slots
+when the restart policy (``prefork.supervision``) allows. It never imports app code unless the
+app was preloaded, and it never handles a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefork.config import Config, load_config_file
+from prefork.errors import BOOT_EXIT_CODES, ConfigError
+from prefork.ipc.channel import Channel, ChannelClosed
+from prefork.ipc.messages import (
+    BootFailed,
+    Command,
+    Connections,
+    Heartbeat,
+    Ready,
+    Reply,
+    Retiring,
+)
+from prefork.logging import reopen_log_files
+from prefork.sockets import ListenerSet
+from prefork.supervision import RestartPolicy, RestartSettings, WorkerState
+
+ARBITER_EXIT_OK = 0
+ARBITER_EXIT_BOOT_FAILED = 3  # no worker could be kept alive: the circuit breaker is open
+
+HANDLED_SIGNALS = (
+    signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGTTIN,
+    signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD, signal.SIGWINCH,
+)
+ABORT_GRACE = 2.0  # seconds between SIGABRT (stack dump) and SIGKILL for a hung worker
+FAST_STOP_GRACE = 2.0  # seconds workers get after SIGQUIT before SIGKILL
+ACCEPT_BATCH = 64
+
+# A worker process: receives (slot, its channel end, listeners for its slot) after fork.
+WorkerMain = Callable[[int, Channel, list[socket.socket]], int]
+
+
+@dataclass
+class WorkerRecord:
+    """What the arbiter knows of one worker process."""
+
+    pid: int
+    slot: int
+    channel: Channel
+    started_at: float
+    last_seen: float
+    state: WorkerState = WorkerState.BOOTING
+    ready_at: float | None = None
+    stop_requested: bool = False  # we asked it to stop: its exit is not a crash
+    stop_deadline: float | None = None
+    abort_sent_at: float | None = None
+    retiring: bool = False  # asked for a replacement (max-requests)
+    boot_reason: str = ""
+    requests: int = 0
+    in_flight: int = 0
+    connections: int = 0
+    restarts: int = 0
+    channel_open: bool = True
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "pid": self.pid, "slot": self.slot, "state": self.state.value,
+            "uptime": round(now - self.started_at, 3), "requests": self.requests,
+            "in_flight": self.in_flight, "connections": self.connections,
+        }
+
+
+@dataclass
+class SlotHistory:
+    restarts: int = 0
+    last_exit: str = ""
+    next_fork_at: float = 0.0
+    exits: list[str] = field(default_factory=list)
+
+
+class Arbiter:
+    """Supervises ``config.worker_count()`` workers forked with ``worker_main``."""
+
+    def __init__(
+        self,
+        config: Config,
+        listeners: list[ListenerSet],
+        worker_main: WorkerMain,
+        logger: logging.Logger,
+        control: Channel | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.worker_main = worker_main
+        self.log = logger
+        self.control = control
+        self.clock = clock
+        self.policy = RestartPolicy(self._restart_settings(config), clock=clock)
+        self.workers: dict[int, WorkerRecord] = {}
+        self.slots: dict[int, SlotHistory] = {}
+        self.target = config.worker_count()
+        self.selector = selectors.DefaultSelector()
+        self.pending_signals: list[int] = []
+        self.stopping: str | None = None  # "graceful" or "fast" once shutdown began
+        self.stop_deadline = 0.0
+        self.exit_code = ARBITER_EXIT_OK
+        self.last_boot_reason = ""
+        self.ready_announced = False
+        self.round_robin_next = 0
+        self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
+        self._wakeup_read = -1
+        self._wakeup_write = -1
+
+    @staticmethod
+    def _restart_settings(config: Config) -> RestartSettings:
+        return RestartSettings(
+            backoff_base=config.restart_backoff_base,
+            backoff_cap=config.restart_backoff_cap,
+            backoff_reset=config.restart_backoff_reset,
+            breaker_threshold=config.breaker_threshold,
+            breaker_window=config.breaker_window,
+            breaker_cooldown=config.breaker_cooldown,
+        )
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until stopped; returns the process exit status."""
+        self._install_signals()
+        if self.control is not None:
+            self.selector.register(self.control.sock, selectors.EVENT_READ, self._on_control)
+        if self.config.dispatch == "roundrobin":
+            for listener in self.listeners:
+                for sock in listener.all_sockets():
+                    sock.setblocking(False)
+                    self.selector.register(sock, selectors.EVENT_READ, self._on_listener)
+        addresses = ", ".join(f"{ls.address.kind}:{self._describe(ls)}" for ls in self.listeners)
+        self.log.info(
+            "arbiter %d listening on %s; %d workers; dispatch %s",
+            os.getpid(), addresses, self.target, self.config.dispatch,
+        )
+        for slot in range(self.target):
+            self.slots.setdefault(slot, SlotHistory())
+        try:
+            while True:
+                self._maintain()
+                if self.stopping and not self.workers:
+                    break
+                if self.exit_code != ARBITER_EXIT_OK and not self.workers:
+                    break
+                for key, _ in self.selector.select(self._next_timeout()):
+                    key.data(key)
+                self._dispatch_signals()
+        finally:
+            self._close()
+        return self.exit_code
+
+    @staticmethod
+    def _describe(listener: ListenerSet) -> str:
+        address = listener.address
+        if address.kind == "tcp":
+            return f"{address.host}:{listener.port}"
+        return str(address)
+
+    def _next_timeout(self) -> float:
+        # The loop has only a handful of deadlines; a short tick keeps the code plain and the
+        # arbiter responsive without measurable CPU (one wakeup per 100 ms).
+        return 0.1 if self.workers or self.stopping else 0.5
+
+    def _install_signals(self) -> None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self._wakeup_read, self._wakeup_write = read_fd, write_fd
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, _record_signal)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        self.selector.register(read_fd, selectors.EVENT_READ, self._on_wakeup)
+
+    def _on_wakeup(self, _key: selectors.SelectorKey) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while data := os.read(self._wakeup_read, 256):
+                self.pending_signals.extend(data)
+
+    def _dispatch_signals(self) -> None:
+        signals, self.pending_signals = self.pending_signals, []
+        for signum in signals:
+            name = signal.Signals(signum).name.lower()
+            getattr(self, f"handle_{name}", self.handle_ignored)()
+
+    # -- signal handlers (run from the loop, never from the signal context) -----------------------
+
+    def handle_sigchld(self) -> None:
+        self._reap()
+
+    def handle_sigterm(self) -> None:
+        self.begin_stop(graceful=True)
+
+    def handle_sigint(self) -> None:
+        self.begin_stop(graceful=False)
+
+    handle_sigquit = handle_sigint
+
+    def handle_sighup(self) -> None:
+        self.reload()
+
+    def handle_sigttin(self) -> None:
+        self.scale(self.target + 1)
+
+    def handle_sigttou(self) -> None:
+        self.scale(self.target - 1)
+
+    def handle_sigusr1(self) -> None:
+        self.log.info("reopening log files")
+        reopen_log_files(self.log)
+        for worker in self.workers.values():
+            self._signal_worker(worker, signal.SIGUSR1)
+
+    def handle_ignored(self) -> None:
+        """SIGWINCH and signals without a meaning here."""
+
+    def handle_sigusr2(self) -> None:
+        self.log.warning("SIGUSR2 (binary upgrade) is not available in this version; ignored")
+
+    # -- operations shared by signals and the embedding API ---------------------------------------
+
+    def begin_stop(self, graceful: bool) -> None:
+        """Stop every worker (gracefully: let in-flight requests finish) and then exit."""
+        now = self.clock()
+        mode = "graceful" if graceful else "fast"
+        if self.stopping == "fast" or self.stopping == mode:
+            return
+        self.stopping = mode
+        self.log.info("%s shutdown of %d workers", mode, len(self.workers))
+        self._stop_accepting()
+        grace = self.config.graceful_timeout if graceful else FAST_STOP_GRACE
+        self.stop_deadline = now + grace
+        for worker in list(self.workers.values()):
+            self._stop_worker(worker, graceful=graceful, grace=grace)
+
+    def reload(self) -> None:
+        """Re-read the config file and replace every worker, each old one draining only once its
+        replacement is ready, so no connection is refused."""
+        if self.stopping:
+            return
+        if self.config.config:
+            try:
+                changes = load_config_file(self.config.config)
+                self.config = self.config.replace(**changes)
+                self.policy = RestartPolicy(self._restart_settings(self.config), clock=self.clock)
+            except ConfigError as exc:
+                self.log.error("reload: keeping the running configuration: %s", exc)
+        self.log.info("reloading: replacing %d workers", len(self._active_workers()))
+        for worker in self._active_workers():
+            worker.retiring = True
+            self._spawn(worker.slot)
+
+    def scale(self, count: int) -> None:
+        """Run ``count`` workers (at least 1)."""
+        count = max(1, count)
+        if self.stopping or count == self.target:
+            return
+        self.log.info("scaling from %d to %d workers", self.target, count)
+        old_target, self.target = self.target, count
+        for slot in range(old_target, count):
+            self.slots.setdefault(slot, SlotHistory())
+        for slot in range(count, old_target):
+            for worker in self._workers_in_slot(slot):
+                self._stop_worker(worker, graceful=True, grace=self.config.graceful_timeout)
+            self.policy.forget_slot(slot)
+
+    def stats(self) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "pid": os.getpid(),
+            "workers": [w.as_dict(now) for w in sorted(self.workers.values(), key=_by_slot)],
+            "target": self.target,
+            "breaker": self.policy.state.value,
+            "restarts": {slot: history.restarts for slot, history in self.slots.items()},
+            "ports": [ls.port for ls in self.listeners if ls.address.kind == "tcp"],
+        }
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    def _active_workers(self) -> list[WorkerRecord]:
+        return [w for w in self.workers.values() if not w.stop_requested and not w.retiring]
+
+    def _workers_in_slot(self, slot: int) -> list[WorkerRecord]:
+        return [w for w in self.workers.values() if w.slot == slot and not w.stop_requested]
+
+    def _slot_is_filled(self, slot: int) -> bool:
+        return any(not w.retiring for w in self._workers_in_slot(slot))
+
+    def _spawn(self, slot: int) -> None:
+        for listener in self.listeners:
+            listener.ensure_slot(slot)
+        arbiter_end, worker_end = Channel.pair()
+        slot_sockets = [listener.for_slot(slot) for listener in self.listeners]
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                self._forget_arbiter_state(keep=slot_sockets)
+                arbiter_end.close()
+                code = self.worker_main(slot, worker_end, slot_sockets)
+            except BaseException:
+                logging.getLogger("prefork.error").exception("worker %d crashed", os.getpid())
+            finally:
+                os._exit(code)
+        worker_end.close()
+        now = self.clock()
+        record = WorkerRecord(pid=pid, slot=slot, channel=arbiter_end, started_at=now,
+                              last_seen=now, restarts=self.slots[slot].restarts)
+        self.workers[pid] = record
+        self.selector.register(arbiter_end.sock, selectors.EVENT_READ, self._on_worker_message)
+        self.policy.record_fork(slot)
+        self.log.debug("forked worker %d for slot %d", pid, slot)
+
+    def _forget_arbiter_state(self, keep: list[socket.socket]) -> None:
+        """In a fresh worker: drop everything that belongs to the arbiter."""
+        signal.set_wakeup_fd(-1)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        with contextlib.suppress(OSError):
+            os.close(self._wakeup_read)
+            os.close(self._wakeup_write)
+        self.selector.close()
+        for worker in self.workers.values():
+            worker.channel.close()
+        if self.control is not None:
+            self.control.close()
+        kept = {sock.fileno() for sock in keep}
+        for listener in self.listeners:
+            for sock in listener.all_sockets():
+                if sock.fileno() not in kept:
+                    sock.close()
+
+    def _stop_worker(self, worker: WorkerRecord, graceful: bool, grace: float) -> None:
+        if worker.stop_requested and graceful:
+            return
+        worker.stop_requested = True
+        worker.state = WorkerState.DRAINING
+        worker.stop_deadline = self.clock() + grace
+        self._signal_worker(worker, signal.SIGTERM if graceful else signal.SIGQUIT)
+
+    def _signal_worker(self, worker: WorkerRecord, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signum)
+
+    def _on_worker_message(self, key: selectors.SelectorKey) -> None:
+        worker = next((w for w in self.workers.values() if w.channel.sock is key.fileobj), None)
+        if worker is None:
+            return
+        try:
+            messages = worker.channel.receive()
+        except ChannelClosed:
+            self._close_channel(worker)
+            return
+        now = self.clock()
+        for msg, fds in messages:
+            for fd in fds:
+                os.close(fd)
+            worker.last_seen = now
+            if isinstance(msg, Heartbeat):
+                worker.requests, worker.in_flight = msg.requests, msg.in_flight
+                worker.connections = msg.connections
+            elif isinstance(msg, Ready):
+                self._on_ready(worker, now)
+            elif isinstance(msg, BootFailed):
+                worker.boot_reason = msg.reason
+                self.last_boot_reason = msg.reason
+            elif isinstance(msg, Retiring):
+                self._on_retiring(worker, msg.reason)
+
+    def _close_channel(self, worker: WorkerRecord) -> None:
+        if worker.channel_open:
+            worker.channel_open = False
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(worker.channel.sock)
+            worker.channel.close()
+
+    def _on_ready(self, worker: WorkerRecord, now: float) -> None:
+        worker.ready_at = now
+        if worker.stop_requested:
+            return
+        worker.state = WorkerState.SERVING
+        self.policy.record_ready(worker.slot)
+        self.log.info("worker %d (slot %d) ready in %.3fs", worker.pid, worker.slot,
+                      now - worker.started_at)
+        # A worker that replaces a retiring one lets the old one drain only now.
+        for old in self._workers_in_slot(worker.slot):
+            if old is not worker and old.retiring:
+                self._stop_worker(old, graceful=True, grace=self.config.graceful_timeout)
+        self._announce_ready()
+
+    def _on_retiring(self, worker: WorkerRecord, reason: str) -> None:
+        if worker.retiring or worker.stop_requested or self.stopping:
+            return
+        self.log.info("worker %d (slot %d) retiring: %s", worker.pid, worker.slot, reason)
+        self.replacements_pending.append(worker.pid)
+
+    def _start_pending_replacement(self) -> None:
+        """Rolling recycle, one worker at a time: never two replacements booting together."""
+        if any(w.retiring and not w.stop_requested for w in self.workers.values()):
+            return
+        while self.replacements_pending:
+            worker = self.workers.get(self.replacements_pending.pop(0))
+            if worker is not None and not worker.stop_requested:
+                worker.retiring = True
+                self._spawn(worker.slot)
+                return
+
+    def _announce_ready(self) -> None:
+        if self.ready_announced or self.control is None:
+            return
+        serving = [w for w in self.workers.values() if w.state is WorkerState.SERVING]
+        if len(serving) >= self.target:
+            self.ready_announced = True
+            self._reply("ready", self.stats())
+
+    def _reply(self, name: str, data: dict[str, Any]) -> None:
+        if self.control is not None:
+            with contextlib.suppress(ChannelClosed):
+                self.control.send(Reply(name=name, data=data))
+
+    # -- reaping and deadlines --------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                self._on_worker_exit(worker, status)
+
+    def _on_worker_exit(self, worker: WorkerRecord, status: int) -> None:
+        now = self.clock()
+        # Messages it sent just before dying (its boot failure reason) are still queued.
+        if worker.channel_open:
+            with contextlib.suppress(ChannelClosed):
+                for msg, _fds in worker.channel.receive():
+                    if isinstance(msg, BootFailed):
+                        worker.boot_reason = self.last_boot_reason = msg.reason
+        self._close_channel(worker)
+        lifetime = now - worker.started_at
+        crashed = not worker.stop_requested
+        description = _describe_status(status)
+        history = self.slots.setdefault(worker.slot, SlotHistory())
+        history.last_exit = description
+        if worker.boot_reason:
+            description = f"{description}: {worker.boot_reason}"
+        if crashed:
+            code = os.waitstatus_to_exitcode(status)
+            level = logging.ERROR if code not in BOOT_EXIT_CODES else logging.CRITICAL
+            self.log.log(level, "worker %d (slot %d) died after %.1fs (%s)", worker.pid,
+                         worker.slot, lifetime, description)
+        else:
+            self.log.info("worker %d (slot %d) stopped (%s)", worker.pid, worker.slot,
+                          description)
+        if worker.pid in self.replacements_pending:
+            self.replacements_pending.remove(worker.pid)
+        self.policy.record_exit(worker.slot, crashed=crashed, lifetime=lifetime,
+                                was_ready=worker.ready_at is not None)
+        if crashed:
+            history.restarts += 1
+            delay = self.policy.fork_delay(worker.slot)
+            history.next_fork_at = now + delay
+            if delay > 0 and not self.stopping:
+                self.log.info("slot %d will be refilled in %.1fs", worker.slot, delay)
+
+    def _check_deadlines(self, now: float) -> None:
+        timeout = self.config.timeout
+        for worker in list(self.workers.values()):
+            if worker.abort_sent_at is not None:
+                if now - worker.abort_sent_at > ABORT_GRACE:
+                    self._signal_worker(worker, signal.SIGKILL)
+                continue
+            if worker.stop_deadline is not None and now > worker.stop_deadline:
+                self.log.warning("worker %d (slot %d) did not stop in time; killing it",
+                                 worker.pid, worker.slot)
+                worker.abort_sent_at = now
+                self._signal_worker(worker, signal.SIGKILL)
+            elif timeout and not worker.stop_requested and now - worker.last_seen > timeout:
+                self.log.critical(
+                    "worker %d (slot %d) timed out: no heartbeat for %.1fs (--timeout %g); "
+                    "sending SIGABRT", worker.pid, worker.slot, now - worker.last_seen, timeout)
+                worker.abort_sent_at = now
+                worker.state = WorkerState.DRAINING
+                self._signal_worker(worker, signal.SIGABRT)
+
+    def _maintain(self) -> None:
+        self._reap()
+        now = self.clock()
+        self._check_deadlines(now)
+        if self.stopping:
+            if now > self.stop_deadline:
+                for worker in self.workers.values():
+                    if worker.abort_sent_at is None:
+                        worker.abort_sent_at = now
+                        self._signal_worker(worker, signal.SIGKILL)
+            return
+        self._start_pending_replacement()
+        for slot in range(self.target):
+            if self._slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
+                continue
+            if not self.policy.may_fork():
+                break
+            self._spawn(slot)
+        self._release_removed_slots()
+        self._check_breaker(now)
+
+    def _release_removed_slots(self) -> None:
+        in_use = {w.slot for w in self.workers.values()}
+        for listener in self.listeners:
+            for slot in list(listener._slots):
+                if slot >= self.target and slot not in in_use:
+                    listener.release_slot(slot)
+
+    def _check_breaker(self, now: float) -> None:
+        if self.policy.may_fork() or any(
+            w.state is not WorkerState.DRAINING for w in self.workers.values()
+        ):
+            return
+        reason = self.last_boot_reason or "workers keep crashing"
+        self.log.critical(
+            "circuit breaker open: %d worker crashes within %gs and no worker left; exiting. "
+            "Last error: %s", self.policy.recent_crashes, self.config.breaker_window, reason)
+        self._reply("failed", {"reason": reason})
+        self.exit_code = ARBITER_EXIT_BOOT_FAILED
+        self.stopping = "fast"
+
+    # -- roundrobin dispatch ----------------------------------------------------------------------
+
+    def _on_listener(self, key: selectors.SelectorKey) -> None:
+        listener: socket.socket = key.fileobj  # type: ignore[assignment]  # registered sockets
+        accepted: list[socket.socket] = []
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.log.error("accept failed: %s", exc)
+                    break
+                continue
+            accepted.append(conn)
+        for conn in accepted:
+            self._hand_over(conn)
+
+    def _hand_over(self, conn: socket.socket) -> None:
+        """Give the connection to the next serving worker; skip draining, full or dead ones."""
+        try:
+            candidates = sorted(
+                (w for w in self.workers.values()
+                 if w.state is WorkerState.SERVING and not w.stop_requested and w.channel_open),
+                key=_by_slot,
+            )
+            count = len(candidates)
+            for step in range(count):
+                worker = candidates[(self.round_robin_next + step) % count]
+                try:
+                    sent = worker.channel.send(Connections(count=1), [conn.fileno()])
+                except ChannelClosed:
+                    self._close_channel(worker)
+                    continue
+                if sent:
+                    self.round_robin_next = (self.round_robin_next + step + 1) % count
+                    return
+            self.log.warning("no worker could take a connection; closing it")
+        finally:
+            conn.close()
+
+    def _stop_accepting(self) -> None:
+        if self.config.dispatch != "roundrobin":
+            return
+        for listener in self.listeners:
+            for sock in listener.all_sockets():
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(sock)
+
+    # -- embedder control -------------------------------------------------------------------------
+
+    def _on_control(self, _key: selectors.SelectorKey) -> None:
+        assert self.control is not None
+        try:
+            messages = self.control.receive()
+        except ChannelClosed:
+            # The embedding process is gone: nobody will stop us, so stop now.
+            self.selector.unregister(self.control.sock)
+            self.control.close()
+            self.control = None
+            self.begin_stop(graceful=True)
+            return
+        for msg, _fds in messages:
+            if not isinstance(msg, Command):
+                continue
+            if msg.name == "stats":
+                self._reply("stats", self.stats())
+            elif msg.name == "reload":
+                self.reload()
+                self._reply("reload", {})
+            elif msg.name == "scale":
+                self.scale(msg.argument)
+                self._reply("scale", {"target": self.target})
+            elif msg.name == "stop":
+                self.begin_stop(graceful=bool(msg.argument))
+                self._reply("stop", {})
+
+    def _close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for listener in self.listeners:
+            listener.close()
+        self.selector.close()
+        for fd in (self._wakeup_read, self._wakeup_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.log.info("arbiter %d exiting with status %d", os.getpid(), self.exit_code)
+
+
+def _record_signal(_signum: int, _frame: object) -> None:
+    """The number already went to the wakeup fd; nothing else may happen in signal context."""
+
+
+def _by_slot(worker: WorkerRecord) -> tuple[int, float]:
+    return worker.slot, worker.started_at
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"

@@ -1,0 +1,114 @@
+"""The ``prefork`` command, generated from the settings table; the only place that exits.
+
+Every error that reaches here becomes one line on stderr (``prefork: error: ...``) and a
+non-zero exit status: 2 for a bad command line, 1 for a bad setting or a failed start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from prefork import __version__
+from prefork.config import (
+    SETTINGS,
+    Config,
+    Setting,
+    env_args,
+    load_config_file,
+    merge,
+)
+from prefork.errors import PreforkError
+from prefork.server import run_arbiter
+
+DEFAULT_CONFIG_FILES = ("prefork.conf.py", "gunicorn.conf.py")
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _option(setting: Setting) -> Callable[[Any], Any]:
+    """The click option for one setting; every default is None so "not given" is visible."""
+    declarations = list(setting.flags)
+    if setting.negatable:
+        long_flags = [flag for flag in setting.flags if flag.startswith("--")]
+        declarations = [f"{long_flags[0]}/--no-{long_flags[0][2:]}"]
+    kwargs: dict[str, Any] = {"default": None, "help": setting.help}
+    if setting.is_flag:
+        kwargs["is_flag"] = True
+        if not setting.negatable:
+            kwargs["flag_value"] = True
+    elif setting.multiple:
+        kwargs["multiple"] = True
+        kwargs["default"] = ()
+        kwargs["metavar"] = setting.metavar
+    elif setting.choices:
+        kwargs["type"] = click.Choice(setting.choices, case_sensitive=False)
+    else:
+        kwargs["metavar"] = setting.metavar or "VALUE"
+    return click.option(*declarations, setting.name, **kwargs)
+
+
+def build_command() -> click.Command:
+    def callback(app: str | None, **values: Any) -> tuple[str | None, dict[str, Any]]:
+        return app, values
+
+    command: Callable[..., Any] = callback
+    for setting in reversed(SETTINGS):
+        command = _option(setting)(command)
+    command = click.argument("app", required=False, metavar="APP")(command)
+    command = click.version_option(__version__, "-v", "--version", prog_name="prefork")(command)
+    return click.command(
+        name="prefork",
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+        help="Serve APP (module:attribute, or module:factory()) with supervised worker processes.",
+    )(command)
+
+
+def parse_command_line(args: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
+    """(APP, the settings given) for one argument list; raises click.ClickException."""
+    result = build_command().main(args=list(args), prog_name="prefork", standalone_mode=False)
+    if isinstance(result, int):  # --help or --version already printed
+        raise SystemExit(result)
+    app, values = result
+    return app, values
+
+
+def resolve(argv: Sequence[str], environ: dict[str, str]) -> tuple[str, Config]:
+    """Merge defaults < config file < GUNICORN_CMD_ARGS < PREFORK_CMD_ARGS < argv."""
+    layers = [parse_command_line(extra) for extra in env_args(environ)]
+    layers.append(parse_command_line(argv))
+    config_path = next((values["config"] for _, values in reversed(layers)
+                        if values.get("config")), None)
+    if config_path is None:
+        config_path = next((name for name in DEFAULT_CONFIG_FILES if os.path.isfile(name)), None)
+    file_values = load_config_file(config_path) if config_path else {}
+    if config_path:
+        file_values["config"] = config_path
+    app = next((app for app, _ in reversed(layers) if app), None) or file_values.pop("app", None)
+    if not app:
+        raise click.UsageError("missing APP (module:attribute), e.g. prefork myapp:app")
+    merged = merge(file_values, *(values for _, values in layers))
+    return str(app), Config.from_mapping(merged)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app, config = resolve(args, dict(os.environ))
+        code = run_arbiter(config, app)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        message = exc.format_message().replace("\n", " ")
+        print(f"prefork: error: {message} (see prefork --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except PreforkError as exc:
+        print(f"prefork: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_FAILED)
+    sys.exit(code)

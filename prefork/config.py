@@ -1,0 +1,382 @@
+"""The settings table and the frozen, typed :class:`Config` built from it.
+
+``SETTINGS`` is the single place an option is declared: its name, CLI flags, type, default,
+validation and help text. The click command (``prefork.cli``), the keyword arguments of
+``prefork.Server`` and the README's reference are all generated from it. Sources merge as
+defaults < config file < ``GUNICORN_CMD_ARGS`` < ``PREFORK_CMD_ARGS`` < command line.
+
+Rule: this module raises :class:`ConfigError` naming the setting; it never prints or exits, and it
+reads the environment only when asked to (``resolve_workers``, ``env_args``), never at import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prefork.errors import ConfigError
+
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One option: how it is spelled on the command line, its type, default and meaning."""
+
+    name: str
+    flags: tuple[str, ...]
+    convert: Converter
+    default: Any
+    help: str
+    section: str
+    metavar: str = ""
+    multiple: bool = False
+    is_flag: bool = False
+    negatable: bool = False  # boolean with a --no-<name> form
+    choices: tuple[str, ...] = ()
+
+
+# --- converters: each takes a value from any source (CLI string, config file object) -----------
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _non_negative_int(value: Any) -> int:
+    number = _to_int(value)
+    if number < 0:
+        raise ValueError(f"must be 0 or more, got {number}")
+    return number
+
+
+def _positive_int(value: Any) -> int:
+    number = _to_int(value)
+    if number < 1:
+        raise ValueError(f"must be 1 or more, got {number}")
+    return number
+
+
+def _non_negative_float(value: Any) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+    return number
+
+
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError(f"must be more than 0, got {value}")
+    return number
+
+
+def _workers(value: Any) -> int:
+    """``auto`` becomes 0 here and is resolved to the usable core count by ``resolve_workers``."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return 0
+    number = _to_int(value)
+    if number < 1:
+        raise ValueError(f"must be 1 or more, or 'auto', got {number}")
+    return number
+
+
+def _text(value: Any) -> str:
+    return str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text or None
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(item) for item in value)
+
+
+def _choice(*choices: str) -> Converter:
+    def convert(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return convert
+
+
+def _log_level(value: Any) -> str:
+    return _choice("critical", "error", "warning", "info", "debug")(value)
+
+
+DISPATCH_MODES = ("reuseport", "roundrobin", "shared")
+INTERFACES = ("auto", "asgi", "asgi2", "wsgi")
+
+SETTINGS: tuple[Setting, ...] = (
+    # -- server socket --------------------------------------------------------------------------
+    Setting("bind", ("-b", "--bind"), _string_list, ("127.0.0.1:8000",),
+            "Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N. Repeatable. "
+            "Port 0 picks a free port.", "Server socket", metavar="ADDRESS", multiple=True),
+    Setting("backlog", ("--backlog",), _positive_int, 2048,
+            "Maximum number of pending connections queued by the kernel per listener.",
+            "Server socket", metavar="INT"),
+    Setting("dispatch", ("--dispatch",), _choice(*DISPATCH_MODES), "reuseport",
+            "How connections reach workers: one SO_REUSEPORT listener per worker (reuseport), "
+            "the arbiter accepts and hands each connection to the next worker (roundrobin), or "
+            "every worker accepts on one listener (shared).", "Server socket",
+            choices=DISPATCH_MODES),
+    # -- worker processes -----------------------------------------------------------------------
+    Setting("workers", ("-w", "--workers"), _workers, 1,
+            "Number of worker processes, or 'auto' for one per usable core.", "Worker processes",
+            metavar="N|auto"),
+    Setting("interface", ("--interface",), _choice(*INTERFACES), "auto",
+            "Application interface; 'auto' detects ASGI 3, ASGI 2 or WSGI.", "Worker processes",
+            choices=INTERFACES),
+    Setting("http", ("--http",), _choice("auto", "httptools", "h11"), "auto",
+            "HTTP/1.1 parser: httptools (fast) or h11 (pure Python); auto prefers httptools.",
+            "Worker processes", choices=("auto", "httptools", "h11")),
+    Setting("timeout", ("-t", "--timeout"), _non_negative_float, 30.0,
+            "A worker whose event loop is silent for this many seconds is aborted and replaced "
+            "(0 disables the heartbeat check).", "Worker processes", metavar="SECONDS"),
+    Setting("graceful_timeout", ("--graceful-timeout",), _non_negative_float, 30.0,
+            "On graceful stop, workers get this long to finish in-flight requests before they are "
+            "killed.", "Worker processes", metavar="SECONDS"),
+    Setting("keepalive", ("--keep-alive", "--keepalive"), _non_negative_float, 5.0,
+            "Seconds an idle keep-alive connection is held open.", "Worker processes",
+            metavar="SECONDS"),
+    Setting("max_requests", ("--max-requests",), _non_negative_int, 0,
+            "Replace a worker after it has served this many requests (0 = never). The "
+            "replacement is started before the old worker drains.", "Worker processes",
+            metavar="INT"),
+    Setting("max_requests_jitter", ("--max-requests-jitter",), _non_negative_int, 0,
+            "Add a random 0..N to each worker's max-requests so workers do not recycle together.",
+            "Worker processes", metavar="INT"),
+    Setting("preload_app", ("--preload",), _to_bool, False,
+            "Import the application in the arbiter before forking workers.", "Worker processes",
+            is_flag=True),
+    # -- restart policy -------------------------------------------------------------------------
+    Setting("restart_backoff_base", ("--restart-backoff-base",), _non_negative_float, 0.5,
+            "After a worker crash the slot is refilled at once; each further crash of that slot "
+            "waits twice as long, starting from this many seconds.", "Restart policy",
+            metavar="SECONDS"),
+    Setting("restart_backoff_cap", ("--restart-backoff-cap",), _non_negative_float, 30.0,
+            "Longest wait before refilling a crashed slot.", "Restart policy", metavar="SECONDS"),
+    Setting("restart_backoff_reset", ("--restart-backoff-reset",), _non_negative_float, 30.0,
+            "A worker that lived this long resets its slot's backoff.", "Restart policy",
+            metavar="SECONDS"),
+    Setting("breaker_threshold", ("--breaker-threshold",), _positive_int, 5,
+            "This many worker crashes within --breaker-window open the circuit breaker: no more "
+            "forks until the cool-down passes. With no live worker the server then exits.",
+            "Restart policy", metavar="INT"),
+    Setting("breaker_window", ("--breaker-window",), _positive_float, 60.0,
+            "Window in which crashes are counted for the circuit breaker.", "Restart policy",
+            metavar="SECONDS"),
+    Setting("breaker_cooldown", ("--breaker-cooldown",), _positive_float, 30.0,
+            "After this long an open breaker lets one trial worker start.", "Restart policy",
+            metavar="SECONDS"),
+    # -- application ----------------------------------------------------------------------------
+    Setting("factory", ("--factory",), _to_bool, False,
+            "Treat APP as a factory: call it with no arguments to get the application.",
+            "Application", is_flag=True),
+    Setting("chdir", ("--chdir",), _optional_text, None,
+            "Change to this directory before loading the application.", "Application",
+            metavar="DIR"),
+    Setting("lifespan", ("--lifespan",), _choice("auto", "on", "off"), "auto",
+            "ASGI lifespan events: on (startup failure stops the worker), off, or auto.",
+            "Application", choices=("auto", "on", "off")),
+    Setting("root_path", ("--root-path",), _text, "",
+            "Path prefix the application is mounted under (ASGI root_path, WSGI SCRIPT_NAME).",
+            "Application", metavar="PATH"),
+    # -- HTTP -----------------------------------------------------------------------------------
+    Setting("limit_request_line", ("--limit-request-line",), _positive_int, 8190,
+            "Longest request line accepted, in bytes (414 above it).", "HTTP", metavar="BYTES"),
+    Setting("limit_request_fields", ("--limit-request-fields",), _positive_int, 100,
+            "Most header fields accepted in a request (431 above it).", "HTTP", metavar="INT"),
+    Setting("limit_request_field_size", ("--limit-request-field_size",
+                                         "--limit-request-field-size"), _positive_int, 8190,
+            "Longest header field line accepted, in bytes (431 above it).", "HTTP",
+            metavar="BYTES"),
+    Setting("server_header", ("--server-header",), _to_bool, True,
+            "Send a 'Server: prefork' header when the app sets none.", "HTTP", is_flag=True,
+            negatable=True),
+    Setting("date_header", ("--date-header",), _to_bool, True,
+            "Send a 'Date' header when the app sets none.", "HTTP", is_flag=True, negatable=True),
+    # -- process and logging --------------------------------------------------------------------
+    Setting("pidfile", ("-p", "--pid"), _optional_text, None,
+            "Write the arbiter's PID to this file.", "Process", metavar="FILE"),
+    Setting("loglevel", ("--log-level",), _log_level, "info",
+            "Error log level: critical, error, warning, info or debug.", "Logging",
+            metavar="LEVEL"),
+    Setting("errorlog", ("--error-logfile", "--log-file"), _text, "-",
+            "Where the error log goes: a file path, or '-' for stderr.", "Logging",
+            metavar="FILE"),
+    Setting("config", ("-c", "--config"), _optional_text, None,
+            "Configuration file: Python (settings as module-level names, as gunicorn.conf.py) "
+            "or TOML.", "Configuration", metavar="FILE"),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved settings; built only through :meth:`from_mapping` so every value is checked."""
+
+    bind: tuple[str, ...]
+    backlog: int
+    dispatch: str
+    workers: int
+    interface: str
+    http: str
+    timeout: float
+    graceful_timeout: float
+    keepalive: float
+    max_requests: int
+    max_requests_jitter: int
+    preload_app: bool
+    restart_backoff_base: float
+    restart_backoff_cap: float
+    restart_backoff_reset: float
+    breaker_threshold: int
+    breaker_window: float
+    breaker_cooldown: float
+    factory: bool
+    chdir: str | None
+    lifespan: str
+    root_path: str
+    limit_request_line: int
+    limit_request_fields: int
+    limit_request_field_size: int
+    server_header: bool
+    date_header: bool
+    pidfile: str | None
+    loglevel: str
+    errorlog: str
+    config: str | None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Config:
+        """Defaults overlaid with ``values``; unknown names and bad values raise ConfigError."""
+        resolved: dict[str, Any] = {}
+        for name in values:
+            if name not in SETTINGS_BY_NAME:
+                raise ConfigError(f"unknown setting {name!r}")
+        for setting in SETTINGS:
+            raw = values.get(setting.name, setting.default)
+            try:
+                resolved[setting.name] = setting.convert(raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"invalid value for {setting.name}: {exc}") from None
+        config = cls(**resolved)
+        config.validate()
+        return config
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some settings changed, checked like the original."""
+        merged = dataclasses.asdict(self)
+        merged.update(changes)
+        return Config.from_mapping(merged)
+
+    def validate(self) -> None:
+        """Checks that involve more than one setting."""
+        if self.restart_backoff_cap < self.restart_backoff_base:
+            raise ConfigError("restart_backoff_cap must be >= restart_backoff_base")
+        if not self.bind:
+            raise ConfigError("bind: at least one address is required")
+
+    def worker_count(self) -> int:
+        """The number of workers to run: ``workers``, or the usable cores for ``auto``."""
+        return self.workers or usable_cpu_count()
+
+
+def usable_cpu_count() -> int:
+    """Cores this process may run on (CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Settings from a Python file (module-level names, as gunicorn.conf.py) or a TOML file."""
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
+    if path.endswith(".toml"):
+        return _settings_from_toml(path, source)
+    namespace: dict[str, Any] = {"__file__": path, "__name__": "__config__"}
+    try:
+        exec(compile(source, path, "exec"), namespace)
+    except Exception as exc:
+        raise ConfigError(f"config: error in {path}: {type(exc).__name__}: {exc}") from None
+    return {
+        name: value
+        for name, value in namespace.items()
+        if name in SETTINGS_BY_NAME and name != "config"
+    }
+
+
+def _settings_from_toml(path: str, source: bytes) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        raise ConfigError(f"config: TOML files need Python 3.11 or newer ({path})") from None
+    try:
+        document = tomllib.loads(source.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    table = document.get("tool", {}).get("prefork", document)
+    unknown = sorted(set(table) - set(SETTINGS_BY_NAME))
+    if unknown:
+        raise ConfigError(f"config: unknown setting {unknown[0]!r} in {path}")
+    return dict(table)
+
+
+def env_args(environ: Mapping[str, str]) -> list[list[str]]:
+    """The extra argument lists from GUNICORN_CMD_ARGS then PREFORK_CMD_ARGS (later wins)."""
+    lists = []
+    for name in ("GUNICORN_CMD_ARGS", "PREFORK_CMD_ARGS"):
+        text = environ.get(name, "").strip()
+        if text:
+            try:
+                lists.append(shlex.split(text))
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+    return lists
+
+
+def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Later layers win; ``None`` and empty repeatable values mean "not given"."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            if value is None or (SETTINGS_BY_NAME.get(name) and _is_empty_multiple(name, value)):
+                continue
+            merged[name] = value
+    return merged
+
+
+def _is_empty_multiple(name: str, value: Any) -> bool:
+    return SETTINGS_BY_NAME[name].multiple and isinstance(value, Iterable) and not value

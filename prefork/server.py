@@ -1,0 +1,220 @@
+"""Running an arbiter: in this process (``serve``, the CLI) or in a child (``Server``).
+
+``Server`` forks an arbiter and talks to it over a control channel: ``start()`` returns once every
+worker is ready and the bound ports are known; ``stats()``, ``reload()``, ``scale()`` and
+``stop()`` are commands on that channel or signals to the arbiter's pid. The arbiter stops by
+itself if the embedding process goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from prefork.app import check_app_spec, load_app, parse_app_spec, resolve_interface
+from prefork.arbiter import Arbiter
+from prefork.config import Config
+from prefork.errors import BootError, PreforkError
+from prefork.ipc.channel import Channel, ChannelClosed
+from prefork.ipc.messages import Command, Reply
+from prefork.logging import configure_error_log
+from prefork.sockets import open_listeners
+from prefork.workers.base import worker_main
+
+AppSource = str | Callable[..., Any]
+
+
+def prepare_app(config: Config, app: AppSource) -> AppSource:
+    """Check (or, with preload, import) the app before any fork; raises AppLoadError."""
+    if config.chdir:
+        try:
+            os.chdir(config.chdir)
+        except OSError as exc:
+            raise BootError(f"chdir: cannot change to {config.chdir}: {exc.strerror}") from None
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    if not isinstance(app, str):
+        resolve_interface(app, config.interface)
+        return app
+    spec = parse_app_spec(app)
+    if not config.preload_app:
+        check_app_spec(spec)
+        return app
+    loaded = load_app(spec, factory=config.factory)
+    _, ready = resolve_interface(loaded, config.interface)
+    return ready
+
+
+def run_arbiter(config: Config, app: AppSource, control: Channel | None = None) -> int:
+    """Bind, fork workers and supervise them until stopped; returns the exit status."""
+    logger = configure_error_log(config.errorlog, config.loglevel)
+    source = prepare_app(config, app)
+    listeners = open_listeners(config.bind, config.backlog, config.dispatch)
+    if config.pidfile:
+        with open(config.pidfile, "w", encoding="ascii") as handle:
+            handle.write(f"{os.getpid()}\n")
+    try:
+        arbiter = Arbiter(config, listeners, worker_main(config, source), logger, control)
+        return arbiter.run()
+    finally:
+        if config.pidfile:
+            with contextlib.suppress(OSError):
+                os.unlink(config.pidfile)
+
+
+def serve(app: AppSource, **settings: Any) -> int:
+    """Serve ``app`` (an import string or an app object) in this process until stopped.
+
+    Settings are the names of the settings table (``bind``, ``workers``, ...). Returns the
+    arbiter's exit status; raises ``PreforkError`` for bad settings or a failed start.
+    """
+    return run_arbiter(Config.from_mapping(settings), app)
+
+
+class Server:
+    """An arbiter in a child process, controlled from this one.
+
+    >>> with Server("myapp:app", bind="127.0.0.1:0", workers=2) as server:
+    ...     requests.get(f"http://127.0.0.1:{server.port}/")
+    """
+
+    def __init__(self, app: AppSource, **settings: Any) -> None:
+        if isinstance(settings.get("bind"), str):
+            settings["bind"] = (settings["bind"],)
+        self.app = app
+        self.config = Config.from_mapping(settings)
+        self.pid: int | None = None
+        self.exit_status: int | None = None
+        self.info: dict[str, Any] = {}
+        self._channel: Channel | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> Server:
+        """Fork the arbiter; return once every worker is ready. Raises BootError on failure."""
+        if self.pid is not None:
+            raise BootError("server already started")
+        ours, theirs = Channel.pair()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ours.close()
+                os.setpgid(0, 0)  # signals sent to the test runner's group stay out
+                code = self._arbiter_child(theirs)
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.pid, self._channel = pid, ours
+        reply = self._wait_reply({"ready", "failed"}, timeout)
+        if reply is None or reply.name == "failed":
+            reason = reply.data.get("reason", "") if reply else "no answer from the arbiter"
+            self._reap(timeout=5.0)
+            raise BootError(reason or "the server failed to start")
+        self.info = reply.data
+        return self
+
+    def _arbiter_child(self, channel: Channel) -> int:
+        try:
+            return run_arbiter(self.config, self.app, control=channel)
+        except PreforkError as exc:
+            with contextlib.suppress(ChannelClosed):
+                channel.send(Reply(name="failed", data={"reason": str(exc)}))
+            return 1
+
+    @property
+    def port(self) -> int:
+        """The first TCP port bound (useful with port 0)."""
+        ports = self.info.get("ports") or []
+        if not ports:
+            raise BootError("the server has no TCP listener")
+        return int(ports[0])
+
+    @property
+    def ports(self) -> list[int]:
+        return [int(port) for port in self.info.get("ports", [])]
+
+    def stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        """Workers (pid, slot, state, uptime, requests), target count, breaker state."""
+        return self._command("stats", 0, timeout)
+
+    def worker_pids(self) -> list[int]:
+        return [w["pid"] for w in self.stats()["workers"]]
+
+    def reload(self) -> None:
+        """Replace every worker gracefully (as SIGHUP)."""
+        self._command("reload", 0, 5.0)
+
+    def scale(self, workers: int) -> None:
+        """Run this many workers (as repeated SIGTTIN/SIGTTOU)."""
+        self._command("scale", workers, 5.0)
+
+    def stop(self, graceful: bool = True, timeout: float | None = None) -> int | None:
+        """Stop the arbiter and its workers; returns the arbiter's exit status."""
+        if self.pid is None or self.exit_status is not None:
+            return self.exit_status
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM if graceful else signal.SIGINT)
+        limit = timeout if timeout is not None else self.config.graceful_timeout + 10.0
+        return self._reap(limit)
+
+    def _reap(self, timeout: float) -> int | None:
+        assert self.pid is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.exit_status = os.waitstatus_to_exitcode(status)
+                break
+            time.sleep(0.02)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            _, status = os.waitpid(self.pid, 0)
+            self.exit_status = os.waitstatus_to_exitcode(status)
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        return self.exit_status
+
+    def __enter__(self) -> Server:
+        return self.start() if self.pid is None else self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    # -- control channel ----------------------------------------------------------------------
+
+    def _command(self, name: str, argument: int, timeout: float) -> dict[str, Any]:
+        if self._channel is None:
+            raise BootError("the server is not running")
+        self._channel.send(Command(name=name, argument=argument))
+        reply = self._wait_reply({name}, timeout)
+        if reply is None:
+            raise BootError(f"the arbiter did not answer {name!r} within {timeout}s")
+        return reply.data
+
+    def _wait_reply(self, names: set[str], timeout: float) -> Reply | None:
+        assert self._channel is not None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([self._channel.sock], [], [], left)
+            if not readable:
+                continue
+            try:
+                messages = self._channel.receive()
+            except ChannelClosed:
+                return None
+            for msg, _fds in messages:
+                if isinstance(msg, Reply) and msg.name in names | {"failed"}:
+                    return msg
+        return None

@@ -1,0 +1,215 @@
+"""Listening sockets: parsing bind addresses, binding them once in the arbiter, per-slot sets.
+
+The arbiter binds everything before the first fork and keeps every listener open for its whole
+life, so a worker that is replaced inherits the same kernel queue and no queued connection is
+lost. In ``reuseport`` mode each worker slot owns one ``SO_REUSEPORT`` listener per TCP address;
+Unix sockets and inherited fds cannot be split that way and are shared by all slots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+from dataclasses import dataclass
+
+from prefork.errors import BootError, ConfigError
+
+
+@dataclass(frozen=True)
+class BindAddress:
+    """One parsed ``--bind`` value."""
+
+    kind: str  # "tcp", "unix" or "fd"
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    fd: int = -1
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        if self.kind == "fd":
+            return f"fd://{self.fd}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_bind(text: str) -> BindAddress:
+    """``HOST:PORT``, ``[IPV6]:PORT``, ``:PORT``, ``HOST``, ``unix:PATH`` or ``fd://N``."""
+    value = text.strip()
+    if value.startswith("unix:"):
+        path = value[len("unix:"):]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise ConfigError(f"bind: {text!r} names no socket path")
+        return BindAddress("unix", path=path)
+    if value.startswith("fd://"):
+        try:
+            fd = int(value[len("fd://"):])
+        except ValueError:
+            raise ConfigError(f"bind: {text!r} is not fd://N with N a number") from None
+        return BindAddress("fd", fd=fd)
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise ConfigError(f"bind: {text!r} is not [IPV6]:PORT")
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    elif ":" in value:
+        raise ConfigError(f"bind: IPv6 address {text!r} needs brackets: [{value}]:PORT")
+    else:
+        host, port_text = value, ""
+    if not port_text:
+        port = 8000
+    else:
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ConfigError(f"bind: port {port_text!r} in {text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"bind: port {port} in {text!r} is out of range 0-65535")
+    return BindAddress("tcp", host=host or "0.0.0.0", port=port)
+
+
+def _tcp_socket(address: BindAddress, backlog: int, reuse_port: bool) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(
+            address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise BootError(f"bind: cannot resolve {address}: {exc.strerror}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BootError(f"bind: cannot listen on {address}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _unix_socket(address: BindAddress, backlog: int) -> socket.socket:
+    path = address.path
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            probe = socket.socket(socket.AF_UNIX)
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # stale socket left by a dead server
+            else:
+                raise BootError(f"bind: {address} is in use by another server")
+            finally:
+                probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BootError(f"bind: cannot listen on {address}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _inherited_socket(address: BindAddress) -> socket.socket:
+    try:
+        sock = socket.socket(fileno=address.fd)
+    except OSError as exc:
+        raise BootError(f"bind: {address} is not an open socket: {exc.strerror}") from None
+    if sock.type != socket.SOCK_STREAM:
+        raise BootError(f"bind: {address} is not a stream socket")
+    sock.set_inheritable(True)
+    return sock
+
+
+class ListenerSet:
+    """All listeners of one bind address: one shared socket, or one per worker slot."""
+
+    def __init__(self, address: BindAddress, backlog: int, per_slot: bool) -> None:
+        self.address = address
+        self.backlog = backlog
+        self.per_slot = per_slot and address.kind == "tcp"
+        self._shared: socket.socket | None = None
+        self._slots: dict[int, socket.socket] = {}
+        self._port = address.port
+        if not self.per_slot:
+            self._shared = self._open(reuse_port=False)
+
+    def _open(self, reuse_port: bool) -> socket.socket:
+        if self.address.kind == "unix":
+            return _unix_socket(self.address, self.backlog)
+        if self.address.kind == "fd":
+            return _inherited_socket(self.address)
+        bound = BindAddress("tcp", host=self.address.host, port=self._port)
+        sock = _tcp_socket(bound, self.backlog, reuse_port)
+        # Port 0: every later slot joins the port the first bind was given.
+        self._port = sock.getsockname()[1]
+        return sock
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def ensure_slot(self, slot: int) -> None:
+        """Open the listener of ``slot`` if it has none (reuseport mode)."""
+        if self.per_slot and slot not in self._slots:
+            self._slots[slot] = self._open(reuse_port=True)
+
+    def release_slot(self, slot: int) -> None:
+        """Close the listener of a slot that no longer exists (scale down)."""
+        sock = self._slots.pop(slot, None)
+        if sock is not None:
+            sock.close()
+
+    def for_slot(self, slot: int) -> socket.socket:
+        if self._shared is not None:
+            return self._shared
+        self.ensure_slot(slot)
+        return self._slots[slot]
+
+    def all_sockets(self) -> list[socket.socket]:
+        return [self._shared] if self._shared is not None else list(self._slots.values())
+
+    def close(self) -> None:
+        for sock in self.all_sockets():
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._slots.clear()
+        if self.address.kind == "unix":
+            with contextlib.suppress(OSError):
+                os.unlink(self.address.path)
+
+
+def open_listeners(binds: tuple[str, ...], backlog: int, dispatch: str) -> list[ListenerSet]:
+    """Bind every address before any fork; raises BootError naming the failing address."""
+    addresses = [parse_bind(text) for text in binds]
+    sets: list[ListenerSet] = []
+    try:
+        for address in addresses:
+            listener = ListenerSet(address, backlog, per_slot=dispatch == "reuseport")
+            if listener.per_slot:
+                listener.ensure_slot(0)
+            sets.append(listener)
+    except BaseException:
+        for listener in sets:
+            listener.close()
+        raise
+    return sets
+
+
+def is_address_in_use(exc: OSError) -> bool:
+    return exc.errno == errno.EADDRINUSE

@@ -1,0 +1,234 @@
+"""A worker's life after fork: load the app, start serving, heartbeat, recycle, drain, exit.
+
+The worker runs one uvloop event loop. It reports to the arbiter over its control channel
+(``Ready``, ``Heartbeat`` with its counters, ``BootFailed``, ``Retiring``) and treats the end of
+that channel as the arbiter's death: it then drains and exits by itself. Signals: TERM drains
+gracefully, INT/QUIT stop at once, USR1 reopens log files, ABRT (the heartbeat watchdog) dumps
+every thread's stack through ``faulthandler`` and kills the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import faulthandler
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from prefork.app import AppSpec, load_app, resolve_interface
+from prefork.asgi.lifespan import Lifespan
+from prefork.config import Config
+from prefork.errors import (
+    WORKER_EXIT_APP_LOAD_FAILED,
+    WORKER_EXIT_BOOT_FAILED,
+    WORKER_EXIT_OK,
+    WORKER_EXIT_ORPHANED,
+    AppLoadError,
+    BootError,
+)
+from prefork.ipc.channel import Channel, ChannelClosed
+from prefork.ipc.messages import BootFailed, Connections, Drain, Heartbeat, Ready, Retiring
+from prefork.logging import ERROR_LOGGER, reopen_log_files
+from prefork.workers.protocol import HttpProtocol, ServingState
+
+HEARTBEAT_MAX_INTERVAL = 1.0
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed, the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class Worker:
+    """One worker process; ``run()`` returns its exit code (see ``prefork.errors``)."""
+
+    def __init__(
+        self,
+        config: Config,
+        slot: int,
+        channel: Channel,
+        listeners: list[socket.socket],
+        app: AppSpec | str | Callable[..., Any],
+    ) -> None:
+        self.config = config
+        self.slot = slot
+        self.channel = channel
+        self.listeners = listeners
+        self.app_source = app
+        self.log = logging.getLogger(ERROR_LOGGER)
+        self.exit_code = WORKER_EXIT_OK
+        jitter = random.randint(0, config.max_requests_jitter) if config.max_requests else 0
+        self.max_requests = config.max_requests + jitter if config.max_requests else 0
+        self.retiring_sent = False
+        self._stopped: asyncio.Future[None] | None = None
+        self._servers: list[asyncio.AbstractServer] = []
+        self.state: ServingState | None = None
+
+    # -- process entry ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+        loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            return loop.run_until_complete(self._main(loop))
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _boot_failed(self, reason: str, code: int) -> int:
+        with contextlib.suppress(ChannelClosed):
+            self.channel.send(BootFailed(reason=reason))
+        return code
+
+    async def _main(self, loop: asyncio.AbstractEventLoop) -> int:
+        try:
+            app = self.app_source if callable(self.app_source) else load_app(
+                self.app_source, factory=self.config.factory)
+            interface, app = resolve_interface(app, self.config.interface)
+        except AppLoadError as exc:
+            self.log.error("worker %d: cannot load the application: %s", os.getpid(), exc,
+                           exc_info=exc.__cause__ is not None)
+            return self._boot_failed(str(exc), WORKER_EXIT_APP_LOAD_FAILED)
+        if interface != "asgi":
+            reason = "WSGI applications are not served by this version (use an ASGI app)"
+            self.log.error("worker %d: %s", os.getpid(), reason)
+            return self._boot_failed(reason, WORKER_EXIT_APP_LOAD_FAILED)
+        lifespan = Lifespan(app, mode=self.config.lifespan, logger=self.log)
+        try:
+            await lifespan.startup()
+        except BootError as exc:
+            self.log.error("worker %d: lifespan startup failed: %s", os.getpid(), exc)
+            return self._boot_failed(str(exc), WORKER_EXIT_BOOT_FAILED)
+
+        self._stopped = loop.create_future()
+        self.state = ServingState(config=self.config, app=app, lifespan_state=lifespan.state,
+                                 on_request_done=self._on_request_done)
+        for signum, handler in (
+            (signal.SIGTERM, self.drain), (signal.SIGINT, self.stop_now),
+            (signal.SIGQUIT, self.stop_now), (signal.SIGUSR1, self._reopen_logs),
+        ):
+            loop.add_signal_handler(signum, handler)
+        for sock in self.listeners:
+            if self.config.dispatch == "roundrobin":
+                sock.close()  # the arbiter accepts; keeping the fd would only pin the port
+                continue
+            server = await loop.create_server(self._protocol, sock=sock,
+                                              backlog=self.config.backlog)
+            self._servers.append(server)
+        loop.add_reader(self.channel.fileno(), self._on_channel, loop)
+        self.channel.send(Ready(pid=os.getpid()))
+        heartbeat = loop.create_task(self._heartbeat())
+        await self._stopped
+        heartbeat.cancel()
+        await self._finish_connections()
+        await lifespan.shutdown()
+        return self.exit_code
+
+    def _protocol(self) -> HttpProtocol:
+        assert self.state is not None
+        return HttpProtocol(self.state)
+
+    # -- control channel ------------------------------------------------------------------------
+
+    def _on_channel(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            messages = self.channel.receive()
+        except ChannelClosed:
+            loop.remove_reader(self.channel.fileno())
+            self.log.warning("worker %d: the arbiter is gone; stopping", os.getpid())
+            self.exit_code = WORKER_EXIT_ORPHANED
+            self.drain()
+            return
+        for msg, fds in messages:
+            if isinstance(msg, Connections) and not self._draining():
+                for fd in fds:
+                    sock = socket.socket(fileno=fd)
+                    loop.create_task(self._adopt(loop, sock))
+            else:
+                for fd in fds:
+                    os.close(fd)
+                if isinstance(msg, Drain):
+                    self.drain()
+
+    async def _adopt(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        try:
+            await loop.connect_accepted_socket(self._protocol, sock)
+        except OSError:
+            sock.close()
+
+    async def _heartbeat(self) -> None:
+        assert self.state is not None
+        interval = HEARTBEAT_MAX_INTERVAL
+        if self.config.timeout:
+            interval = min(interval, self.config.timeout / 4)
+        while True:
+            counters = self.state.counters
+            with contextlib.suppress(ChannelClosed):
+                self.channel.send(Heartbeat(requests=counters.requests,
+                                            in_flight=counters.in_flight,
+                                            connections=len(self.state.connections)))
+            await asyncio.sleep(interval)
+
+    def _on_request_done(self, total: int) -> None:
+        if self.max_requests and total >= self.max_requests and not self.retiring_sent:
+            self.retiring_sent = True
+            with contextlib.suppress(ChannelClosed):
+                self.channel.send(Retiring(reason=f"served {total} requests (max-requests)"))
+
+    def _reopen_logs(self) -> None:
+        reopen_log_files(self.log)
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    def _draining(self) -> bool:
+        return self._stopped is None or self._stopped.done()
+
+    def drain(self) -> None:
+        """Stop accepting; in-flight requests finish, idle connections close."""
+        if self._draining():
+            return
+        for server in self._servers:
+            server.close()
+        assert self._stopped is not None and self.state is not None
+        self.state.draining = True
+        self._stopped.set_result(None)
+
+    def stop_now(self) -> None:
+        """Close every connection at once and exit."""
+        if self.state is not None:
+            for protocol in list(self.state.connections):
+                protocol.abort()
+        if not self._draining():
+            self.drain()
+
+    async def _finish_connections(self) -> None:
+        assert self.state is not None
+        for protocol in list(self.state.connections):
+            protocol.shutdown()
+        deadline = asyncio.get_running_loop().time() + self.config.graceful_timeout
+        while self.state.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for protocol in list(self.state.connections):
+            protocol.abort()
+
+
+def worker_main(config: Config, app: AppSpec | str | Callable[..., Any]) -> Callable[
+        [int, Channel, list[socket.socket]], int]:
+    """The function the arbiter calls in each forked child."""
+
+    def main(slot: int, channel: Channel, listeners: list[socket.socket]) -> int:
+        return Worker(config, slot, channel, listeners, app).run()
+
+    return main
