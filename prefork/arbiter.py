@@ -260,8 +260,10 @@ class Arbiter:
         if self.config.config:
             try:
                 changes = load_config_file(self.config.config)
-                self.config = self.config.replace(**changes)
-                self.policy = RestartPolicy(self._restart_settings(self.config), clock=self.clock)
+                config = self.config.replace(**changes)
+                if self._restart_settings(config) != self._restart_settings(self.config):
+                    self.policy = RestartPolicy(self._restart_settings(config), clock=self.clock)
+                self.config = config
             except ConfigError as exc:
                 self.log.error("reload: keeping the running configuration: %s", exc)
         self.log.info("reloading: replacing %d workers", len(self._active_workers()))

@@ -109,7 +109,7 @@ class Worker:
         try:
             await lifespan.startup()
         except BootError as exc:
-            self.log.error("worker %d: lifespan startup failed: %s", os.getpid(), exc)
+            self.log.error("worker %d: %s", os.getpid(), exc)
             return self._boot_failed(str(exc), WORKER_EXIT_BOOT_FAILED)
 
         self._stopped = loop.create_future()

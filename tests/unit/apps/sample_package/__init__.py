@@ -1,0 +1,1 @@
+"""Sample package for tests: the app lives in the ``web`` submodule."""
