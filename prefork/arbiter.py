@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefork.config import Config, load_config_file
+from prefork.config import Config
 from prefork.errors import BOOT_EXIT_CODES, ConfigError
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import (
@@ -49,8 +49,9 @@ ABORT_GRACE = 2.0  # seconds between SIGABRT (stack dump) and SIGKILL for a hung
 FAST_STOP_GRACE = 2.0  # seconds workers get after SIGQUIT before SIGKILL
 ACCEPT_BATCH = 64
 
-# A worker process: receives (slot, its channel end, listeners for its slot) after fork.
-WorkerMain = Callable[[int, Channel, list[socket.socket]], int]
+# A worker process: receives (the current config, slot, its channel end, listeners for its
+# slot) after fork, so a reload's new settings reach the workers it starts.
+WorkerMain = Callable[[Config, int, Channel, list[socket.socket]], int]
 
 
 @dataclass
@@ -102,8 +103,10 @@ class Arbiter:
         logger: logging.Logger,
         control: Channel | None = None,
         clock: Callable[[], float] = time.monotonic,
+        reload_config: Callable[[], Config] | None = None,
     ) -> None:
         self.config = config
+        self.reload_config = reload_config  # re-reads every settings source on SIGHUP
         self.listeners = listeners
         self.worker_main = worker_main
         self.log = logger
@@ -121,6 +124,7 @@ class Arbiter:
         self.last_boot_reason = ""
         self.ready_announced = False
         self.round_robin_next = 0
+        self.accepting: set[socket.socket] = set()  # listeners the arbiter accepts on
         self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
         self._wakeup_read = -1
         self._wakeup_write = -1
@@ -143,11 +147,6 @@ class Arbiter:
         self._install_signals()
         if self.control is not None:
             self.selector.register(self.control.sock, selectors.EVENT_READ, self._on_control)
-        if self.config.dispatch == "roundrobin":
-            for listener in self.listeners:
-                for sock in listener.all_sockets():
-                    sock.setblocking(False)
-                    self.selector.register(sock, selectors.EVENT_READ, self._on_listener)
         addresses = ", ".join(f"{ls.address.kind}:{self._describe(ls)}" for ls in self.listeners)
         self.log.info(
             "arbiter %d listening on %s; %d workers; dispatch %s",
@@ -257,13 +256,20 @@ class Arbiter:
         replacement is ready, so no connection is refused."""
         if self.stopping:
             return
-        if self.config.config:
+        if self.reload_config is not None:
             try:
-                changes = load_config_file(self.config.config)
-                config = self.config.replace(**changes)
+                config = self.reload_config()
                 if self._restart_settings(config) != self._restart_settings(self.config):
                     self.policy = RestartPolicy(self._restart_settings(config), clock=self.clock)
+                if config.bind != self.config.bind or config.dispatch != self.config.dispatch:
+                    self.log.warning("reload: bind and dispatch changes need a restart; "
+                                     "keeping %s", ", ".join(self.config.bind))
+                    config = config.replace(bind=self.config.bind,
+                                            dispatch=self.config.dispatch)
+                workers_changed = config.worker_count() != self.config.worker_count()
                 self.config = config
+                if workers_changed:
+                    self.scale(config.worker_count())
             except ConfigError as exc:
                 self.log.error("reload: keeping the running configuration: %s", exc)
         self.log.info("reloading: replacing %d workers", len(self._active_workers()))
@@ -318,7 +324,7 @@ class Arbiter:
             try:
                 self._forget_arbiter_state(keep=slot_sockets)
                 arbiter_end.close()
-                code = self.worker_main(slot, worker_end, slot_sockets)
+                code = self.worker_main(self.config, slot, worker_end, slot_sockets)
             except BaseException:
                 logging.getLogger("prefork.error").exception("worker %d crashed", os.getpid())
             finally:
@@ -528,14 +534,44 @@ class Arbiter:
             if not self.policy.may_fork():
                 break
             self._spawn(slot)
+        self._update_accepting()
         self._release_removed_slots()
         self._check_breaker(now)
+
+    def _update_accepting(self) -> None:
+        """Which listeners the arbiter itself accepts on, and hands over with SCM_RIGHTS.
+
+        ``roundrobin``: all of them. ``reuseport``: those of slots with no serving worker
+        (crashed, backing off, breaker open, being removed), which would otherwise leave the
+        connections the kernel hashes to them waiting. None while no worker can take a
+        connection: then connections wait in the kernel's queue instead of being dropped.
+        """
+        serving = {w.slot for w in self.workers.values()
+                   if w.state is WorkerState.SERVING and not w.stop_requested and w.channel_open}
+        wanted: set[socket.socket] = set()
+        if serving and not self.stopping:
+            if self.config.dispatch == "roundrobin":
+                wanted = {sock for ls in self.listeners for sock in ls.all_sockets()}
+            elif self.config.dispatch == "reuseport":
+                wanted = {sock for ls in self.listeners
+                          for slot, sock in ls.slot_sockets().items() if slot not in serving}
+        for sock in wanted - self.accepting:
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ, self._on_listener)
+        for sock in self.accepting - wanted:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(sock)
+        self.accepting = wanted
 
     def _release_removed_slots(self) -> None:
         in_use = {w.slot for w in self.workers.values()}
         for listener in self.listeners:
-            for slot in list(listener._slots):
+            for slot, sock in listener.slot_sockets().items():
                 if slot >= self.target and slot not in in_use:
+                    if sock in self.accepting:
+                        self._on_listener_socket(sock)  # hand over what is still queued
+                        self.selector.unregister(sock)
+                        self.accepting.discard(sock)
                     listener.release_slot(slot)
 
     def _check_breaker(self, now: float) -> None:
@@ -554,7 +590,9 @@ class Arbiter:
     # -- roundrobin dispatch ----------------------------------------------------------------------
 
     def _on_listener(self, key: selectors.SelectorKey) -> None:
-        listener: socket.socket = key.fileobj  # type: ignore[assignment]  # registered sockets
+        self._on_listener_socket(key.fileobj)  # type: ignore[arg-type]  # registered sockets
+
+    def _on_listener_socket(self, listener: socket.socket) -> None:
         accepted: list[socket.socket] = []
         for _ in range(ACCEPT_BATCH):
             try:
@@ -594,12 +632,10 @@ class Arbiter:
             conn.close()
 
     def _stop_accepting(self) -> None:
-        if self.config.dispatch != "roundrobin":
-            return
-        for listener in self.listeners:
-            for sock in listener.all_sockets():
-                with contextlib.suppress(KeyError, ValueError):
-                    self.selector.unregister(sock)
+        for sock in self.accepting:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(sock)
+        self.accepting = set()
 
     # -- embedder control -------------------------------------------------------------------------
 

@@ -98,8 +98,9 @@ def resolve(argv: Sequence[str], environ: dict[str, str]) -> tuple[str, Config]:
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app, config = resolve(args, dict(os.environ))
-        code = run_arbiter(config, app)
+        environ = dict(os.environ)
+        app, config = resolve(args, environ)
+        code = run_arbiter(config, app, reload_config=lambda: resolve(args, environ)[1])
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

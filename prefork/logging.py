@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from prefork.errors import ConfigError
+
 ERROR_LOGGER = "prefork.error"
 LINE_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
@@ -26,7 +28,10 @@ def configure_error_log(destination: str, level: str) -> logging.Logger:
     if destination == "-":
         handler = logging.StreamHandler(sys.stderr)
     else:
-        handler = logging.FileHandler(destination, encoding="utf-8")
+        try:
+            handler = logging.FileHandler(destination, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"errorlog: cannot open {destination}: {exc.strerror}") from None
     handler.setFormatter(logging.Formatter(LINE_FORMAT, DATE_FORMAT))
     logger.addHandler(handler)
     logger.setLevel(level.upper())

@@ -9,6 +9,7 @@ itself if the embedding process goes away.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import select
 import signal
@@ -20,7 +21,7 @@ from typing import Any
 
 from prefork.app import check_app_spec, load_app, parse_app_spec, resolve_interface
 from prefork.arbiter import Arbiter
-from prefork.config import Config
+from prefork.config import SETTINGS_BY_NAME, Config, load_config_file
 from prefork.errors import BootError, PreforkError
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Command, Reply
@@ -53,8 +54,15 @@ def prepare_app(config: Config, app: AppSource) -> AppSource:
     return ready
 
 
-def run_arbiter(config: Config, app: AppSource, control: Channel | None = None) -> int:
-    """Bind, fork workers and supervise them until stopped; returns the exit status."""
+def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
+                reload_config: Callable[[], Config] | None = None) -> int:
+    """Bind, fork workers and supervise them until stopped; returns the exit status.
+
+    ``reload_config`` re-reads every settings source on SIGHUP; by default the config file (if
+    any) is re-read under the settings given here.
+    """
+    if reload_config is None:
+        reload_config = _file_reloader(config)
     logger = configure_error_log(config.errorlog, config.loglevel)
     source = prepare_app(config, app)
     listeners = open_listeners(config.bind, config.backlog, config.dispatch)
@@ -62,12 +70,27 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None) 
         with open(config.pidfile, "w", encoding="ascii") as handle:
             handle.write(f"{os.getpid()}\n")
     try:
-        arbiter = Arbiter(config, listeners, worker_main(config, source), logger, control)
+        arbiter = Arbiter(config, listeners, worker_main(source), logger, control,
+                          reload_config=reload_config)
         return arbiter.run()
     finally:
         if config.pidfile:
             with contextlib.suppress(OSError):
                 os.unlink(config.pidfile)
+
+
+def _file_reloader(config: Config) -> Callable[[], Config]:
+    given = {name: value for name, value in dataclasses.asdict(config).items()}
+
+    def reload() -> Config:
+        if not config.config:
+            return config
+        file_values = load_config_file(config.config)
+        explicit = {name: given[name] for name in given if name not in file_values
+                    or given[name] != SETTINGS_BY_NAME[name].default}
+        return Config.from_mapping({**file_values, **explicit})
+
+    return reload
 
 
 def serve(app: AppSource, **settings: Any) -> int:

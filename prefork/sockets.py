@@ -9,7 +9,6 @@ Unix sockets and inherited fds cannot be split that way and are shared by all sl
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import socket
 import stat
@@ -181,6 +180,10 @@ class ListenerSet:
         self.ensure_slot(slot)
         return self._slots[slot]
 
+    def slot_sockets(self) -> dict[int, socket.socket]:
+        """The per-slot listeners by slot (empty when the address is shared)."""
+        return dict(self._slots)
+
     def all_sockets(self) -> list[socket.socket]:
         return [self._shared] if self._shared is not None else list(self._slots.values())
 
@@ -210,6 +213,3 @@ def open_listeners(binds: tuple[str, ...], backlog: int, dispatch: str) -> list[
         raise
     return sets
 
-
-def is_address_in_use(exc: OSError) -> bool:
-    return exc.errno == errno.EADDRINUSE

@@ -224,11 +224,11 @@ class Worker:
             protocol.abort()
 
 
-def worker_main(config: Config, app: AppSpec | str | Callable[..., Any]) -> Callable[
-        [int, Channel, list[socket.socket]], int]:
+def worker_main(app: AppSpec | str | Callable[..., Any]) -> Callable[
+        [Config, int, Channel, list[socket.socket]], int]:
     """The function the arbiter calls in each forked child."""
 
-    def main(slot: int, channel: Channel, listeners: list[socket.socket]) -> int:
+    def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket]) -> int:
         return Worker(config, slot, channel, listeners, app).run()
 
     return main

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from prefork.asgi.cycle import HttpCycle
 from prefork.asgi.scope import http_scope
@@ -34,6 +34,9 @@ from prefork.http.events import (
 from prefork.http.limits import Limits
 
 log = logging.getLogger("prefork.error")
+
+# On drain, how long a connection that has sent nothing yet may take to send its first request.
+FIRST_REQUEST_GRACE = 1.0
 
 
 @dataclass
@@ -83,12 +86,13 @@ class HttpProtocol(asyncio.Protocol):
         self.write_paused = False
         self.write_waiter: asyncio.Future[None] | None = None
         self.closed = False
+        self.requests_started = 0
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         self.client = _address(transport.get_extra_info("peername"))
         server = _address(transport.get_extra_info("sockname"))
         self.server = server if server is not None else (
@@ -173,6 +177,7 @@ class HttpProtocol(asyncio.Protocol):
                            root_path=state.root_path, state=state.lifespan_state)
         cycle = HttpCycle(self, scope, request.expect_continue)
         self.cycle = cycle
+        self.requests_started += 1
         state.counters.in_flight += 1
         if state.draining:
             self.conn.close_after_response()
@@ -238,11 +243,16 @@ class HttpProtocol(asyncio.Protocol):
     # -- closing ----------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Graceful drain: close now if idle, else after the response in flight."""
-        if self.cycle is None:
-            self.close()
-        else:
+        """Graceful drain: close an idle keep-alive connection now; let the response in flight
+        finish with ``Connection: close``. A connection accepted just before the drain whose
+        first request has not arrived yet gets a moment for it, so no client that connected
+        while we were still accepting sees its connection dropped unanswered."""
+        if self.cycle is not None:
             self.conn.close_after_response()
+        elif self.requests_started == 0:
+            self._set_timer(FIRST_REQUEST_GRACE, self.close)
+        else:
+            self.close()
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:

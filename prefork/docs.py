@@ -1,0 +1,153 @@
+"""The README's command-line reference, rendered from the settings table.
+
+``prefork.config.SETTINGS`` is the only place an option is declared, so the reference in
+README.md is generated from it rather than written by hand: one Markdown table per ``section``
+(in the order sections first appear in the table), one row per setting with its flags, its
+config-file / Python API key, its default and its help text. The rendered block lives between
+the markers ``<!-- cli-reference:start -->`` and ``<!-- cli-reference:end -->``.
+
+``python -m prefork.docs`` rewrites that block of README.md in place; ``--check`` changes nothing
+and exits 1 with one line when the block is out of date (the unit test ``tests/unit/test_docs.py``
+makes the same comparison, so the docs cannot drift from the code).
+
+Rule: rendering is pure (text in, text out). Only :func:`main`, a developer command rather than
+library code, reads and writes the file, prints and returns an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from prefork.config import SETTINGS, Setting
+
+__all__ = [
+    "END_MARKER",
+    "README",
+    "START_MARKER",
+    "extract_block",
+    "main",
+    "render_reference",
+    "replace_block",
+]
+
+START_MARKER = "<!-- cli-reference:start -->"
+END_MARKER = "<!-- cli-reference:end -->"
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+_NOTICE = (
+    "<!-- Generated from prefork.config.SETTINGS by `python -m prefork.docs`; "
+    "edit the settings table, not this block. -->"
+)
+
+
+def _cell(text: str) -> str:
+    """Text made safe for one cell of a Markdown table (GFM allows ``\\|`` even in code)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _flags(setting: Setting) -> str:
+    """How the option is spelled: ``-b, --bind ADDRESS``, ``--x / --no-x``, ``--mode a|b``."""
+    if setting.negatable:
+        long_flag = next(flag for flag in setting.flags if flag.startswith("--"))
+        return f"`{long_flag} / --no-{long_flag[2:]}`"
+    spelled = ", ".join(setting.flags)
+    if setting.choices:
+        spelled += " " + "|".join(setting.choices)
+    elif not setting.is_flag:
+        spelled += " " + (setting.metavar or "VALUE")
+    text = f"`{spelled}`"
+    if setting.multiple and "repeatable" not in setting.help.lower():
+        text += " (repeatable)"
+    return text
+
+
+def _default(setting: Setting) -> str:
+    value: Any = setting.default
+    if setting.is_flag:
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ", ".join(f"`{item}`" for item in value) if value else "none"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    if value == "":
+        return "empty"
+    return f"`{value}`"
+
+
+def _sections(settings: Iterable[Setting]) -> dict[str, list[Setting]]:
+    grouped: dict[str, list[Setting]] = {}
+    for setting in settings:
+        grouped.setdefault(setting.section, []).append(setting)
+    return grouped
+
+
+def render_reference(settings: Sequence[Setting] = SETTINGS) -> str:
+    """The Markdown reference of ``settings``: a heading and a table per section."""
+    lines = [_NOTICE]
+    for section, members in _sections(settings).items():
+        lines += ["", f"### {section}", "", "| Option | Key | Default | Meaning |",
+                  "|---|---|---|---|"]
+        for setting in members:
+            row = (_flags(setting), f"`{setting.name}`", _default(setting), setting.help)
+            lines.append("| " + " | ".join(_cell(part) for part in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _marker_positions(text: str) -> tuple[int, int]:
+    start = text.find(START_MARKER)
+    end = text.find(END_MARKER)
+    if start < 0 or end < 0 or end < start:
+        raise ValueError(f"the markers {START_MARKER} and {END_MARKER} are missing or out of order")
+    return start + len(START_MARKER), end
+
+
+def extract_block(text: str) -> str:
+    """What stands between the markers now, without the newline that follows the start one."""
+    start, end = _marker_positions(text)
+    return text[start:end].removeprefix("\n")
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the content between the markers replaced by ``block``."""
+    start, end = _marker_positions(text)
+    return text[:start] + "\n" + block + text[end:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Rewrite (or, with ``--check``, verify) the reference block of README.md."""
+    parser = argparse.ArgumentParser(
+        prog="python -m prefork.docs",
+        description="Render the CLI reference from prefork.config.SETTINGS into README.md.",
+    )
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if the README block is out of date")
+    parser.add_argument("--readme", type=Path, default=README, help="the file to update")
+    args = parser.parse_args(argv)
+    path: Path = args.readme
+    try:
+        current = path.read_text(encoding="utf-8")
+        updated = replace_block(current, render_reference())
+    except (OSError, ValueError) as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 1
+    if updated == current:
+        if not args.check:
+            print(f"{path}: CLI reference already up to date")
+        return 0
+    if args.check:
+        print(f"{path}: CLI reference is out of date; run python -m prefork.docs",
+              file=sys.stderr)
+        return 1
+    path.write_text(updated, encoding="utf-8")
+    print(f"{path}: CLI reference updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,568 @@
+"""ServerConnection: one HTTP/1.1 connection as a sans-I/O state machine.
+
+Bytes go in with :meth:`receive_data`, request events come out of :meth:`next_event`; response
+events go in with :meth:`send` and bytes come out. Both directions move through the transition
+tables below (h11's model); a side that finished its message is DONE, or MUST_CLOSE when the
+connection will not be reused. Parsing is lazy: received bytes are only tokenised when the current
+request needs events, so a pipelined request waits, as bytes, until :meth:`start_next_cycle`.
+
+The meaning of a request head (framing, limits, Host, version, keep-alive, upgrade) is decided in
+:meth:`on_head` for both parser backends; the backends only tokenise (see ``parsers``).
+
+Notes for the I/O layer:
+
+* ``ConnectionClosed`` is returned once the peer's EOF has been reached. If it arrives with
+  ``their_state`` still ``IDLE`` (part of a head was received) or ``SEND_BODY``, the request was
+  cut short; after a complete request ``their_state`` is ``CLOSED``.
+* A response may complete before the request body did. The connection can still be reused: keep
+  calling ``next_event`` and drop the ``Data`` until ``EndOfMessage``, then ``start_next_cycle``
+  (or close, if the rest is too large to wait for). A final response to a client still waiting
+  for ``100 Continue`` closes the connection instead (RFC 9110 §10.1.1), since it may never send it.
+* A request that switches protocols (``Upgrade`` with ``Connection: upgrade``, or ``CONNECT``)
+  ends at its head; what follows is :attr:`trailing_data`, never parsed as HTTP, and the
+  connection is not reused for HTTP.
+* After ``send`` raised LocalProtocolError for a bad ``Response``, nothing was emitted and
+  :meth:`error_response` can still answer 500; a body over- or under-run leaves our side in
+  ``ERROR`` and the connection must be closed.
+
+This module does no I/O; the clock is injected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from prefork.errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError
+from prefork.http import framing
+from prefork.http.events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    Request,
+    Response,
+    Sentinel,
+)
+from prefork.http.headers import (
+    NAME_MEMO,
+    REASONS,
+    STATUS_LINES,
+    DateCache,
+    check_value,
+    encode_fields,
+    find_bad_line,
+    lower_name,
+    status_line,
+)
+from prefork.http.limits import Limits
+from prefork.http.parsers import make_tokenizer
+
+__all__ = ["CLOSED", "DONE", "ERROR", "IDLE", "MUST_CLOSE", "SEND_BODY", "ServerConnection"]
+
+IDLE = "IDLE"
+SEND_BODY = "SEND_BODY"
+DONE = "DONE"
+MUST_CLOSE = "MUST_CLOSE"  # reported for DONE when the connection will not be reused
+CLOSED = "CLOSED"
+ERROR = "ERROR"
+
+# (state, event type) -> next state. A pair that is missing is a protocol violation.
+_THEIR_TRANSITIONS: dict[tuple[str, type], str] = {
+    (IDLE, Request): SEND_BODY,
+    (SEND_BODY, Data): SEND_BODY,
+    (SEND_BODY, EndOfMessage): DONE,
+}
+_OUR_TRANSITIONS: dict[tuple[str, type], str] = {
+    (IDLE, InformationalResponse): IDLE,
+    (IDLE, Response): SEND_BODY,
+    (SEND_BODY, Data): SEND_BODY,
+    (SEND_BODY, EndOfMessage): DONE,
+}
+
+_END = EndOfMessage()
+_CLOSED_EVENT = ConnectionClosed()
+_REQUEST_FIELDS = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
+)
+# Response fields the engine writes itself (framing, persistence) or must not duplicate.
+_RESPONSE_FIELDS = frozenset(
+    {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"server", b"date"}
+)
+_PARSER_NAMES = ("httptools", "h11")
+_NONE: list[bytes] = []  # shared empty list, never mutated
+_CLOSE_LINE = b"connection: close\r\n"
+_KEEP_ALIVE_LINE = b"connection: keep-alive\r\n"
+
+Event = Request | Data | EndOfMessage | ConnectionClosed | Sentinel
+_Queued = Request | Data | EndOfMessage | RemoteProtocolError
+
+
+def _tokens(values: list[bytes]) -> set[bytes]:
+    """The comma-separated tokens of a list-valued field, lower-cased (RFC 9110 §5.6.1)."""
+    return {token.strip(b" \t") for token in b",".join(values).lower().split(b",")} - {b""}
+
+
+class ServerConnection:
+    """The server side of one HTTP/1.1 connection. See the module docstring for the contract."""
+
+    __slots__ = (
+        "_blocked", "_body_budget", "_chunks", "_closing", "_date", "_dead", "_eof", "_error",
+        "_head_request", "_http11", "_keep_alive", "_limits", "_our", "_queue", "_queued_bytes",
+        "_raw_len", "_request", "_server_line", "_switching", "_their", "_tokenizer",
+        "_waiting_100", "_writer",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        parser: str = "httptools",
+        server_header: bytes | None = b"prefork",
+        date_header: bool = True,
+        clock: Callable[[], float] = time.time,
+        date_cache: DateCache | None = None,
+    ) -> None:
+        if parser not in _PARSER_NAMES:
+            raise ConfigError(f"parser must be one of {', '.join(_PARSER_NAMES)}, got {parser!r}")
+        self._limits = limits if limits is not None else Limits()
+        if server_header:
+            try:
+                check_value(server_header)
+            except LocalProtocolError:
+                message = f"server_header is not a valid field value: {server_header!r}"
+                raise ConfigError(message) from None
+            self._server_line = b"server: " + server_header + b"\r\n"
+        else:
+            self._server_line = b""
+        self._date = (date_cache or DateCache(clock)) if date_header else None
+        self._tokenizer = make_tokenizer(parser, self, self._limits)
+        self._writer = framing.BodyWriter()
+        self._queue: deque[_Queued] = deque()
+        self._chunks: list[bytes] = []
+        self._raw_len = 0
+        self._queued_bytes = 0
+        self._their = IDLE
+        self._our = IDLE
+        self._request: Request | None = None
+        self._keep_alive = True
+        self._closing = False
+        self._switching = False
+        self._waiting_100 = False
+        self._head_request = False
+        self._http11 = True
+        self._eof = False
+        self._blocked = False
+        self._dead = False
+        self._error: RemoteProtocolError | None = None
+        self._body_budget: int | None = None
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def their_state(self) -> str:
+        state = self._their
+        return MUST_CLOSE if state is DONE and not self._keep_alive else state
+
+    @property
+    def our_state(self) -> str:
+        state = self._our
+        return MUST_CLOSE if state is DONE and not self._keep_alive else state
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection will be reused after this cycle, as far as is known now."""
+        return self._keep_alive
+
+    @property
+    def client_is_waiting_for_100_continue(self) -> bool:
+        return self._waiting_100
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Received bytes not yet consumed as events; pause reading above ``max_buffer``."""
+        return self._raw_len + self._queued_bytes
+
+    @property
+    def trailing_data(self) -> bytes:
+        """The bytes after a protocol-switching request head, for the protocol that takes over."""
+        return b"".join(self._chunks) if self._switching else b""
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    def close_after_response(self) -> None:
+        """Do not reuse the connection after the current response (and never again)."""
+        self._closing = True
+        self._keep_alive = False
+
+    # --- receiving -------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the peer; ``b""`` means it closed its sending side."""
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise LocalProtocolError("received data after EOF")
+        their = self._their
+        if self._dead or their is ERROR or their is CLOSED:
+            return
+        if their is DONE and not self._keep_alive and not self._switching:
+            return  # nothing after this request will be read
+        self._chunks.append(data)
+        self._raw_len += len(data)
+
+    def next_event(self) -> Event:
+        their = self._their
+        if their is SEND_BODY or their is IDLE:
+            queue = self._queue
+            if not queue and self._chunks and not self._blocked:
+                self._feed()
+            if queue:
+                event = queue.popleft()
+                kind = type(event)
+                if kind is Data:
+                    self._queued_bytes -= len(event.data)  # type: ignore[union-attr]  # kind is Data
+                    self._waiting_100 = False
+                elif kind is Request:
+                    self._start_request(event)  # type: ignore[arg-type]  # kind is Request
+                elif kind is EndOfMessage:
+                    self._waiting_100 = False
+                else:
+                    assert isinstance(event, RemoteProtocolError)
+                    self._fail_remote(event)
+                    raise event
+                self._their = _THEIR_TRANSITIONS[their, kind]
+                return event  # type: ignore[return-value]  # errors were raised above
+            if self._eof:
+                self._keep_alive = False
+                if their is IDLE and not self._tokenizer.in_head:
+                    self._their = CLOSED
+                return _CLOSED_EVENT
+            return NEED_DATA
+        if their is DONE:
+            if self._keep_alive and (self._queue or self._chunks):
+                return PAUSED
+            if self._eof:
+                self._their = CLOSED
+                self._keep_alive = False
+                return _CLOSED_EVENT
+            return NEED_DATA
+        if their is ERROR:
+            assert self._error is not None
+            raise self._error
+        return _CLOSED_EVENT
+
+    def _feed(self) -> None:
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._raw_len = 0
+        try:
+            self._tokenizer.feed(data)
+        except RemoteProtocolError as exc:
+            # Events parsed before the error are still delivered, then the error is raised.
+            self._queue.append(exc)
+            self._dead = True
+            self._blocked = True
+            chunks.clear()
+            self._raw_len = 0
+
+    def _start_request(self, request: Request) -> None:
+        self._request = request
+        self._head_request = request.method == b"HEAD"
+        self._http11 = request.http_version == b"1.1"
+        switching = request.upgrade is not None or request.method == b"CONNECT"
+        self._keep_alive = request.keep_alive and not switching and not self._closing
+        # If anything of the body is already queued behind the head, the client is not waiting.
+        self._waiting_100 = request.expect_continue and not self._queue
+
+    def _fail_remote(self, exc: RemoteProtocolError) -> None:
+        self._their = ERROR
+        self._error = exc
+        self._keep_alive = False
+        self._queue.clear()
+        self._queued_bytes = 0
+
+    # --- the backends' sink -----------------------------------------------------------------
+
+    def on_head(
+        self, method: bytes, target: bytes, http_version: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> bool:
+        """Validate a request head from a backend and queue its Request (see parsers.Sink)."""
+        limits = self._limits
+        if http_version != b"1.1" and http_version != b"1.0":
+            if http_version[:1] in (b"0", b""):
+                raise RemoteProtocolError(f"bad HTTP version {http_version!r}", 400)
+            raise RemoteProtocolError(f"unsupported HTTP version {http_version!r}", 505)
+        if len(method) + len(target) + 10 > limits.max_request_line:
+            raise RemoteProtocolError("request line too long", 414)
+        if len(headers) > limits.max_headers:
+            raise RemoteProtocolError("too many header fields", 431)
+        fields = dict(headers)
+        if len(fields) == len(headers):
+            # No repeated names (the common case): six dict lookups instead of a loop.
+            hosts = 0 if fields.get(b"host") is None else 1
+            value = fields.get(b"content-length")
+            lengths = [value] if value is not None else _NONE
+            value = fields.get(b"transfer-encoding")
+            codings = [value] if value is not None else _NONE
+            value = fields.get(b"connection")
+            connection = [value] if value is not None else _NONE
+            expect = fields.get(b"expect")
+            upgrade = fields.get(b"upgrade")
+        else:
+            hosts = 0
+            lengths, codings, connection = [], [], []
+            expect = upgrade = None
+            for name, value in headers:
+                if name in _REQUEST_FIELDS:
+                    if name == b"host":
+                        hosts += 1
+                    elif name == b"connection":
+                        connection.append(value)
+                    elif name == b"content-length":
+                        lengths.append(value)
+                    elif name == b"transfer-encoding":
+                        codings.append(value)
+                    elif name == b"expect":
+                        expect = value
+                    else:
+                        upgrade = value
+        http11 = http_version == b"1.1"
+        if hosts != 1 and (hosts or http11):  # RFC 9112 §3.2: exactly one Host in HTTP/1.1
+            raise RemoteProtocolError("missing Host" if not hosts else "repeated Host", 400)
+        length = (
+            framing.request_body_length(lengths, codings, http_version)
+            if (lengths or codings)
+            else 0
+        )
+        max_body = limits.max_body_size
+        if max_body is not None and length > max_body:
+            raise RemoteProtocolError("request body too large", 413)
+        if not connection:
+            keep_alive = http11
+            upgrade_token = False
+        else:
+            single = connection[0].lower() if len(connection) == 1 else None
+            if single == b"keep-alive":
+                keep_alive, upgrade_token = True, False
+            elif single == b"close":
+                keep_alive, upgrade_token = False, False
+            else:
+                tokens = _tokens(connection)
+                keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
+                upgrade_token = b"upgrade" in tokens
+        upgrade_value = upgrade.lower() if upgrade and upgrade_token else None
+        switching = upgrade_value is not None or method == b"CONNECT"
+        expect_continue = (
+            expect is not None
+            and http11
+            and length != 0
+            and not switching
+            and expect.lower() == b"100-continue"
+        )
+        queue = self._queue
+        request = Request(
+            method, target, http_version, headers, keep_alive, expect_continue, upgrade_value
+        )
+        queue.append(request)
+        self._body_budget = max_body if length == framing.CHUNKED_BODY else None
+        if switching:
+            self._switching = True
+            queue.append(_END)
+        return switching
+
+    def on_data(self, data: bytes) -> None:
+        budget = self._body_budget
+        if budget is not None:
+            budget -= len(data)
+            if budget < 0:
+                raise RemoteProtocolError("request body too large", 413)
+            self._body_budget = budget
+        self._queue.append(Data(data))
+        self._queued_bytes += len(data)
+        self._waiting_100 = False
+
+    def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        self._queue.append(EndOfMessage(trailers) if trailers else _END)
+
+    def on_unparsed(self, rest: bytes) -> None:
+        self._blocked = True
+        if rest:
+            self._chunks.insert(0, rest)
+            self._raw_len += len(rest)
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def send(self, event: Response | InformationalResponse | Data | EndOfMessage) -> bytes:
+        """Serialise a response event. Raises LocalProtocolError (500) on misuse."""
+        kind = type(event)
+        our = self._our
+        state = _OUR_TRANSITIONS.get((our, kind))
+        if state is None or self._request is None:
+            raise LocalProtocolError(f"cannot send {kind.__name__} in state {self.our_state}", 500)
+        if kind is Data:
+            try:
+                return self._writer.data(event.data)  # type: ignore[union-attr]  # kind is Data
+            except LocalProtocolError:
+                self._fail_local()
+                raise
+        if kind is Response:
+            return self._send_response(event)  # type: ignore[arg-type]  # kind is Response
+        if kind is EndOfMessage:
+            try:
+                out = self._writer.end(event.trailers)  # type: ignore[union-attr]  # kind is EOM
+            except LocalProtocolError:
+                self._fail_local()
+                raise
+            self._our = state
+            return out
+        return self._send_informational(event)  # type: ignore[arg-type]  # the last kind left
+
+    def _fail_local(self) -> None:
+        self._our = ERROR
+        self._keep_alive = False
+
+    def _send_response(self, event: Response) -> bytes:
+        status = event.status_code
+        if type(status) is not int or not 200 <= status <= 999:
+            raise LocalProtocolError(f"bad final status code {status!r}", 500)
+        reason = event.reason
+        line = None if reason else STATUS_LINES.get(status)
+        parts = [line or status_line(status, reason)]
+        lengths: list[bytes] | None = None
+        connection: list[bytes] | None = None
+        has_server = has_date = False
+        fields = event.headers
+        memo = NAME_MEMO
+        for name, value in fields:
+            lname = memo.get(name) or lower_name(name)
+            if lname in _RESPONSE_FIELDS:
+                if lname == b"content-length":
+                    if lengths is None:
+                        lengths = []
+                    lengths.append(value)
+                    continue
+                if lname == b"connection":
+                    if connection is None:
+                        connection = []
+                    connection.append(value)
+                    continue
+                if lname == b"server":
+                    has_server = True
+                elif lname == b"date":
+                    has_date = True
+                else:  # transfer-encoding, keep-alive: ours to decide
+                    continue
+            parts += (name, b": ", value, b"\r\n")
+        app_end = len(parts)  # the status line, then four parts per field line
+
+        length = framing.parse_content_length(lengths) if lengths else None
+        mode = framing.response_framing(status, self._head_request, self._http11, length)
+        keep = self._keep_alive and mode != framing.CLOSE_DELIMITED
+        if self._waiting_100 and self._their is SEND_BODY:
+            keep = False  # the client may never send the body it was told to wait with
+        extra = b""
+        if connection is not None:
+            tokens = _tokens(connection)
+            if b"close" in tokens:
+                keep = False
+            extra = b", ".join(sorted(tokens - {b"close", b"keep-alive"}))
+        if length is not None and (
+            mode == framing.CONTENT_LENGTH or framing.sends_content_length(status)
+        ):
+            parts.append(b"content-length: %d\r\n" % length)
+        elif mode == framing.CHUNKED:
+            parts.append(framing.TRANSFER_ENCODING_CHUNKED)
+        if not keep:
+            parts.append(b"connection: close, %s\r\n" % extra if extra else _CLOSE_LINE)
+        elif not self._http11:
+            parts.append(_KEEP_ALIVE_LINE)
+        elif extra:
+            parts.append(b"connection: %s\r\n" % extra)
+        date = self._date
+        if date is not None and not has_date:
+            parts.append(date.line())
+        if self._server_line and not has_server:
+            parts.append(self._server_line)
+        parts.append(b"\r\n")
+        try:
+            head = b"".join(parts)
+        except TypeError:
+            raise find_bad_line(fields, reason) from None
+        # One count per line end instead of a regex per value: a CR, LF or NUL smuggled into a
+        # value or reason shows up as a line too many.
+        lines = 1 + (app_end - 1) // 4 + (len(parts) - app_end)
+        if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\x00" in head:
+            raise find_bad_line(fields, reason)
+
+        self._writer.start(mode, length)
+        self._our = SEND_BODY
+        self._waiting_100 = False
+        if not keep:
+            self._keep_alive = False
+        return head
+
+    def _send_informational(self, event: InformationalResponse) -> bytes:
+        status = event.status_code
+        if type(status) is not int or not 100 <= status <= 199:
+            raise LocalProtocolError(f"bad informational status code {status!r}", 500)
+        if not self._http11:
+            raise LocalProtocolError("HTTP/1.0 clients cannot receive 1xx responses", 500)
+        switching = status == 101
+        if switching and (self._request is None or self._request.upgrade is None):
+            raise LocalProtocolError("101 Switching Protocols without an upgrade request", 500)
+        check_value(event.reason)
+        head = status_line(status, event.reason) + encode_fields(event.headers) + b"\r\n"
+        self._waiting_100 = False
+        if switching:
+            # HTTP ends here: the protocol named in the request takes over the connection.
+            self._our = DONE
+            self._keep_alive = False
+        return head
+
+    def error_response(self, exc: ProtocolError) -> bytes:
+        """A complete response for ``exc`` to write before closing; ``b""`` if a response has
+        already started (nothing more can be said). Our side is MUST_CLOSE afterwards."""
+        started = self._our is not IDLE
+        self._our = DONE
+        self._keep_alive = False
+        self._waiting_100 = False
+        if started:
+            return b""
+        status = exc.status_hint if 400 <= exc.status_hint <= 599 else 500
+        body = b"%d %s\n" % (status, REASONS.get(status, b"Error"))
+        parts = [
+            status_line(status, b""),
+            b"content-type: text/plain; charset=utf-8\r\n",
+            framing.content_length_line(len(body)),
+            b"connection: close\r\n",
+        ]
+        if self._date is not None:
+            parts.append(self._date.line())
+        if self._server_line:
+            parts.append(self._server_line)
+        parts += (b"\r\n", body)
+        return b"".join(parts)
+
+    # --- cycles ----------------------------------------------------------------------------------
+
+    def start_next_cycle(self) -> None:
+        """Reset for the next request after both sides finished and the connection is kept."""
+        if self._our is not DONE or self._their is not DONE or not self._keep_alive:
+            raise LocalProtocolError(
+                f"cannot start a new cycle (our {self.our_state}, their {self.their_state})"
+            )
+        self._our = IDLE
+        self._their = IDLE
+        self._request = None
+        self._waiting_100 = False
+        if self._blocked:
+            self._blocked = False
+            self._tokenizer.reset()

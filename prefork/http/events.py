@@ -1,0 +1,97 @@
+"""The vocabulary between the HTTP engine and the layers above it.
+
+Request-side events come out of :meth:`ServerConnection.next_event`; response-side events go
+into :meth:`ServerConnection.send`. All are frozen dataclasses with slots (the shape of h11's
+events), plus two flow-control sentinels. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "NEED_DATA",
+    "PAUSED",
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "InformationalResponse",
+    "Request",
+    "Response",
+    "Sentinel",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request head.
+
+    ``headers`` names are lower-cased and values stripped of surrounding whitespace, in received
+    order. ``keep_alive`` is what the request asks for; ``expect_continue`` is true only for an
+    HTTP/1.1 request that sent ``Expect: 100-continue`` *and* has a body. ``upgrade`` is the
+    lower-cased ``Upgrade`` value when ``Connection`` carries the ``upgrade`` token, else None.
+    """
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+    expect_continue: bool
+    upgrade: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """A piece of a message body (request body out of the engine, response body into it)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    """The end of a message body, with trailer fields (only chunked bodies carry any)."""
+
+    trailers: Sequence[tuple[bytes, bytes]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A final response head (status 200-999)."""
+
+    status_code: int
+    headers: Sequence[tuple[bytes, bytes]]
+    reason: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class InformationalResponse:
+    """A 1xx response head, such as ``100 Continue``; sent before the final :class:`Response`."""
+
+    status_code: int
+    headers: Sequence[tuple[bytes, bytes]] = ()
+    reason: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed its sending side; see :attr:`ServerConnection.their_state` for whether a
+    request was cut short."""
+
+
+class Sentinel(enum.Enum):
+    """Flow-control answers of ``next_event`` that are not events."""
+
+    NEED_DATA = "NEED_DATA"  # feed more bytes with receive_data()
+    PAUSED = "PAUSED"  # the next request is here; finish this cycle and call start_next_cycle()
+
+    def __repr__(self) -> str:
+        return self.value
+
+    __str__ = __repr__
+
+
+NEED_DATA = Sentinel.NEED_DATA
+PAUSED = Sentinel.PAUSED

@@ -1,0 +1,143 @@
+"""Body framing: the only place that decides how a body is delimited, and writes the delimiters.
+
+Requests (RFC 9112 §6.3): a body is delimited by ``Transfer-Encoding: chunked`` or by one
+``Content-Length``, never both, never by the connection closing. Everything else that smugglers
+use to make two parsers disagree is refused here with 400, whichever tokeniser ran.
+
+Responses (RFC 9112 §6.3, RFC 9110 §6.4.1): no body for HEAD, 1xx, 204 and 304; otherwise the
+application's ``Content-Length`` when it gave one (and it is held to it), else chunked for HTTP/1.1
+clients, else the connection's close delimits the body (HTTP/1.0 has no chunked coding).
+This module does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prefork.errors import LocalProtocolError, RemoteProtocolError
+from prefork.http.headers import encode_fields
+
+# --- request side ---------------------------------------------------------------------------
+
+CHUNKED_BODY = -1  # request_body_length() result for a chunked request body
+
+# 18 digits is under 2**63 and far above any limit; longer values are refused rather than passed
+# to int() unbounded (llhttp refuses values past 2**64 on its own).
+_MAX_LENGTH_DIGITS = 18
+
+
+def request_body_length(
+    content_lengths: Sequence[bytes], transfer_encodings: Sequence[bytes], http_version: bytes
+) -> int:
+    """The framing of a request body: its length in bytes, or ``CHUNKED_BODY``.
+
+    Raises RemoteProtocolError (400) for every ambiguous shape: both headers, repeated or
+    non-digit ``Content-Length``, any ``Transfer-Encoding`` other than one ``chunked``, and any
+    ``Transfer-Encoding`` on HTTP/1.0 (RFC 9112 §6.1: the message must be treated as faulty).
+    """
+    if transfer_encodings:
+        if content_lengths:
+            raise RemoteProtocolError("both Transfer-Encoding and Content-Length", 400)
+        if http_version != b"1.1":
+            raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
+        if len(transfer_encodings) != 1 or transfer_encodings[0].lower() != b"chunked":
+            raise RemoteProtocolError("Transfer-Encoding other than a single 'chunked'", 400)
+        return CHUNKED_BODY
+    if not content_lengths:
+        return 0
+    if len(content_lengths) != 1:
+        raise RemoteProtocolError("repeated Content-Length", 400)
+    value = content_lengths[0]
+    if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+        raise RemoteProtocolError(f"bad Content-Length {value[:32]!r}", 400)
+    return int(value)
+
+
+# --- response side --------------------------------------------------------------------------
+
+NO_BODY = 0
+CONTENT_LENGTH = 1
+CHUNKED = 2
+CLOSE_DELIMITED = 3
+
+TRANSFER_ENCODING_CHUNKED = b"transfer-encoding: chunked\r\n"
+
+
+def response_framing(
+    status: int, head_request: bool, http11: bool, content_length: int | None
+) -> int:
+    """Pick the framing of a response body (one of the four constants above)."""
+    if head_request or status < 200 or status == 204 or status == 304:
+        return NO_BODY
+    if content_length is not None:
+        return CONTENT_LENGTH
+    return CHUNKED if http11 else CLOSE_DELIMITED
+
+
+def sends_content_length(status: int) -> bool:
+    """Whether an application's Content-Length is passed on for this status.
+
+    RFC 9110 §8.6: never in 1xx or 204; in a HEAD or 304 response it describes the body that a GET
+    would have had, so it is kept as given.
+    """
+    return status >= 200 and status != 204
+
+
+def content_length_line(length: int) -> bytes:
+    return b"content-length: %d\r\n" % length
+
+
+def parse_content_length(values: Sequence[bytes]) -> int:
+    """The application's Content-Length: digits, and repeated values must agree."""
+    first = values[0]
+    for value in values:
+        if value != first:
+            raise LocalProtocolError("conflicting Content-Length values", 500)
+    value = first.strip()
+    if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+        raise LocalProtocolError(f"bad Content-Length {first[:32]!r}", 500)
+    return int(value)
+
+
+class BodyWriter:
+    """Frames the body of the response in progress. One per connection, restarted per response."""
+
+    __slots__ = ("mode", "remaining")
+
+    def __init__(self) -> None:
+        self.mode = NO_BODY
+        self.remaining = 0
+
+    def start(self, mode: int, length: int | None) -> None:
+        self.mode = mode
+        self.remaining = length if length is not None else 0
+
+    def data(self, data: bytes) -> bytes:
+        mode = self.mode
+        if mode == CHUNKED:
+            if not data:
+                return b""  # an empty chunk would be read as the last chunk
+            return b"".join((b"%x\r\n" % len(data), data, b"\r\n"))
+        if mode == CONTENT_LENGTH:
+            remaining = self.remaining - len(data)
+            if remaining < 0:
+                raise LocalProtocolError("response body longer than its Content-Length", 500)
+            self.remaining = remaining
+            return data
+        if mode == CLOSE_DELIMITED:
+            return data
+        return b""  # HEAD, 1xx, 204, 304: the body is dropped
+
+    def end(self, trailers: Sequence[tuple[bytes, bytes]]) -> bytes:
+        mode = self.mode
+        if mode == CHUNKED:
+            if not trailers:
+                return b"0\r\n\r\n"
+            return b"0\r\n" + encode_fields(trailers) + b"\r\n"
+        if trailers and mode != NO_BODY:
+            raise LocalProtocolError("trailers need a chunked response", 500)
+        if mode == CONTENT_LENGTH and self.remaining:
+            raise LocalProtocolError(
+                f"response body {self.remaining} bytes shorter than its Content-Length", 500
+            )
+        return b""

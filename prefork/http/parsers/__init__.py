@@ -1,0 +1,67 @@
+"""Parser backends: they turn bytes into calls on a :class:`Sink`, and do nothing else.
+
+A backend checks the *lexical* rules of HTTP/1.1 (which bytes may appear where) and reports a
+request head, body pieces and the end of each message. What the head *means* (framing, limits,
+keep-alive, upgrade) is decided once, by the sink, which is the connection. Both backends must
+produce the same calls for the same bytes; the unit tests feed both the same inputs.
+
+Known lexical differences, each allowed by RFC 9112 and none a framing question:
+llhttp accepts only the request methods it knows (any token passes h11), refuses whitespace after
+a chunk size and accepts a run of spaces between request-line parts (h11 does the opposite).
+This module does no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from prefork.errors import ConfigError
+from prefork.http.limits import Limits
+
+__all__ = ["PARSERS", "Sink", "Tokenizer", "make_tokenizer"]
+
+PARSERS = ("httptools", "h11")
+
+
+class Sink(Protocol):
+    """What a backend reports to. Any method may raise RemoteProtocolError to stop parsing."""
+
+    def on_head(
+        self, method: bytes, target: bytes, http_version: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> bool:
+        """A request head (names lower-cased, values stripped). Returns True when the request
+        switches protocols: the message then ends at its head, the backend stops and hands every
+        byte after the head to :meth:`on_unparsed`."""
+
+    def on_data(self, data: bytes) -> None:
+        """A piece of the request body."""
+
+    def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        """The end of the request body (trailers only after a chunked body)."""
+
+    def on_unparsed(self, rest: bytes) -> None:
+        """Bytes the backend stopped before; they are given back to it after :meth:`reset`."""
+
+
+class Tokenizer(Protocol):
+    def feed(self, data: bytes) -> None:
+        """Tokenise ``data``; raises RemoteProtocolError on bytes that break HTTP/1.1."""
+
+    def reset(self) -> None:
+        """Get ready for the next request after the backend stopped (see ``on_unparsed``)."""
+
+    @property
+    def in_head(self) -> bool:
+        """True while part of a request head has been received but not the whole of it."""
+
+
+def make_tokenizer(name: str, sink: Sink, limits: Limits) -> Tokenizer:
+    if name == "httptools":
+        from prefork.http.parsers.httptools import HttptoolsTokenizer
+
+        return HttptoolsTokenizer(sink, limits)
+    if name == "h11":
+        from prefork.http.parsers.h11 import H11Tokenizer
+
+        return H11Tokenizer(sink, limits)
+    raise ConfigError(f"parser must be one of {', '.join(PARSERS)}, got {name!r}")

@@ -1,0 +1,139 @@
+"""The fast backend: llhttp through httptools' callbacks, turned into :class:`Sink` calls.
+
+llhttp in its default (strict) mode already refuses bare LF, obs-fold, control characters in
+values, invalid field names and bad chunk sizes; what it lets through (missing Host, HTTP/2.0 in a
+request line, trailing spaces in values, ``gzip, chunked``) is caught by the sink, which sees the
+same tokens from both backends. httptools keeps parsing a pipelined request after the previous one
+inside one ``feed``; its calls simply queue behind the current request in the connection.
+
+Size limits: the target is checked as it arrives; a head that is still incomplete after more than
+``Limits.max_head_size`` bytes were fed is refused (431) even before its fields are complete,
+because llhttp would otherwise keep buffering one huge field line for us. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import httptools
+
+from prefork.errors import RemoteProtocolError
+from prefork.http.limits import Limits, check_field_sizes
+from prefork.http.parsers import Sink
+
+_VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
+
+
+class HttptoolsTokenizer:
+    __slots__ = (
+        "_feed_len",
+        "_head_bytes",
+        "_headers",
+        "_in_head",
+        "_max_field",
+        "_max_head",
+        "_max_headers",
+        "_max_target",
+        "_parser",
+        "_sink",
+        "_switching",
+        "_target",
+    )
+
+    def __init__(self, sink: Sink, limits: Limits) -> None:
+        self._sink = sink
+        self._max_target = limits.max_request_line
+        self._max_head = limits.max_head_size
+        self._max_field = limits.max_header_size
+        self._max_headers = limits.max_headers
+        self._feed_len = 0
+        self._parser = httptools.HttpRequestParser(self)
+        self._target = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._in_head = False
+        self._head_bytes = 0
+        self._switching = False
+
+    @property
+    def in_head(self) -> bool:
+        return self._in_head
+
+    def reset(self) -> None:
+        # llhttp reads pipelined requests in one stream: nothing to restart between messages.
+        return None
+
+    def feed(self, data: bytes) -> None:
+        # _head_bytes is an upper bound of the current head's size: the whole of the feed it
+        # began in, plus every later feed while it is incomplete.
+        self._feed_len = len(data)
+        if self._in_head:
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._sink.on_unparsed(data[upgrade.args[0] :])
+            return
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, RemoteProtocolError):
+                raise cause from None
+            raise
+        except httptools.HttpParserError as exc:
+            raise _remote_error(exc) from None
+        if self._in_head and self._head_bytes > self._max_head:
+            raise RemoteProtocolError("request head too large", 431)
+
+    # --- llhttp callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_bytes = self._feed_len
+        self._target = b""
+        self._headers = []
+
+    def on_url(self, url: bytes) -> None:
+        target = self._target + url if self._target else url
+        if len(target) > self._max_target:
+            raise RemoteProtocolError("request line too long", 414)
+        self._target = target
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # After the head, fields are trailers; on_headers_complete has swapped in a fresh list.
+        headers = self._headers
+        headers.append((name.lower(), value.strip(b" \t")))
+        if not self._in_head and (
+            len(headers) > self._max_headers or len(name) + len(value) + 2 > self._max_field
+        ):
+            raise RemoteProtocolError("trailer fields too large", 431)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        version = parser.get_http_version()
+        headers = self._headers
+        self._headers = []
+        if self._head_bytes > self._max_field:
+            check_field_sizes(headers, self._max_field)
+        switching = self._sink.on_head(
+            parser.get_method(), self._target, _VERSIONS.get(version) or version.encode(), headers
+        )
+        if switching != parser.should_upgrade():
+            # The engine's rule and llhttp's disagree on whether the body follows: refuse rather
+            # than guess where this message ends.
+            raise RemoteProtocolError("ambiguous protocol upgrade request", 400)
+        self._switching = switching
+
+    def on_body(self, body: bytes) -> None:
+        self._sink.on_data(body)
+
+    def on_message_complete(self) -> None:
+        if self._switching:
+            return  # the sink ended the message at its head
+        trailers = self._headers
+        self._headers = []
+        self._sink.on_end(trailers)
+
+
+def _remote_error(exc: Exception) -> RemoteProtocolError:
+    reason = str(exc)
+    if reason == "Invalid HTTP version":  # a well-formed version that is not 1.x (RFC 9110 §15.6.6)
+        return RemoteProtocolError("unsupported HTTP version", 505)
+    return RemoteProtocolError(reason or type(exc).__name__, 400)

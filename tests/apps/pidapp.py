@@ -1,0 +1,28 @@
+"""ASGI app for process tests: answers with its worker's pid; /crash, /block, /sleep?s=N."""
+
+import asyncio
+import os
+import time
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    path = scope["path"]
+    if path == "/crash":
+        os._exit(70)
+    if path == "/block":
+        time.sleep(float(scope["query_string"] or 30))  # blocks the event loop on purpose
+    if path == "/sleep":
+        await asyncio.sleep(float(scope["query_string"] or 1))
+    body = str(os.getpid()).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,97 @@
+"""The settings table, merging of sources and the generated command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefork.cli import resolve
+from prefork.config import SETTINGS, Config, env_args, load_config_file, merge
+from prefork.errors import ConfigError
+
+
+def test_table_and_config_fields_agree() -> None:
+    fields = set(Config.__dataclass_fields__)
+    assert fields == {setting.name for setting in SETTINGS}
+
+
+def test_defaults() -> None:
+    config = Config.from_mapping({})
+    assert config.bind == ("127.0.0.1:8000",)
+    assert config.workers == 1 and config.dispatch == "reuseport"
+    assert config.worker_count() == 1
+
+
+def test_workers_auto_is_usable_cores() -> None:
+    import os
+
+    config = Config.from_mapping({"workers": "auto"})
+    assert config.worker_count() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("name, value, fragment", [
+    ("workers", 0, "workers"),
+    ("workers", "many", "workers"),
+    ("timeout", -1, "timeout"),
+    ("dispatch", "random", "dispatch"),
+    ("breaker_threshold", 0, "breaker_threshold"),
+    ("nonsense", 1, "nonsense"),
+])
+def test_bad_values_name_the_setting(name: str, value: object, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        Config.from_mapping({name: value})
+
+
+def test_cross_setting_validation() -> None:
+    with pytest.raises(ConfigError, match="restart_backoff_cap"):
+        Config.from_mapping({"restart_backoff_base": 10, "restart_backoff_cap": 1})
+
+
+def test_merge_later_wins_and_none_means_unset() -> None:
+    merged = merge({"workers": 2, "bind": ("a:1",)}, {"workers": None, "bind": ()},
+                   {"timeout": 5})
+    assert merged == {"workers": 2, "bind": ("a:1",), "timeout": 5}
+
+
+def test_env_args_order() -> None:
+    env = {"GUNICORN_CMD_ARGS": "--workers 3", "PREFORK_CMD_ARGS": "--timeout '7'"}
+    assert env_args(env) == [["--workers", "3"], ["--timeout", "7"]]
+
+
+def test_python_config_file(tmp_path) -> None:
+    path = tmp_path / "gunicorn.conf.py"
+    path.write_text("import os\nworkers = 3\nbind = ['127.0.0.1:9000']\nunrelated = 1\n")
+    assert load_config_file(str(path)) == {"workers": 3, "bind": ["127.0.0.1:9000"]}
+
+
+def test_toml_config_file(tmp_path) -> None:
+    path = tmp_path / "prefork.toml"
+    path.write_text('workers = 2\ndispatch = "shared"\n')
+    assert load_config_file(str(path)) == {"workers": 2, "dispatch": "shared"}
+    path.write_text("wrokers = 2\n")
+    with pytest.raises(ConfigError, match="wrokers"):
+        load_config_file(str(path))
+
+
+def test_config_file_errors_are_one_line(tmp_path) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text("workers = 1/0\n")
+    with pytest.raises(ConfigError, match="ZeroDivisionError"):
+        load_config_file(str(path))
+
+
+def test_precedence_file_env_argv(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "conf.py"
+    path.write_text("workers = 2\ntimeout = 11\nkeepalive = 9\n")
+    env = {"GUNICORN_CMD_ARGS": "--timeout 12 --keep-alive 3", "PREFORK_CMD_ARGS": "--timeout 13"}
+    app, config = resolve(["-c", str(path), "myapp:app", "--keep-alive", "4"], env)
+    assert app == "myapp:app"
+    assert (config.workers, config.timeout, config.keepalive) == (2, 13.0, 4.0)
+
+
+def test_negatable_flags_and_repeatable_bind(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _, config = resolve(["m:app", "--no-server-header", "-b", "127.0.0.1:1", "-b", "unix:/s",
+                         "--preload"], {})
+    assert config.server_header is False and config.preload_app is True
+    assert config.bind == ("127.0.0.1:1", "unix:/s")

@@ -1,0 +1,71 @@
+"""The README's CLI reference is exactly what ``prefork.docs`` renders from the settings table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prefork import docs
+from prefork.config import SETTINGS, Setting
+
+
+def _readme_text() -> str:
+    return docs.README.read_text(encoding="utf-8")
+
+
+def test_readme_block_matches_the_settings_table() -> None:
+    assert docs.extract_block(_readme_text()) == docs.render_reference(), (
+        "README.md's CLI reference is out of date: run python -m prefork.docs"
+    )
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
+def test_every_setting_is_documented(setting: Setting) -> None:
+    block = docs.extract_block(_readme_text())
+    assert f"`{setting.name}`" in block
+    for flag in setting.flags:
+        assert flag in block
+    assert setting.section in block
+    first_words = setting.help.split(".")[0].replace("|", "\\|")
+    assert first_words in block
+
+
+def test_every_section_gets_one_heading() -> None:
+    rendered = docs.render_reference()
+    for section in {setting.section for setting in SETTINGS}:
+        assert rendered.count(f"\n### {section}\n") == 1
+
+
+def test_pipes_are_escaped_inside_table_cells() -> None:
+    for line in docs.render_reference().splitlines():
+        if line.startswith("| `"):
+            unescaped = line.replace("\\|", "")
+            assert unescaped.count("|") == 5, line
+
+
+def test_replace_block_keeps_the_surrounding_text() -> None:
+    text = f"before\n{docs.START_MARKER}\nold\n{docs.END_MARKER}\nafter\n"
+    updated = docs.replace_block(text, "new\n")
+    assert updated == f"before\n{docs.START_MARKER}\nnew\n{docs.END_MARKER}\nafter\n"
+    assert docs.extract_block(updated) == "new\n"
+
+
+def test_missing_markers_are_an_error() -> None:
+    with pytest.raises(ValueError, match="markers"):
+        docs.replace_block("no markers here\n", "block\n")
+
+
+def test_check_and_rewrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{docs.START_MARKER}\nstale\n{docs.END_MARKER}\n",
+                      encoding="utf-8")
+
+    assert docs.main(["--check", "--readme", str(readme)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "out of date" in error
+    assert "stale" in readme.read_text(encoding="utf-8")
+
+    assert docs.main(["--readme", str(readme)]) == 0
+    assert docs.extract_block(readme.read_text(encoding="utf-8")) == docs.render_reference()
+    assert docs.main(["--check", "--readme", str(readme)]) == 0
