@@ -23,7 +23,8 @@ run: install
 	$(VENV)/bin/prefork examples.hello:app --workers auto --bind 127.0.0.1:8000
 
 test: install-test
-	$(VENV)/bin/ruff check prefork tests
+	$(VENV)/bin/ruff check prefork tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: install-test

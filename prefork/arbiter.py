@@ -140,7 +140,7 @@ class Arbiter:
             breaker_cooldown=config.breaker_cooldown,
         )
 
-    # -- the loop ----------------------------------------------------------------------------
+    # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Serve until stopped; returns the process exit status."""
@@ -201,7 +201,7 @@ class Arbiter:
             name = signal.Signals(signum).name.lower()
             getattr(self, f"handle_{name}", self.handle_ignored)()
 
-    # -- signal handlers (run from the loop, never from the signal context) -----------------------
+    # -- signal handlers (run from the loop, never from the signal context) ---------------------
 
     def handle_sigchld(self) -> None:
         self._reap()
@@ -235,7 +235,7 @@ class Arbiter:
     def handle_sigusr2(self) -> None:
         self.log.warning("SIGUSR2 (binary upgrade) is not available in this version; ignored")
 
-    # -- operations shared by signals and the embedding API ---------------------------------------
+    # -- operations shared by signals and the embedding API -------------------------------------
 
     def begin_stop(self, graceful: bool) -> None:
         """Stop every worker (gracefully: let in-flight requests finish) and then exit."""
@@ -302,7 +302,7 @@ class Arbiter:
             "ports": [ls.port for ls in self.listeners if ls.address.kind == "tcp"],
         }
 
-    # -- workers ----------------------------------------------------------------------------------
+    # -- workers --------------------------------------------------------------------------------
 
     def _active_workers(self) -> list[WorkerRecord]:
         return [w for w in self.workers.values() if not w.stop_requested and not w.retiring]
@@ -445,7 +445,7 @@ class Arbiter:
             with contextlib.suppress(ChannelClosed):
                 self.control.send(Reply(name=name, data=data))
 
-    # -- reaping and deadlines --------------------------------------------------------------------
+    # -- reaping and deadlines ------------------------------------------------------------------
 
     def _reap(self) -> None:
         while True:
@@ -587,7 +587,7 @@ class Arbiter:
         self.exit_code = ARBITER_EXIT_BOOT_FAILED
         self.stopping = "fast"
 
-    # -- roundrobin dispatch ----------------------------------------------------------------------
+    # -- roundrobin dispatch --------------------------------------------------------------------
 
     def _on_listener(self, key: selectors.SelectorKey) -> None:
         self._on_listener_socket(key.fileobj)  # type: ignore[arg-type]  # registered sockets
@@ -637,7 +637,7 @@ class Arbiter:
                 self.selector.unregister(sock)
         self.accepting = set()
 
-    # -- embedder control -------------------------------------------------------------------------
+    # -- embedder control -----------------------------------------------------------------------
 
     def _on_control(self, _key: selectors.SelectorKey) -> None:
         assert self.control is not None

@@ -117,7 +117,7 @@ def _string_list(value: Any) -> tuple[str, ...]:
 
 def _choice(*choices: str) -> Converter:
     def convert(value: Any) -> str:
-        text = str(value).strip().lower()
+        text: str = str(value).strip().lower()
         if text not in choices:
             raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
         return text
@@ -125,8 +125,7 @@ def _choice(*choices: str) -> Converter:
     return convert
 
 
-def _log_level(value: Any) -> str:
-    return _choice("critical", "error", "warning", "info", "debug")(value)
+_log_level = _choice("critical", "error", "warning", "info", "debug")
 
 
 DISPATCH_MODES = ("reuseport", "roundrobin", "shared")
@@ -340,7 +339,7 @@ def load_config_file(path: str) -> dict[str, Any]:
 
 def _settings_from_toml(path: str, source: bytes) -> dict[str, Any]:
     try:
-        import tomllib
+        import tomllib  # type: ignore[import-not-found, unused-ignore]  # 3.11+; mypy targets 3.10
     except ModuleNotFoundError:  # Python 3.10
         raise ConfigError(f"config: TOML files need Python 3.11 or newer ({path})") from None
     try:

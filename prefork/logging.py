@@ -21,12 +21,11 @@ def configure_error_log(destination: str, level: str) -> logging.Logger:
     """Point the error logger at ``destination`` ('-' is stderr) at ``level``."""
     logging.raiseExceptions = False
     logger = logging.getLogger(ERROR_LOGGER)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    handler: logging.Handler
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
     if destination == "-":
-        handler = logging.StreamHandler(sys.stderr)
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
     else:
         try:
             handler = logging.FileHandler(destination, encoding="utf-8")

@@ -30,8 +30,17 @@ class HttpCycle:
     """The app's view of one request; created by the protocol when a request head arrives."""
 
     __slots__ = (
-        "body", "body_complete", "body_delivered", "body_size", "disconnected", "expect_continue", "head",
-        "protocol", "response_state", "scope", "_waiter",
+        "_waiter",
+        "body",
+        "body_complete",
+        "body_delivered",
+        "body_size",
+        "disconnected",
+        "expect_continue",
+        "head",
+        "protocol",
+        "response_state",
+        "scope",
     )
 
     def __init__(self, protocol: HttpProtocol, scope: dict[str, Any],
@@ -48,7 +57,7 @@ class HttpCycle:
         self.head: Response | None = None
         self._waiter: asyncio.Future[None] | None = None
 
-    # -- fed by the protocol ----------------------------------------------------------------------
+    # -- fed by the protocol
 
     def body_received(self, data: bytes) -> None:
         self.body.append(data)
@@ -68,7 +77,7 @@ class HttpCycle:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- the app's callables ------------------------------------------------------------------------
+    # -- the app's callables --------------------------------------------------------------------
 
     async def run(self, app: Any) -> None:
         try:

@@ -74,7 +74,7 @@ class Worker:
         self._servers: list[asyncio.AbstractServer] = []
         self.state: ServingState | None = None
 
-    # -- process entry ------------------------------------------------------------------------
+    # -- process entry --------------------------------------------------------------------------
 
     def run(self) -> int:
         faulthandler.enable(file=sys.stderr, all_threads=True)

@@ -88,7 +88,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = False
         self.requests_started = 0
 
-    # -- asyncio.Protocol ---------------------------------------------------------------------
+    # -- asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
@@ -133,7 +133,7 @@ class HttpProtocol(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- the engine loop ------------------------------------------------------------------------
+    # -- the engine loop
 
     def _advance(self) -> None:
         conn = self.conn
@@ -194,7 +194,7 @@ class HttpProtocol(asyncio.Protocol):
         self.write(self.conn.error_response(exc))
         self.close()
 
-    # -- called by the cycle -------------------------------------------------------------------
+    # -- called by the cycle
 
     def write(self, data: bytes) -> None:
         if not self.closed and data and self.transport is not None:
@@ -240,7 +240,7 @@ class HttpProtocol(asyncio.Protocol):
             if not self.closed:
                 self.abort()
 
-    # -- closing ----------------------------------------------------------------------------------
+    # -- closing
 
     def shutdown(self) -> None:
         """Graceful drain: close an idle keep-alive connection now; let the response in flight
@@ -268,7 +268,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.abort()
             self.state.connections.discard(self)
 
-    # -- flow control and timers --------------------------------------------------------------------
+    # -- flow control and timers
 
     def _pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:

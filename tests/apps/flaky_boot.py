@@ -7,7 +7,7 @@ from tests.apps.pidapp import app as serve_pid
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        message = await receive()
+        await receive()
         if os.path.exists(os.environ["PREFORK_TEST_FAIL_FLAG"]):
             await send({"type": "lifespan.startup.failed", "message": "flag file present"})
             return
