@@ -215,6 +215,31 @@ SETTINGS: tuple[Setting, ...] = (
                                          "--limit-request-field-size"), _positive_int, 8190,
             "Longest header field line accepted, in bytes (431 above it).", "HTTP",
             metavar="BYTES"),
+    Setting("limit_request_body", ("--limit-request-body",), _non_negative_int, 0,
+            "Largest request body accepted, in bytes (413 above it); 0 means no limit.", "HTTP",
+            metavar="BYTES"),
+    Setting("headers_timeout", ("--headers-timeout",), _positive_float, 10.0,
+            "Seconds a client has to send a whole request head once it started (408 after).",
+            "HTTP", metavar="SECONDS"),
+    Setting("body_timeout", ("--body-timeout",), _positive_float, 30.0,
+            "Seconds a client may pause between request body bytes (408 after).", "HTTP",
+            metavar="SECONDS"),
+    Setting("ws", ("--ws",), _choice("auto", "websockets", "none"), "auto",
+            "WebSocket support for ASGI apps: websockets (the library's sans-I/O protocol), "
+            "none (upgrade requests reach the app as plain HTTP), or auto.", "WebSocket",
+            choices=("auto", "websockets", "none")),
+    Setting("ws_max_size", ("--ws-max-size",), _positive_int, 16 * 1024 * 1024,
+            "Largest WebSocket message accepted, in bytes (close code 1009 above it).",
+            "WebSocket", metavar="BYTES"),
+    Setting("ws_ping_interval", ("--ws-ping-interval",), _non_negative_float, 20.0,
+            "Seconds between keep-alive pings on an idle WebSocket (0 disables).", "WebSocket",
+            metavar="SECONDS"),
+    Setting("ws_ping_timeout", ("--ws-ping-timeout",), _non_negative_float, 20.0,
+            "Seconds to wait for a pong before closing the WebSocket (0 disables).", "WebSocket",
+            metavar="SECONDS"),
+    Setting("ws_per_message_deflate", ("--ws-per-message-deflate",), _to_bool, True,
+            "Offer permessage-deflate compression to WebSocket clients.", "WebSocket",
+            is_flag=True, negatable=True),
     Setting("server_header", ("--server-header",), _to_bool, True,
             "Send a 'Server: prefork' header when the app sets none.", "HTTP", is_flag=True,
             negatable=True),
@@ -266,6 +291,14 @@ class Config:
     limit_request_line: int
     limit_request_fields: int
     limit_request_field_size: int
+    limit_request_body: int
+    headers_timeout: float
+    body_timeout: float
+    ws: str
+    ws_max_size: int
+    ws_ping_interval: float
+    ws_ping_timeout: float
+    ws_per_message_deflate: bool
     server_header: bool
     date_header: bool
     pidfile: str | None

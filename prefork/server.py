@@ -22,7 +22,7 @@ from typing import Any
 from prefork.app import check_app_spec, load_app, parse_app_spec, resolve_interface
 from prefork.arbiter import Arbiter
 from prefork.config import SETTINGS_BY_NAME, Config, load_config_file
-from prefork.errors import BootError, PreforkError
+from prefork.errors import AppLoadError, BootError, ConfigError, PreforkError
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Command, Reply
 from prefork.logging import configure_error_log
@@ -125,6 +125,8 @@ class Server:
         """Fork the arbiter; return once every worker is ready. Raises BootError on failure."""
         if self.pid is not None:
             raise BootError("server already started")
+        if isinstance(self.app, str) and not self.config.preload_app:
+            check_app_spec(parse_app_spec(self.app), chdir=self.config.chdir)  # before any fork
         ours, theirs = Channel.pair()
         pid = os.fork()
         if pid == 0:
@@ -139,9 +141,12 @@ class Server:
         self.pid, self._channel = pid, ours
         reply = self._wait_reply({"ready", "failed"}, timeout)
         if reply is None or reply.name == "failed":
-            reason = reply.data.get("reason", "") if reply else "no answer from the arbiter"
+            data = reply.data if reply else {}
+            reason = data.get("reason") or "the server failed to start (no answer from the arbiter)"
             self._reap(timeout=5.0)
-            raise BootError(reason or "the server failed to start")
+            error = {"ConfigError": ConfigError, "AppLoadError": AppLoadError}.get(
+                data.get("kind", ""), BootError)
+            raise error(reason)
         self.info = reply.data
         return self
 
@@ -150,7 +155,8 @@ class Server:
             return run_arbiter(self.config, self.app, control=channel)
         except PreforkError as exc:
             with contextlib.suppress(ChannelClosed):
-                channel.send(Reply(name="failed", data={"reason": str(exc)}))
+                channel.send(Reply(name="failed",
+                                   data={"reason": str(exc), "kind": type(exc).__name__}))
             return 1
 
     @property

@@ -23,6 +23,28 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     return path, query
 
 
+def websocket_scope(
+    request: Request,
+    *,
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int | None] | None,
+    root_path: str,
+    state: dict[str, Any],
+) -> dict[str, Any]:
+    """The ASGI ``websocket`` scope of an upgrade request (``scheme`` is ws or wss)."""
+    scope = http_scope(request, scheme=scheme, client=client, server=server,
+                       root_path=root_path, state=state)
+    del scope["method"]
+    scope["type"] = "websocket"
+    subprotocols: list[str] = []
+    for name, value in request.headers:
+        if name == b"sec-websocket-protocol":
+            subprotocols.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
+    scope["subprotocols"] = subprotocols
+    return scope
+
+
 def http_scope(
     request: Request,
     *,

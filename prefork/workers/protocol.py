@@ -15,10 +15,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from prefork.asgi.cycle import HttpCycle
-from prefork.asgi.scope import http_scope
+from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import RemoteProtocolError
 from prefork.http.connection import ServerConnection
@@ -32,6 +32,9 @@ from prefork.http.events import (
     Request,
 )
 from prefork.http.limits import Limits
+
+if TYPE_CHECKING:
+    from prefork.asgi.websocket import WebSocketCycle
 
 log = logging.getLogger("prefork.error")
 
@@ -58,8 +61,12 @@ class ServingState:
             max_request_line=config.limit_request_line,
             max_headers=config.limit_request_fields,
             max_header_size=config.limit_request_field_size,
+            max_body_size=config.limit_request_body or None,
             keep_alive_timeout=config.keepalive or 0.001,
+            headers_timeout=config.headers_timeout,
+            body_timeout=config.body_timeout,
         )
+        self.websockets = config.ws != "none"
         self.parser = "h11" if config.http == "h11" else "httptools"
         self.server_header: bytes | None = b"prefork" if config.server_header else None
         self.root_path = config.root_path
@@ -87,6 +94,7 @@ class HttpProtocol(asyncio.Protocol):
         self.write_waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.requests_started = 0
+        self.upgraded: WebSocketCycle | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -101,6 +109,9 @@ class HttpProtocol(asyncio.Protocol):
         self._set_timer(self.state.limits.keep_alive_timeout, self._on_idle_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self.upgraded is not None:
+            self.upgraded.data_received(data)
+            return
         self.conn.receive_data(data)
         if self.cycle is None and self.timer is not None and not self._header_timer:
             self._set_timer(self.state.limits.headers_timeout, self._on_headers_timeout)
@@ -110,6 +121,9 @@ class HttpProtocol(asyncio.Protocol):
     _header_timer = False
 
     def eof_received(self) -> bool:
+        if self.upgraded is not None:
+            self.upgraded.eof_received()
+            return True
         self.conn.receive_data(b"")
         self._advance()
         return True  # keep the write side open until the response in flight is sent
@@ -120,6 +134,8 @@ class HttpProtocol(asyncio.Protocol):
         self._cancel_timer()
         if self.cycle is not None:
             self.cycle.client_gone()
+        if self.upgraded is not None:
+            self.upgraded.connection_lost(exc)
         waiter = self.write_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -161,7 +177,11 @@ class HttpProtocol(asyncio.Protocol):
                 self._cancel_timer()
                 self.cycle.request_complete()
             elif kind is Request:
-                self._start_cycle(event)  # type: ignore[arg-type]  # kind is Request
+                request = cast(Request, event)
+                if request.upgrade == b"websocket" and self.state.websockets:
+                    self._upgrade(request)
+                    return
+                self._start_cycle(request)
             elif kind is ConnectionClosed:
                 if self.cycle is None:
                     self.close()
@@ -182,6 +202,21 @@ class HttpProtocol(asyncio.Protocol):
         if state.draining:
             self.conn.close_after_response()
         self.loop.create_task(cycle.run(state.app))
+
+    def _upgrade(self, request: Request) -> None:
+        """Hand the connection to a WebSocket session; from now on bytes go to it."""
+        from prefork.asgi.websocket import WebSocketCycle
+
+        self._cancel_timer()
+        state = self.state
+        scope = websocket_scope(request, scheme="ws", client=self.client, server=self.server,
+                                root_path=state.root_path, state=state.lifespan_state)
+        session = WebSocketCycle(self, request, scope)
+        self.upgraded = session
+        self.requests_started += 1
+        if self.conn.trailing_data:
+            session.data_received(self.conn.trailing_data)
+        self.loop.create_task(session.run(state.app))
 
     def _reject(self, exc: RemoteProtocolError) -> None:
         """The client broke HTTP: answer with the status the engine chose, then close."""
@@ -247,7 +282,9 @@ class HttpProtocol(asyncio.Protocol):
         finish with ``Connection: close``. A connection accepted just before the drain whose
         first request has not arrived yet gets a moment for it, so no client that connected
         while we were still accepting sees its connection dropped unanswered."""
-        if self.cycle is not None:
+        if self.upgraded is not None:
+            self.upgraded.shutdown()  # close frame 1001 "going away"
+        elif self.cycle is not None:
             self.conn.close_after_response()
         elif self.requests_started == 0:
             self._set_timer(FIRST_REQUEST_GRACE, self.close)
