@@ -36,7 +36,7 @@ from prefork.ipc.messages import (
 )
 from prefork.logging import reopen_log_files
 from prefork.sockets import ListenerSet
-from prefork.supervision import RestartPolicy, RestartSettings, WorkerState
+from prefork.supervision import BreakerState, RestartPolicy, RestartSettings, WorkerState
 
 ARBITER_EXIT_OK = 0
 ARBITER_EXIT_BOOT_FAILED = 3  # no worker could be kept alive: the circuit breaker is open
@@ -531,12 +531,22 @@ class Arbiter:
         for slot in range(self.target):
             if self._slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
                 continue
-            if not self.policy.may_fork():
+            if not self.policy.may_fork() or self._crash_budget_spent():
                 break
             self._spawn(slot)
         self._update_accepting()
         self._release_removed_slots()
         self._check_breaker(now)
+
+    def _crash_budget_spent(self) -> bool:
+        """While workers are crashing, count the ones still booting as crashes to come: a boot
+        loop then forks at most --breaker-threshold workers within the window, not threshold
+        plus however many were already on their way."""
+        crashes = self.policy.recent_crashes
+        if not crashes or self.policy.state is not BreakerState.CLOSED:
+            return False  # half-open: the policy itself allows exactly one trial
+        booting = sum(1 for w in self.workers.values() if w.state is WorkerState.BOOTING)
+        return crashes + booting >= self.config.breaker_threshold
 
     def _update_accepting(self) -> None:
         """Which listeners the arbiter itself accepts on, and hands over with SCM_RIGHTS.
