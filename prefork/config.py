@@ -154,6 +154,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("http", ("--http",), _choice("auto", "httptools", "h11"), "auto",
             "HTTP/1.1 parser: httptools (fast) or h11 (pure Python); auto prefers httptools.",
             "Worker processes", choices=("auto", "httptools", "h11")),
+    Setting("threads", ("--threads",), _positive_int, 1,
+            "WSGI apps: with 1 the app is called on the worker's event-loop thread, one request "
+            "at a time (as gunicorn's sync worker); with N > 1 it runs in a pool of N threads.",
+            "Worker processes", metavar="N"),
     Setting("timeout", ("-t", "--timeout"), _non_negative_float, 30.0,
             "A worker whose event loop is silent for this many seconds is aborted and replaced "
             "(0 disables the heartbeat check).", "Worker processes", metavar="SECONDS"),
@@ -272,6 +276,7 @@ class Config:
     workers: int
     interface: str
     http: str
+    threads: int
     timeout: float
     graceful_timeout: float
     keepalive: float
