@@ -100,6 +100,15 @@ def _tcp_socket(address: BindAddress, backlog: int, reuse_port: bool) -> socket.
     return sock
 
 
+def _ensure_port_free(address: BindAddress) -> None:
+    """Two servers whose SO_REUSEPORT listeners share a port would silently split its traffic
+    (the kernel allows it for the same user). A plain bind first, without SO_REUSEPORT, fails
+    if anything at all holds the port, which turns that mistake into a start-up error."""
+    if address.port == 0:
+        return
+    _tcp_socket(address, backlog=1, reuse_port=False).close()
+
+
 def _unix_socket(address: BindAddress, backlog: int) -> socket.socket:
     path = address.path
     with contextlib.suppress(FileNotFoundError):
@@ -154,6 +163,8 @@ class ListenerSet:
         if self.address.kind == "fd":
             return _inherited_socket(self.address)
         bound = BindAddress("tcp", host=self.address.host, port=self._port)
+        if reuse_port and not self._slots:
+            _ensure_port_free(bound)
         sock = _tcp_socket(bound, self.backlog, reuse_port)
         # Port 0: every later slot joins the port the first bind was given.
         self._port = sock.getsockname()[1]

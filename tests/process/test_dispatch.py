@@ -30,6 +30,7 @@ def test_every_worker_gets_a_share(dispatch: str) -> None:
         pids = set(server.worker_pids())
         assert len(pids) == 4
         counts = _count_pids(server.port, 400)
+        print(f"{dispatch}: 400 connections over 4 workers -> {sorted(counts.values())}")
         assert set(counts) <= pids
         if dispatch == "roundrobin":
             assert set(counts) == pids

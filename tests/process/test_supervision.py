@@ -56,6 +56,7 @@ def test_repeated_crashes_back_off_exponentially_then_reset() -> None:
                                  timeout=10, interval=0.01)
             assert new_pid != pid
             gaps.append(time.monotonic() - crashed_at)
+        print("crash -> next worker serving, seconds:", [round(g, 2) for g in gaps])
         # first refill at once, then base, 2*base, 4*base, capped at 4*base
         expected = [0.0, base, 2 * base, 4 * base, 4 * base]
         for gap, want in zip(gaps, expected, strict=False):

@@ -50,3 +50,13 @@ def test_port_in_use_is_a_boot_error() -> None:
             ListenerSet(parse_bind(f"127.0.0.1:{holder.getsockname()[1]}"), 16, per_slot=False)
     finally:
         holder.close()
+
+
+def test_a_second_reuseport_server_cannot_join_the_port() -> None:
+    first = ListenerSet(parse_bind("127.0.0.1:0"), 16, per_slot=True)
+    try:
+        first.ensure_slot(0)
+        with pytest.raises(BootError, match="Address already in use"):
+            ListenerSet(parse_bind(f"127.0.0.1:{first.port}"), 16, per_slot=True).ensure_slot(0)
+    finally:
+        first.close()
