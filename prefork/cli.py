@@ -36,7 +36,7 @@ def _option(setting: Setting) -> Callable[[Any], Any]:
     if setting.negatable:
         long_flags = [flag for flag in setting.flags if flag.startswith("--")]
         declarations = [f"{long_flags[0]}/--no-{long_flags[0][2:]}"]
-    kwargs: dict[str, Any] = {"default": None, "help": setting.help}
+    kwargs: dict[str, Any] = {"default": None, "help": f"{setting.help}{_default_text(setting)}"}
     if setting.is_flag:
         kwargs["is_flag"] = True
         if not setting.negatable:
@@ -50,6 +50,18 @@ def _option(setting: Setting) -> Callable[[Any], Any]:
     else:
         kwargs["metavar"] = setting.metavar or "VALUE"
     return click.option(*declarations, setting.name, **kwargs)
+
+
+def _default_text(setting: Setting) -> str:
+    """The default as help text: click cannot show it, every option defaults to None here."""
+    default = setting.default
+    if default is None or default == "" or (setting.is_flag and not setting.negatable):
+        return ""
+    if setting.multiple:
+        default = " ".join(default)
+    elif isinstance(default, bool):
+        default = "on" if default else "off"
+    return f"  [default: {default}]"
 
 
 def build_command() -> click.Command:
