@@ -4,13 +4,33 @@ It translates ASGI messages into engine events (``prefork.http``) and hands the 
 to its transport owner (``prefork.workers.protocol``); it never touches a socket and knows
 nothing of HTTP framing. Its states, in order: the response is not started, started, complete;
 independently the request body is streaming, complete, or the client is gone.
+
+``receive`` gives the body as ``http.request`` messages (``more_body`` until the last), then
+waits; it answers ``http.disconnect`` only once the response is complete or the client left.
+``send`` raises :class:`ClientDisconnected` (an ``OSError``) once the client left and
+``RuntimeError`` for a message out of order, including anything after the response completed.
+Extensions: ``http.response.pathsend`` and ``http.response.trailers`` (trailers reach the wire
+only when the request said ``TE: trailers``; otherwise they are accepted and dropped).
+
+The application can never break the wire, and each failure writes one record to
+``prefork.error``:
+
+* a head the engine refuses (CR/LF/NUL in a field, a bad status) is replaced by a 500; the
+  app's ``send`` raises the engine's ``LocalProtocolError``;
+* an exception (or a return) before the head went out is answered with a 500. The connection
+  stays alive when the engine allows it (the request was read whole, or its rest is discarded):
+  the failure is the app's, and the connection's framing is intact;
+* after the head went out, an exception, a return before the end, or a body longer or shorter
+  than its ``Content-Length`` aborts the connection, so the client sees a truncated message and
+  never a well-formed wrong one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+import os
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
 from prefork.http.events import Data, EndOfMessage, Response
@@ -21,9 +41,34 @@ if TYPE_CHECKING:
 log = logging.getLogger("prefork.error")
 
 RESPONSE_NOT_STARTED, RESPONSE_STARTED, RESPONSE_COMPLETE = 0, 1, 2
+# What to do with http.response.trailers messages: none announced, forward them, drop them.
+_NO_TRAILERS, _FORWARD_TRAILERS, _DROP_TRAILERS = 0, 1, 2
+
 INTERNAL_ERROR_BODY = b"Internal Server Error"
 INTERNAL_ERROR = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
                                 (b"content-length", b"21")])
+_END = EndOfMessage()
+_DISCONNECT = "http.disconnect"
+
+
+class _SentByKernel(bytes):
+    """Stands for ``size`` body bytes that ``sendfile`` writes without passing through Python.
+
+    The engine holds a response to its ``Content-Length`` by counting ``len()`` of each body
+    piece, and answers a piece with itself when it belongs on the wire (with ``b""`` for HEAD,
+    204 and 304). Giving it this empty object of length ``size`` lets it do both for a file it
+    never sees, without reading the file into memory.
+    """
+
+    size: int
+
+    def __new__(cls, size: int) -> _SentByKernel:
+        self = super().__new__(cls)
+        self.size = size
+        return self
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class HttpCycle:
@@ -31,16 +76,22 @@ class HttpCycle:
 
     __slots__ = (
         "_waiter",
+        "awaiting_trailers",
         "body",
         "body_complete",
         "body_delivered",
         "body_size",
         "disconnected",
         "expect_continue",
+        "failed",
         "head",
+        "peer_closed",
         "protocol",
         "response_state",
         "scope",
+        "task",
+        "trailer_fields",
+        "trailers",
     )
 
     def __init__(self, protocol: HttpProtocol, scope: dict[str, Any],
@@ -52,20 +103,35 @@ class HttpCycle:
         self.body_complete = False
         self.body_delivered = False
         self.disconnected = False
+        self.peer_closed = False  # EOF after a complete request: maybe only a half-close
         self.expect_continue = expect_continue
         self.response_state = RESPONSE_NOT_STARTED
-        self.head: Response | None = None
+        self.head: Response | None = None  # from http.response.start, written with the body
+        self.trailers = _NO_TRAILERS
+        self.trailer_fields: list[tuple[bytes, bytes]] = []
+        self.awaiting_trailers = False  # the body ended; trailers messages come next
+        self.failed = False  # the failure was logged and answered already
+        self.task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
-    # -- fed by the protocol
+    # -- fed by the protocol --------------------------------------------------------------------
 
     def body_received(self, data: bytes) -> None:
         self.body.append(data)
         self.body_size += len(data)
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def request_complete(self) -> None:
         self.body_complete = True
+        if self._waiter is not None:
+            self._wake()
+
+    def client_finished_sending(self) -> None:
+        """EOF after a complete request. It may be a half-close, so the response still goes
+        out, but the client will never send more: an app waiting in ``receive`` is told it
+        left (otherwise a long poll would outlive a client that closed)."""
+        self.peer_closed = True
         self._wake()
 
     def client_gone(self) -> None:
@@ -77,38 +143,42 @@ class HttpCycle:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- the app's callables --------------------------------------------------------------------
+    # -- running the app ------------------------------------------------------------------------
 
     async def run(self, app: Any) -> None:
         try:
             await app(self.scope, self.receive, self.send)
         except Exception as exc:
-            if isinstance(exc, ClientDisconnected) and self.disconnected:
-                return
-            log.error("Exception in ASGI application %s %s", self.scope["method"],
-                      self.scope["path"], exc_info=exc)
-            self._fail()
+            if not self.failed and not (self.disconnected and isinstance(exc, OSError)):
+                log.error("Exception in ASGI application (%s %s)", self.scope["method"],
+                          self.scope["path"], exc_info=exc)
+                self._fail()
         else:
-            if self.response_state == RESPONSE_NOT_STARTED and not self.disconnected:
-                log.error("ASGI application returned without starting a response: %s %s",
+            if self.response_state != RESPONSE_COMPLETE and not self.disconnected \
+                    and not self.peer_closed:  # it was told the client left: it may stop
+                log.error("ASGI application returned without completing its response (%s %s)",
                           self.scope["method"], self.scope["path"])
                 self._fail()
-            elif self.response_state == RESPONSE_STARTED and not self.disconnected:
-                log.error("ASGI application returned before completing its response: %s %s",
-                          self.scope["method"], self.scope["path"])
-                self.protocol.abort()
         finally:
             self.protocol.cycle_finished(self)
 
     def _fail(self) -> None:
-        """500 if nothing was sent yet; otherwise the only honest thing is to cut the connection."""
-        if self.response_state != RESPONSE_COMPLETE and self.head is not None:
-            self.response_state = RESPONSE_NOT_STARTED  # a head was stored but never written
-        if self.response_state == RESPONSE_NOT_STARTED and not self.disconnected:
-            self.protocol.conn.close_after_response()
-            self._write_complete(INTERNAL_ERROR, INTERNAL_ERROR_BODY)
-        elif self.response_state != RESPONSE_COMPLETE:
+        """500 if nothing was written yet; otherwise the only honest thing is to cut the
+        connection."""
+        self.failed = True
+        if self.disconnected or self.response_state == RESPONSE_COMPLETE:
+            return
+        if self.response_state == RESPONSE_NOT_STARTED or self.head is not None:
+            self.head = None
+            self.trailers = _NO_TRAILERS
+            conn = self.protocol.conn
+            self._complete(conn.send(INTERNAL_ERROR) + conn.send(Data(INTERNAL_ERROR_BODY))
+                           + conn.send(_END))
+        else:
+            self.response_state = RESPONSE_COMPLETE
             self.protocol.abort()
+
+    # -- the app's callables --------------------------------------------------------------------
 
     async def receive(self) -> dict[str, Any]:
         while True:
@@ -122,67 +192,157 @@ class HttpCycle:
             if self.body_complete and not self.body_delivered:
                 self.body_delivered = True
                 return {"type": "http.request", "body": b"", "more_body": False}
-            if self.disconnected or self.response_state == RESPONSE_COMPLETE:
-                return {"type": "http.disconnect"}
-            if self.expect_continue and not self.body_delivered:
+            if self.disconnected or self.peer_closed or \
+                    self.response_state == RESPONSE_COMPLETE:
+                return {"type": _DISCONNECT}
+            if self.expect_continue:
                 self.expect_continue = False
-                self.protocol.send_continue()
-            self._waiter = asyncio.get_running_loop().create_future()
+                self.protocol.send_continue()  # RFC 9110 §10.1.1: only once the body is wanted
+            self._waiter = self.protocol.loop.create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
 
     async def send(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
         if self.disconnected:
             raise ClientDisconnected("the client disconnected")
-        if self.response_state == RESPONSE_NOT_STARTED:
-            if kind != "http.response.start":
-                raise RuntimeError(f"expected 'http.response.start', got {kind!r}")
-            self.head = Response(int(message["status"]),
-                                 [(bytes(n), bytes(v)) for n, v in message.get("headers", ())])
-            self.response_state = RESPONSE_STARTED
-            return
-        if self.response_state == RESPONSE_COMPLETE:
-            raise RuntimeError(f"cannot send {kind!r}: the response is already complete")
-        if kind != "http.response.body":
-            raise RuntimeError(f"expected 'http.response.body', got {kind!r}")
-        body = message.get("body", b"")
-        conn = self.protocol.conn
-        if self.head is not None:
-            head, self.head = self.head, None
+        kind = message["type"]
+        state = self.response_state
+        if state == RESPONSE_STARTED and kind == "http.response.body" and \
+                not self.awaiting_trailers:
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                body = _as_bytes(body)
             if not message.get("more_body", False):
-                self._write_complete(head, body)
-                return
-            self.protocol.write(self._serialise_head(head) + conn.send(Data(body)))
-        elif message.get("more_body", False):
-            self.protocol.write(conn.send(Data(body)))
+                if self.trailers == _NO_TRAILERS:
+                    self._complete(self._body(body, True))
+                    return
+                self.awaiting_trailers = True
+            self.protocol.write(self._body(body, False))
+            await self.protocol.drain()
+        elif state == RESPONSE_NOT_STARTED and kind == "http.response.start":
+            headers = message.get("headers", ())
+            if type(headers) is not list and type(headers) is not tuple:
+                headers = list(headers)
+            self.head = Response(message["status"], headers)
+            if message.get("trailers", False):
+                self.trailers = _FORWARD_TRAILERS if self._can_send_trailers(headers) \
+                    else _DROP_TRAILERS
+            self.response_state = RESPONSE_STARTED
+        elif state == RESPONSE_STARTED and kind == "http.response.trailers" and self.trailers:
+            if not self.awaiting_trailers:
+                raise RuntimeError("'http.response.trailers' before the last body message")
+            if self.trailers == _FORWARD_TRAILERS:
+                self.trailer_fields.extend(message.get("headers", ()))
+            if not message.get("more_trailers", False):
+                fields = self.trailer_fields
+                self._complete(self._end(EndOfMessage(fields) if fields else _END))
+        elif state == RESPONSE_STARTED and kind == "http.response.pathsend" and \
+                self.head is not None:
+            await self._send_path(message["path"])
+        elif state == RESPONSE_COMPLETE:
+            raise RuntimeError(f"cannot send {kind!r}: the response is already complete")
         else:
-            self._finish(conn.send(Data(body)) + conn.send(EndOfMessage()))
-            return
-        if self.response_state == RESPONSE_COMPLETE:
-            raise RuntimeError("the response head was invalid; a 500 was sent instead")
-        await self.protocol.drain()
+            raise RuntimeError(f"unexpected ASGI message {kind!r} "
+                               f"({'before' if state == RESPONSE_NOT_STARTED else 'after'} "
+                               "http.response.start)")
+
+    # -- turning messages into bytes ------------------------------------------------------------
+
+    def _body(self, body: bytes, last: bool) -> bytes:
+        """The bytes for a body message: the stored head first if it was not written yet."""
+        conn = self.protocol.conn
+        head = self.head
+        out = b""
+        if head is not None:
+            self.head = None
+            out = self._serialise_head(head)
+        try:
+            out += conn.send(Data(body))
+        except LocalProtocolError as exc:
+            self._broken(exc)
+        return self._end(_END, out) if last else out
+
+    def _end(self, end: EndOfMessage, out: bytes = b"") -> bytes:
+        try:
+            return out + self.protocol.conn.send(end)
+        except LocalProtocolError as exc:
+            self._broken(exc)
 
     def _serialise_head(self, head: Response) -> bytes:
         try:
             return self.protocol.conn.send(head)
-        except LocalProtocolError as exc:
-            log.error("ASGI application sent an invalid response head: %s", exc)
-            self.protocol.conn.close_after_response()
-            self._write_complete(INTERNAL_ERROR, INTERNAL_ERROR_BODY)
-            return b""
+        except (LocalProtocolError, TypeError, ValueError) as exc:
+            # Nothing was emitted (see ServerConnection): a 500 can still take its place.
+            log.error("ASGI application sent an invalid response head (%s %s): %s",
+                      self.scope["method"], self.scope["path"], exc)
+            self.response_state = RESPONSE_NOT_STARTED
+            self._fail()
+            if isinstance(exc, LocalProtocolError):
+                raise
+            raise LocalProtocolError(f"invalid response head: {exc}", 500) from exc
 
-    def _write_complete(self, head: Response, body: bytes) -> None:
-        data = self._serialise_head(head)
-        if self.response_state == RESPONSE_COMPLETE:
-            return  # the head was refused and a 500 went out in its place
-        conn = self.protocol.conn
-        self._finish(data + conn.send(Data(body)) + conn.send(EndOfMessage()))
+    def _broken(self, exc: LocalProtocolError) -> NoReturn:
+        """The body broke its framing: the head may be out already, so cut the connection."""
+        log.error("ASGI application broke its response (%s %s): %s", self.scope["method"],
+                  self.scope["path"], exc)
+        self.failed = True
+        self.response_state = RESPONSE_COMPLETE
+        self.protocol.abort()
+        raise exc
 
-    def _finish(self, data: bytes) -> None:
+    def _complete(self, data: bytes) -> None:
         self.response_state = RESPONSE_COMPLETE
         self.protocol.write(data)
         self.protocol.response_complete()
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
+
+    def _can_send_trailers(self, headers: Any) -> bool:
+        """Trailers need a chunked body (no Content-Length) and a client that asked for them
+        (RFC 9110 §6.5.1: ``TE: trailers``)."""
+        if self.scope["http_version"] != "1.1":
+            return False
+        for name, _ in headers:
+            if isinstance(name, bytes) and name.lower() == b"content-length":
+                return False
+        for name, value in self.scope["headers"]:
+            if name == b"te" and b"trailers" in value.lower():
+                return True
+        return False
+
+    async def _send_path(self, path: str) -> None:
+        """``http.response.pathsend``: the file's bytes go out through ``sendfile`` where the
+        loop supports it; its size is the ``Content-Length``."""
+        head = self.head
+        assert head is not None
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            headers = [(name, value) for name, value in head.headers
+                       if name.lower() != b"content-length"]
+            headers.append((b"content-length", b"%d" % size))
+            self.head = None
+            out = self._serialise_head(Response(head.status_code, headers, head.reason))
+            span = _SentByKernel(size)
+            on_wire = self.protocol.conn.send(Data(span)) is span
+            self.protocol.write(out)
+            if on_wire and size:
+                try:
+                    sent = await self.protocol.send_file(file, size)
+                except OSError:
+                    if self.disconnected:
+                        raise ClientDisconnected("the client disconnected") from None
+                    raise
+                if sent != size:
+                    self._broken(LocalProtocolError(f"{path} shrank while it was sent", 500))
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected")
+        self._complete(self._end(_END))
+
+
+def _as_bytes(body: Any) -> bytes:
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    raise TypeError(f"the body of an http.response.body message must be bytes, "
+                    f"not {type(body).__name__}")

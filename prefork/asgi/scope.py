@@ -1,4 +1,10 @@
-"""Building the ASGI ``http`` scope from a parsed request (pure: no I/O)."""
+"""Building the ASGI ``http`` and ``websocket`` scopes from a parsed request (pure: no I/O).
+
+The scope is built once per request on the hot path, so it is one dict literal: no per-key
+calls, and ``unquote`` only runs when the path holds a ``%`` (it returns early otherwise).
+``path`` includes ``root_path`` (ASGI spec 2.3+: "path ... includes the root_path"), while
+``raw_path`` is the target's path exactly as received.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +20,43 @@ HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """Raw path and query string of a request target (origin- or absolute-form)."""
     if not target.startswith(b"/"):
-        # absolute-form (RFC 9112 §3.2.2): drop scheme and authority
+        # absolute-form (RFC 9112 §3.2.2): drop scheme and authority; asterisk-form stays as is
         _, sep, rest = target.partition(b"://")
         if sep:
             slash = rest.find(b"/")
             target = rest[slash:] if slash >= 0 else b"/"
     path, _, query = target.partition(b"?")
     return path, query
+
+
+def http_scope(
+    request: Request,
+    *,
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int | None] | None,
+    root_path: str,
+    state: dict[str, Any],
+) -> dict[str, Any]:
+    """The ASGI ``http`` scope of ``request``; ``state`` is the lifespan state (copied)."""
+    raw_path, query = split_target(request.target)
+    path = unquote(raw_path.decode("latin-1"))
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": HTTP_VERSIONS.get(request.http_version, "1.1"),
+        "server": server,
+        "client": client,
+        "scheme": scheme,
+        "method": request.method.decode("ascii"),
+        "root_path": root_path,
+        "path": root_path + path if root_path else path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": request.headers,
+        "state": state.copy(),
+        "extensions": {"http.response.pathsend": {}, "http.response.trailers": {}},
+    }
 
 
 def websocket_scope(
@@ -37,37 +73,10 @@ def websocket_scope(
                        root_path=root_path, state=state)
     del scope["method"]
     scope["type"] = "websocket"
+    scope["extensions"] = {}
     subprotocols: list[str] = []
     for name, value in request.headers:
         if name == b"sec-websocket-protocol":
             subprotocols.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
     scope["subprotocols"] = subprotocols
     return scope
-
-
-def http_scope(
-    request: Request,
-    *,
-    scheme: str,
-    client: tuple[str, int] | None,
-    server: tuple[str, int | None] | None,
-    root_path: str,
-    state: dict[str, Any],
-) -> dict[str, Any]:
-    raw_path, query = split_target(request.target)
-    path = unquote(raw_path.decode("latin-1"))
-    return {
-        "type": "http",
-        "asgi": ASGI_VERSION,
-        "http_version": HTTP_VERSIONS.get(request.http_version, "1.1"),
-        "server": server,
-        "client": client,
-        "scheme": scheme,
-        "method": request.method.decode("ascii"),
-        "root_path": root_path,
-        "path": root_path + path,
-        "raw_path": raw_path,
-        "query_string": query,
-        "headers": request.headers,
-        "state": state.copy(),
-    }

@@ -1,11 +1,35 @@
 """The one ``asyncio.Protocol`` of a worker: transport <-> ``ServerConnection``.
 
 It feeds received bytes to the sans-I/O engine, starts one app cycle per request, writes what
-the engine serialises, and owns everything that needs a clock or a socket: the keep-alive,
-header and body timers, and flow control in both directions (pause reading while the app has
-not consumed the body or a pipelined request waits; pause the app's sends while the socket's
-buffer is full). Which parser and which app interface are chosen elsewhere; this is the only
-place that touches the transport.
+the engine serialises, and owns everything that needs a clock or a socket. Which parser and
+which app interface are chosen elsewhere; this is the only place that touches the transport.
+
+Rules it keeps, per the engine's contract (``prefork.http.connection``):
+
+* **Early responses.** When the response completes before the request body did, the rest of the
+  body is read and dropped, up to ``limits.max_buffer`` bytes, and the connection is reused;
+  past that bound (or when the client still waits for ``100 Continue``) it is closed.
+* **EOF.** After a complete request, a client's half-close still gets the response (then the
+  connection closes), and an app waiting in ``receive()`` gets ``http.disconnect``: a FIN
+  cannot tell a half-close from a close, and a long poll must not outlive its client. An
+  incomplete request at EOF is dropped without an answer (and without an app call if its head
+  was incomplete); an app waiting in ``receive()`` gets ``http.disconnect``.
+* **Closing while the client may still be sending** (an unread body, pipelined bytes, an error
+  answer) shuts our side down and reads and drops for up to ``LINGER_TIMEOUT`` first: closing
+  a socket with unread data makes the kernel send RST, which can destroy the response before
+  the client has read it (RFC 9112 §9.6; Apache's "lingering close").
+* **Flow control.** Reading stops while the app has not consumed ``max_buffer`` bytes of body
+  or while a pipelined request waits; the app's ``send`` waits while the transport's buffer is
+  above its high-water mark. Memory per connection is bounded by both.
+* **Timers.** One timer per connection and a deadline per phase (idle keep-alive, request head,
+  request body, lingering). Moving a deadline later is a float store: the timer fires at the old
+  time, sees the new deadline and re-arms, so a keep-alive connection costs about one timer per
+  keep-alive period, not one per request. The body deadline only runs while reading: a client
+  that stopped because we paused it, or that waits for ``100 Continue``, is not stalling.
+
+Hot path: one task per request cycle, started after the request's events already queued have
+been taken (so a GET's app sees its whole request at once) and eagerly where Python supports it
+(3.12+), so a handler that never waits runs to completion inside ``data_received``.
 """
 
 from __future__ import annotations
@@ -13,24 +37,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
-from prefork.asgi.cycle import HttpCycle
+from prefork.asgi.cycle import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, HttpCycle
 from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import RemoteProtocolError
-from prefork.http.connection import ServerConnection
+from prefork.http.connection import CLOSED, DONE, SEND_BODY, ServerConnection
 from prefork.http.events import (
     NEED_DATA,
     PAUSED,
-    ConnectionClosed,
     Data,
     EndOfMessage,
     InformationalResponse,
     Request,
 )
+from prefork.http.headers import DateCache
 from prefork.http.limits import Limits
 
 if TYPE_CHECKING:
@@ -40,6 +66,51 @@ log = logging.getLogger("prefork.error")
 
 # On drain, how long a connection that has sent nothing yet may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
+# How long a closing connection reads and drops what the client still sends (Apache waits 2 s
+# per read during its lingering close, 30 s in all; one short bound is enough here).
+LINGER_TIMEOUT = 2.0
+# Read size when a file is sent without loop.sendfile (uvloop has none).
+FILE_CHUNK = 256 * 1024
+
+# Timer phases: what the connection's single deadline means.
+_NO_TIMER, _IDLE, _HEAD, _BODY, _LINGER = range(5)
+_CONTINUE = InformationalResponse(100)
+
+if sys.version_info >= (3, 12):
+
+    def _start_task(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        return asyncio.Task(coro, loop=loop, eager_start=True)
+
+else:
+
+    def _start_task(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        return loop.create_task(coro)
+
+
+class Cycle(Protocol):
+    """What the protocol needs of one request cycle: the ASGI ``HttpCycle`` by default, or
+    what ``ServingState.cycle_class`` makes (the WSGI runner's cycles)."""
+
+    response_state: int  # 0 not started, 1 started, 2 complete
+    task: asyncio.Task[None] | None
+
+    @property
+    def body_size(self) -> int:
+        """Received body bytes the app has not taken yet."""
+
+    def body_received(self, data: bytes) -> None: ...
+
+    def request_complete(self) -> None: ...
+
+    def client_finished_sending(self) -> None: ...
+
+    def client_gone(self) -> None: ...
+
+    async def run(self, app: Any) -> None: ...
 
 
 @dataclass
@@ -69,30 +140,52 @@ class ServingState:
         self.websockets = config.ws != "none"
         self.parser = "h11" if config.http == "h11" else "httptools"
         self.server_header: bytes | None = b"prefork" if config.server_header else None
+        self.date_cache = DateCache(time.time)  # one Date line per second per worker
         self.root_path = config.root_path
+        # Makes the cycle for a request; None for ASGI (HttpCycle with an http scope).
+        self.cycle_class: Callable[[HttpProtocol, Request], Cycle] | None = None
         self.connections: set[HttpProtocol] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # the loop only keeps weak references
         self.counters = Counters()
         self.draining = False
+        self.native_sendfile = True  # until the loop says it has no loop.sendfile
 
 
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
+
+    __slots__ = (
+        "advancing", "again", "client", "closed", "conn", "cycle", "deadline", "discard_left",
+        "lingering", "loop", "pending", "phase", "reading_paused", "requests_started", "scheme",
+        "server", "state", "timer", "timer_at", "transport", "upgraded", "write_paused",
+        "write_waiter",
+    )  # fmt: skip
 
     def __init__(self, state: ServingState) -> None:
         self.state = state
         self.loop = asyncio.get_running_loop()
         self.conn = ServerConnection(state.limits, parser=state.parser,
                                      server_header=state.server_header,
-                                     date_header=state.config.date_header)
+                                     date_header=state.config.date_header,
+                                     date_cache=state.date_cache)
         self.transport: asyncio.Transport | None = None
-        self.cycle: HttpCycle | None = None
+        self.cycle: Cycle | None = None  # the cycle whose response is not complete yet
+        self.pending: Cycle | None = None  # created, its task not started yet
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
+        self.scheme = "http"
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+        self.phase = _NO_TIMER
+        self.deadline = 0.0
+        self.discard_left = 0
         self.reading_paused = False
         self.write_paused = False
         self.write_waiter: asyncio.Future[None] | None = None
         self.closed = False
+        self.lingering = False
+        self.advancing = False
+        self.again = False
         self.requests_started = 0
         self.upgraded: WebSocketCycle | None = None
 
@@ -102,27 +195,35 @@ class HttpProtocol(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = cast(asyncio.Transport, transport)
         self.client = _address(transport.get_extra_info("peername"))
-        server = _address(transport.get_extra_info("sockname"))
-        self.server = server if server is not None else (
-            str(transport.get_extra_info("sockname") or ""), None)
+        sockname = transport.get_extra_info("sockname")
+        server = _address(sockname)
+        # A unix socket's name is its path; ASGI wants (path, None) for it.
+        self.server = server if server is not None else (str(sockname or ""), None)
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
         self.state.connections.add(self)
-        self._set_timer(self.state.limits.keep_alive_timeout, self._on_idle_timeout)
+        self._arm(_IDLE, self.state.limits.keep_alive_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.upgraded is not None:
             self.upgraded.data_received(data)
             return
+        if self.closed:
+            return  # lingering: read and drop
         self.conn.receive_data(data)
-        if self.cycle is None and self.timer is not None and not self._header_timer:
-            self._set_timer(self.state.limits.headers_timeout, self._on_headers_timeout)
-            self._header_timer = True
+        phase = self.phase
+        if phase == _IDLE:
+            self._arm(_HEAD, self.state.limits.headers_timeout)
+        elif phase == _BODY:
+            self.deadline = self.loop.time() + self.state.limits.body_timeout
         self._advance()
-
-    _header_timer = False
 
     def eof_received(self) -> bool:
         if self.upgraded is not None:
             self.upgraded.eof_received()
+            return True
+        if self.closed:
+            self.close()  # the client finished: the lingering close is over
             return True
         self.conn.receive_data(b"")
         self._advance()
@@ -130,6 +231,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.lingering = False
         self.state.connections.discard(self)
         self._cancel_timer()
         if self.cycle is not None:
@@ -137,6 +239,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.upgraded is not None:
             self.upgraded.connection_lost(exc)
         waiter = self.write_waiter
+        self.write_waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
@@ -146,62 +249,117 @@ class HttpProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         waiter = self.write_waiter
+        self.write_waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- the engine loop
+    # -- the engine loop ------------------------------------------------------------------------
 
     def _advance(self) -> None:
+        """Take every event the engine has, then start the cycle a request created.
+
+        Re-entrant calls (an eagerly started app completing its response inside this call) only
+        ask for one more round, so events are always taken in order by one frame.
+        """
+        if self.advancing:
+            self.again = True
+            return
+        self.advancing = True
+        try:
+            while True:
+                self.again = False
+                self._take_events()
+                cycle = self.pending
+                if cycle is not None:
+                    self.pending = None
+                    self._run(cycle)
+                if not self.again or self.closed:
+                    break
+        finally:
+            self.advancing = False
+
+    def _take_events(self) -> None:
         conn = self.conn
-        while not self.closed:
+        limits = self.state.limits
+        while not self.closed and self.upgraded is None:
             try:
                 event = conn.next_event()
             except RemoteProtocolError as exc:
                 self._reject(exc)
                 return
             if event is NEED_DATA:
-                break
-            if event is PAUSED:
-                if conn.buffered_bytes > self.state.limits.max_buffer:
-                    self._pause_reading()
-                break
+                return
+            if event is PAUSED:  # a pipelined request waits for this cycle to end
+                self._pause_reading()
+                return
             kind = type(event)
             if kind is Data:
-                assert self.cycle is not None
-                self.cycle.body_received(event.data)  # type: ignore[union-attr]  # kind is Data
-                if self.cycle.body_size > self.state.limits.max_buffer:
-                    self._pause_reading()
-                self._set_timer(self.state.limits.body_timeout, self._on_body_timeout)
+                data = cast(Data, event).data
+                cycle = self.cycle
+                if cycle is not None:
+                    cycle.body_received(data)
+                    if cycle.body_size > limits.max_buffer:
+                        self._pause_reading()
+                else:  # the rest of a body whose response went out early
+                    self.discard_left -= len(data)
+                    if self.discard_left < 0:
+                        self._close_after_response()
+                        return
             elif kind is EndOfMessage:
-                assert self.cycle is not None
-                self._cancel_timer()
-                self.cycle.request_complete()
+                if self.phase == _BODY:
+                    self.phase = _NO_TIMER
+                cycle = self.cycle
+                if cycle is not None:
+                    cycle.request_complete()
+                else:  # the discarded body ended: the connection can be reused
+                    self._next_cycle()
             elif kind is Request:
                 request = cast(Request, event)
                 if request.upgrade == b"websocket" and self.state.websockets:
                     self._upgrade(request)
                     return
                 self._start_cycle(request)
-            elif kind is ConnectionClosed:
-                if self.cycle is None:
-                    self.close()
-                else:
-                    self.cycle.client_gone()
-                break
+            else:  # ConnectionClosed: the client shut down its sending side
+                self._on_eof()
+                return
 
     def _start_cycle(self, request: Request) -> None:
-        self._cancel_timer()
-        self._header_timer = False
         state = self.state
-        scope = http_scope(request, scheme="http", client=self.client, server=self.server,
-                           root_path=state.root_path, state=state.lifespan_state)
-        cycle = HttpCycle(self, scope, request.expect_continue)
+        cycle: Cycle
+        if state.cycle_class is None:
+            scope = http_scope(request, scheme=self.scheme, client=self.client,
+                               server=self.server, root_path=state.root_path,
+                               state=state.lifespan_state)
+            cycle = HttpCycle(self, scope, request.expect_continue)
+        else:
+            cycle = state.cycle_class(self, request)
         self.cycle = cycle
+        self.pending = cycle
         self.requests_started += 1
-        state.counters.in_flight += 1
         if state.draining:
             self.conn.close_after_response()
-        self.loop.create_task(cycle.run(state.app))
+        if request.expect_continue:
+            self.phase = _NO_TIMER  # the client waits for us; the body timer starts with 100
+        else:
+            self._arm(_BODY, state.limits.body_timeout)
+
+    def _run(self, cycle: Cycle) -> None:
+        state = self.state
+        state.counters.in_flight += 1
+        task = _start_task(self.loop, cycle.run(state.app))
+        if not task.done():
+            cycle.task = task
+            state.tasks.add(task)
+
+    def _on_eof(self) -> None:
+        cycle = self.cycle
+        if cycle is None:
+            self.close()  # idle, an incomplete head, or a body being discarded: nothing to say
+        elif self.conn.their_state != CLOSED:
+            cycle.client_gone()  # the body was cut short: the request is dropped
+            self.close()
+        else:  # a complete request, then EOF: the response still goes out, then close
+            cycle.client_finished_sending()
 
     def _upgrade(self, request: Request) -> None:
         """Hand the connection to a WebSocket session; from now on bytes go to it."""
@@ -209,7 +367,8 @@ class HttpProtocol(asyncio.Protocol):
 
         self._cancel_timer()
         state = self.state
-        scope = websocket_scope(request, scheme="ws", client=self.client, server=self.server,
+        scheme = "wss" if self.scheme == "https" else "ws"
+        scope = websocket_scope(request, scheme=scheme, client=self.client, server=self.server,
                                 root_path=state.root_path, state=state.lifespan_state)
         session = WebSocketCycle(self, request, scope)
         self.upgraded = session
@@ -219,63 +378,118 @@ class HttpProtocol(asyncio.Protocol):
         self.loop.create_task(session.run(state.app))
 
     def _reject(self, exc: RemoteProtocolError) -> None:
-        """The client broke HTTP: answer with the status the engine chose, then close."""
+        """The client broke HTTP (or was too slow): answer with the status the engine chose,
+        unless a response already started, then close."""
         log.debug("rejecting request from %s: %s", self.client, exc)
-        if self.cycle is not None and self.cycle.response_state != 0:
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.client_gone()
+        answer = self.conn.error_response(exc)
+        if not answer:
             self.abort()
             return
-        if self.cycle is not None:
-            self.cycle.client_gone()
-        self.write(self.conn.error_response(exc))
-        self.close()
+        self.write(answer)
+        self._linger()
 
-    # -- called by the cycle
+    # -- called by the cycle --------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if not self.closed and data and self.transport is not None:
-            self.transport.write(data)
+        transport = self.transport
+        if data and not self.closed and transport is not None:
+            transport.write(data)
 
     async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
         if self.write_paused and not self.closed:
-            self.write_waiter = self.loop.create_future()
+            waiter = self.write_waiter
+            if waiter is None or waiter.done():
+                waiter = self.write_waiter = self.loop.create_future()
+            await waiter
+
+    async def send_file(self, file: IO[bytes], count: int) -> int:
+        """Write ``count`` bytes of ``file`` from its start; returns how many went out."""
+        transport = self.transport
+        if transport is None or self.closed:
+            raise ConnectionResetError("the connection is closed")
+        state = self.state
+        if state.native_sendfile:
             try:
-                await self.write_waiter
-            finally:
-                self.write_waiter = None
+                return await self.loop.sendfile(transport, file, 0, count, fallback=False)
+            except NotImplementedError:  # uvloop
+                state.native_sendfile = False
+            except asyncio.SendfileNotAvailableError:  # this transport (TLS) cannot
+                pass
+        file.seek(0)
+        sent = 0
+        while sent < count and not self.closed:
+            chunk = file.read(min(FILE_CHUNK, count - sent))
+            if not chunk:
+                break
+            transport.write(chunk)
+            sent += len(chunk)
+            await self.drain()
+        return sent
 
     def send_continue(self) -> None:
-        if self.conn.client_is_waiting_for_100_continue:
-            self.write(self.conn.send(InformationalResponse(100, [])))
+        conn = self.conn
+        if conn.client_is_waiting_for_100_continue and not self.closed:
+            self.write(conn.send(_CONTINUE))
+            self._arm(_BODY, self.state.limits.body_timeout)
 
     def body_consumed(self, _size: int) -> None:
-        if self.reading_paused and self.cycle is not None:
+        if self.reading_paused and self.cycle is not None and self.conn.their_state == SEND_BODY:
             self._resume_reading()
+            self._arm(_BODY, self.state.limits.body_timeout)
 
     def response_complete(self) -> None:
         state = self.state
-        state.counters.requests += 1
-        state.counters.in_flight -= 1
-        state.on_request_done(state.counters.requests)
-        conn = self.conn
+        counters = state.counters
+        counters.requests += 1
+        state.on_request_done(counters.requests)
+        self.cycle = None
         if self.closed:
             return
-        if conn.our_state == "DONE" and conn.their_state == "DONE" and conn.keep_alive \
-                and not state.draining:
-            conn.start_next_cycle()
-            self.cycle = None
-            self._set_timer(state.limits.keep_alive_timeout, self._on_idle_timeout)
+        conn = self.conn
+        if not conn.keep_alive or state.draining:
+            self._close_after_response()
+            return
+        their = conn.their_state
+        if their == DONE:
+            self._next_cycle()
+            self._advance()
+        elif their == SEND_BODY:
+            # Answered before the body arrived (a 404 to a POST): drop the rest, then reuse.
+            self.discard_left = state.limits.max_buffer
+            self._arm(_BODY, state.limits.body_timeout)
             self._resume_reading()
             self._advance()
         else:
             self.close()
 
-    def cycle_finished(self, cycle: HttpCycle) -> None:
-        if cycle.response_state != 2:  # never completed: the connection was cut or aborted
-            self.state.counters.in_flight -= 1
-            if not self.closed:
-                self.abort()
+    def cycle_finished(self, cycle: Cycle) -> None:
+        """The app's call returned (or raised) and the cycle has answered for it."""
+        state = self.state
+        state.counters.in_flight -= 1
+        task = cycle.task
+        if task is not None:
+            state.tasks.discard(task)
+        if cycle.response_state != RESPONSE_COMPLETE and self.cycle is cycle and not self.closed:
+            self.abort()
 
-    # -- closing
+    def _next_cycle(self) -> None:
+        conn = self.conn
+        if conn.our_state != DONE or not conn.keep_alive or self.state.draining:
+            self._close_after_response()
+            return
+        conn.start_next_cycle()
+        limits = self.state.limits
+        if conn.buffered_bytes:
+            self._arm(_HEAD, limits.headers_timeout)
+        else:
+            self._arm(_IDLE, limits.keep_alive_timeout)
+        self._resume_reading()
+
+    # -- closing --------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
         """Graceful drain: close an idle keep-alive connection now; let the response in flight
@@ -284,32 +498,62 @@ class HttpProtocol(asyncio.Protocol):
         while we were still accepting sees its connection dropped unanswered."""
         if self.upgraded is not None:
             self.upgraded.shutdown()  # close frame 1001 "going away"
+        elif self.closed:
+            return
         elif self.cycle is not None:
             self.conn.close_after_response()
         elif self.requests_started == 0:
-            self._set_timer(FIRST_REQUEST_GRACE, self.close)
+            if self.phase == _IDLE:
+                self._arm(_IDLE, FIRST_REQUEST_GRACE)
         else:
             self.close()
 
+    def _close_after_response(self) -> None:
+        """Close once the response is written; linger if the client may still be sending."""
+        conn = self.conn
+        if conn.their_state == SEND_BODY or conn.buffered_bytes or self.reading_paused:
+            self._linger()
+        else:
+            self.close()
+
+    def _linger(self) -> None:
+        transport = self.transport
+        if self.closed or transport is None:
+            return
+        if not transport.can_write_eof():
+            self.close()
+            return
+        self.closed = True  # nothing more is written or parsed
+        self.lingering = True
+        transport.write_eof()
+        self._resume_reading()
+        self._arm(_LINGER, LINGER_TIMEOUT)
+
     def close(self) -> None:
-        if not self.closed and self.transport is not None:
-            self.closed = True
-            self._cancel_timer()
-            self.transport.close()
-            self.state.connections.discard(self)
+        transport = self.transport
+        if transport is None or (self.closed and not self.lingering):
+            return
+        self.closed = True
+        self.lingering = False
+        self._cancel_timer()
+        self.state.connections.discard(self)
+        transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:
             self.closed = True
+            self.lingering = False
             self._cancel_timer()
             self.transport.abort()
             self.state.connections.discard(self)
 
-    # -- flow control and timers
+    # -- flow control and timers ----------------------------------------------------------------
 
     def _pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
             self.reading_paused = True
+            if self.phase == _BODY:
+                self.phase = _NO_TIMER  # we stopped the client: it is not stalling
             with contextlib.suppress(RuntimeError):
                 self.transport.pause_reading()
 
@@ -319,30 +563,47 @@ class HttpProtocol(asyncio.Protocol):
             with contextlib.suppress(RuntimeError):
                 self.transport.resume_reading()
 
-    def _set_timer(self, delay: float, callback: Callable[[], None]) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_later(delay, callback)
+    def _arm(self, phase: int, delay: float) -> None:
+        deadline = self.loop.time() + delay
+        self.phase = phase
+        self.deadline = deadline
+        timer = self.timer
+        if timer is None or self.timer_at > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._on_timer)
+            self.timer_at = deadline
 
     def _cancel_timer(self) -> None:
+        self.phase = _NO_TIMER
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
 
-    def _on_idle_timeout(self) -> None:
-        if self.cycle is None:
+    def _on_timer(self) -> None:
+        self.timer = None
+        phase = self.phase
+        if phase == _NO_TIMER:
+            return
+        deadline = self.deadline
+        if self.loop.time() < deadline:  # the deadline moved on since the timer was set
+            self.timer = self.loop.call_at(deadline, self._on_timer)
+            self.timer_at = deadline
+            return
+        self.phase = _NO_TIMER
+        if phase == _HEAD:
+            self._reject(RemoteProtocolError("request head not received in time", 408))
+        elif phase == _BODY:
+            cycle = self.cycle
+            if cycle is not None and cycle.response_state == RESPONSE_NOT_STARTED:
+                self._reject(RemoteProtocolError("request body not received in time", 408))
+            elif cycle is not None:
+                cycle.client_gone()
+                self.abort()
+            else:
+                self.close()  # the discarded rest of a body stalled
+        else:  # _IDLE or _LINGER
             self.close()
-
-    def _on_headers_timeout(self) -> None:
-        if self.cycle is None:
-            self._reject(RemoteProtocolError("request headers not received in time", 408))
-
-    def _on_body_timeout(self) -> None:
-        if self.cycle is not None and self.cycle.response_state == 0:
-            self.cycle.client_gone()
-            self._reject(RemoteProtocolError("request body not received in time", 408))
-        else:
-            self.abort()
 
 
 def _address(value: Any) -> tuple[str, int] | None:
