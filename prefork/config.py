@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefork.errors import ConfigError
+from prefork.proxy import TrustedProxies
 
 Converter = Callable[[Any], Any]
 
@@ -123,6 +124,12 @@ def _choice(*choices: str) -> Converter:
         return text
 
     return convert
+
+
+def _forwarded_ips(value: Any) -> str:
+    text = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
+    TrustedProxies.parse(text)  # raises ConfigError naming the setting
+    return text
 
 
 _log_level = _choice("critical", "error", "warning", "info", "debug")
@@ -244,6 +251,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ws_per_message_deflate", ("--ws-per-message-deflate",), _to_bool, True,
             "Offer permessage-deflate compression to WebSocket clients.", "WebSocket",
             is_flag=True, negatable=True),
+    Setting("proxy_headers", ("--proxy-headers",), _to_bool, True,
+            "Take the client address, scheme and host from X-Forwarded-For/-Proto/-Host or "
+            "RFC 7239 Forwarded, when the peer is in --forwarded-allow-ips.", "Proxies",
+            is_flag=True, negatable=True),
+    Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), _forwarded_ips,
+            "127.0.0.1,::1",
+            "Comma-separated addresses or CIDR networks of proxies whose forwarding headers are "
+            "trusted, or '*' for any peer (only behind a proxy that overwrites them).",
+            "Proxies", metavar="ADDRESSES"),
     Setting("server_header", ("--server-header",), _to_bool, True,
             "Send a 'Server: prefork' header when the app sets none.", "HTTP", is_flag=True,
             negatable=True),
@@ -304,6 +320,8 @@ class Config:
     ws_ping_interval: float
     ws_ping_timeout: float
     ws_per_message_deflate: bool
+    proxy_headers: bool
+    forwarded_allow_ips: str
     server_header: bool
     date_header: bool
     pidfile: str | None

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 import time
@@ -58,6 +59,8 @@ from prefork.http.events import (
 )
 from prefork.http.headers import DateCache
 from prefork.http.limits import Limits
+from prefork.proxy import TrustedProxies
+from prefork.proxy import resolve as resolve_forwarded
 
 if TYPE_CHECKING:
     from prefork.asgi.websocket import WebSocketCycle
@@ -149,6 +152,8 @@ class ServingState:
         self.counters = Counters()
         self.draining = False
         self.native_sendfile = True  # until the loop says it has no loop.sendfile
+        self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
+                                if config.proxy_headers else None)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -156,9 +161,9 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "advancing", "again", "client", "closed", "conn", "cycle", "deadline", "discard_left",
-        "lingering", "loop", "pending", "phase", "reading_paused", "requests_started", "scheme",
-        "server", "state", "timer", "timer_at", "transport", "upgraded", "write_paused",
-        "write_waiter",
+        "lingering", "loop", "peer", "peer_scheme", "peer_trusted", "pending", "phase",
+        "reading_paused", "requests_started", "scheme", "server", "state", "timer", "timer_at",
+        "transport", "upgraded", "write_paused", "write_waiter",
     )  # fmt: skip
 
     def __init__(self, state: ServingState) -> None:
@@ -188,6 +193,9 @@ class HttpProtocol(asyncio.Protocol):
         self.again = False
         self.requests_started = 0
         self.upgraded: WebSocketCycle | None = None
+        self.peer: tuple[str, int] | None = None
+        self.peer_scheme = "http"
+        self.peer_trusted = False
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -201,6 +209,10 @@ class HttpProtocol(asyncio.Protocol):
         self.server = server if server is not None else (str(sockname or ""), None)
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
+        self.peer, self.peer_scheme = self.client, self.scheme
+        trusted = self.state.trusted_proxies
+        self.peer_trusted = trusted is not None and trusted.trusts(
+            self.peer[0] if self.peer else None)
         self.state.connections.add(self)
         self._arm(_IDLE, self.state.limits.keep_alive_timeout)
 
@@ -323,7 +335,23 @@ class HttpProtocol(asyncio.Protocol):
                 self._on_eof()
                 return
 
+    def _forwarded(self, request: Request) -> Request:
+        """Per request behind a trusted proxy: the client, scheme and host it forwarded (one
+        upstream connection carries many clients' requests)."""
+        assert self.state.trusted_proxies is not None
+        origin = resolve_forwarded(request.headers, self.peer[0] if self.peer else None,
+                                   self.state.trusted_proxies)
+        self.client = origin.client or self.peer
+        self.scheme = origin.scheme or self.peer_scheme
+        if origin.host is None:
+            return request
+        headers = [(name, origin.host if name == b"host" else value)
+                   for name, value in request.headers]
+        return dataclasses.replace(request, headers=headers)
+
     def _start_cycle(self, request: Request) -> None:
+        if self.peer_trusted:
+            request = self._forwarded(request)
         state = self.state
         cycle: Cycle
         if state.cycle_class is None:
@@ -366,6 +394,8 @@ class HttpProtocol(asyncio.Protocol):
         from prefork.asgi.websocket import WebSocketCycle
 
         self._cancel_timer()
+        if self.peer_trusted:
+            request = self._forwarded(request)
         state = self.state
         scheme = "wss" if self.scheme == "https" else "ws"
         scope = websocket_scope(request, scheme=scheme, client=self.client, server=self.server,
