@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prefork.app import AppSpec, load_app, resolve_interface
@@ -36,6 +37,9 @@ from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import BootFailed, Connections, Drain, Heartbeat, Ready, Retiring
 from prefork.logging import ERROR_LOGGER, reopen_log_files
 from prefork.workers.protocol import HttpProtocol, ServingState
+from prefork.workers.wsgi import WsgiRunner
+from prefork.wsgi.environ import ErrorStream, base_environ
+from prefork.wsgi.filewrapper import FileWrapper
 
 HEARTBEAT_MAX_INTERVAL = 1.0
 
@@ -101,20 +105,20 @@ class Worker:
             self.log.error("worker %d: cannot load the application: %s", os.getpid(), exc,
                            exc_info=exc.__cause__ is not None)
             return self._boot_failed(str(exc), WORKER_EXIT_APP_LOAD_FAILED)
-        if interface != "asgi":
-            reason = "WSGI applications are not served by this version (use an ASGI app)"
-            self.log.error("worker %d: %s", os.getpid(), reason)
-            return self._boot_failed(reason, WORKER_EXIT_APP_LOAD_FAILED)
-        lifespan = Lifespan(app, mode=self.config.lifespan, logger=self.log)
-        try:
-            await lifespan.startup()
-        except BootError as exc:
-            self.log.error("worker %d: %s", os.getpid(), exc)
-            return self._boot_failed(str(exc), WORKER_EXIT_BOOT_FAILED)
+        lifespan: Lifespan | None = None
+        if interface == "asgi":  # WSGI has no lifespan protocol
+            lifespan = Lifespan(app, mode=self.config.lifespan, logger=self.log)
+            try:
+                await lifespan.startup()
+            except BootError as exc:
+                self.log.error("worker %d: %s", os.getpid(), exc)
+                return self._boot_failed(str(exc), WORKER_EXIT_BOOT_FAILED)
 
         self._stopped = loop.create_future()
-        self.state = ServingState(config=self.config, app=app, lifespan_state=lifespan.state,
-                                 on_request_done=self._on_request_done)
+        self.state = ServingState(config=self.config, app=app,
+                                  lifespan_state=lifespan.state if lifespan else {},
+                                  on_request_done=self._on_request_done)
+        executor = self._serve_wsgi(self.state) if interface == "wsgi" else None
         for signum, handler in (
             (signal.SIGTERM, self.drain), (signal.SIGINT, self.stop_now),
             (signal.SIGQUIT, self.stop_now), (signal.SIGUSR1, self._reopen_logs),
@@ -133,8 +137,25 @@ class Worker:
         await self._stopped
         heartbeat.cancel()
         await self._finish_connections()
-        await lifespan.shutdown()
+        if executor is not None:
+            # Threads still running an app hold no connection any more; the process exits
+            # with os._exit, so they are not waited for.
+            executor.shutdown(wait=False, cancel_futures=True)
+        if lifespan is not None:
+            await lifespan.shutdown()
         return self.exit_code
+
+    def _serve_wsgi(self, state: ServingState) -> ThreadPoolExecutor | None:
+        """Make the protocol run WSGI cycles; the thread pool when ``--threads`` > 1."""
+        config = self.config
+        threads = config.threads
+        executor = ThreadPoolExecutor(threads, thread_name_prefix="prefork-wsgi") \
+            if threads > 1 else None
+        environ = base_environ(root_path=config.root_path, errors=ErrorStream(self.log),
+                               multithread=threads > 1, multiprocess=config.worker_count() > 1,
+                               file_wrapper=FileWrapper)
+        state.cycle_class = WsgiRunner(environ, executor, state.limits.max_buffer)
+        return executor
 
     def _protocol(self) -> HttpProtocol:
         assert self.state is not None

@@ -1,0 +1,462 @@
+"""The WSGI runner: one :class:`WsgiCycle` per request, the same interface as the ASGI
+``HttpCycle`` towards the protocol (``body_received``, ``request_complete``, ``client_gone``,
+``run``; ``response_state``, ``body_size``, ``disconnected``, ``task``).
+
+Two ways to run the app, picked per worker by ``--threads``:
+
+* **inline** (1, the default, gunicorn's sync worker): the body is collected first (spilled to
+  a temporary file past 1 MiB), then the app is called on the loop thread and its iterable is
+  walked inside ``run()``; between pieces the cycle waits for the transport to drain, so a
+  large streamed response holds one piece in memory while the loop serves its other
+  connections, timers and the heartbeat. A stuck app stops the loop, and the heartbeat
+  watchdog replaces the worker (gunicorn's ``--timeout``).
+* **threaded** (N > 1): the app and the walk of its iterable run in a pool of N threads;
+  ``wsgi.input`` streams from the loop through a bounded buffer; every write hops to the loop
+  (the engine is not thread-safe, so it is only touched there) and the app's thread waits for
+  it, and while the transport is paused, so a fast app cannot outrun a slow client.
+
+Both ways answer the same: the head goes out with the first non-empty piece; a one-piece list
+without ``Content-Length`` gets one (no chunked framing, one write); a regular file returned as
+``wsgi.file_wrapper`` goes out through the protocol's ``send_file``. An exception before any
+byte of the response went out is a 500 (traceback in the error log, never in the response);
+after that the connection is aborted. The iterable's ``close()`` is always called, after the
+response's last byte was written and before the next request on the connection starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from prefork.errors import ClientDisconnected, LocalProtocolError
+from prefork.http.events import Data, EndOfMessage, Request, Response
+from prefork.wsgi.environ import build_environ
+from prefork.wsgi.filewrapper import KernelSpan, file_span
+from prefork.wsgi.input import BodySpool, StreamingInput
+from prefork.wsgi.responder import INTERNAL_ERROR_EVENTS, Responder, as_bytes
+
+if TYPE_CHECKING:
+    from prefork.workers.protocol import HttpProtocol
+
+__all__ = ["WsgiCycle", "WsgiRunner"]
+
+log = logging.getLogger("prefork.error")
+
+RESPONSE_NOT_STARTED, RESPONSE_STARTED, RESPONSE_COMPLETE = 0, 1, 2
+_END = EndOfMessage()
+# An inline app's iterable that produces pieces without ever filling the socket still lets the
+# loop run this often: other connections, timers, the heartbeat, and the news that this client
+# left (a reset socket drops writes silently until the loop reports connection_lost).
+YIELD_INTERVAL = 0.005
+_CONTENT_LENGTH = b"content-length"
+
+# What a threaded app call ends with; the loop finishes the response from it.
+_DONE, _FAILED, _GONE, _SINGLE, _FILE = range(5)
+
+
+class WsgiRunner:
+    """What every WSGI request of one worker shares: the environ template and the pool."""
+
+    __slots__ = ("base_environ", "executor", "max_buffer")
+
+    def __init__(self, base_environ: dict[str, Any],
+                 executor: concurrent.futures.ThreadPoolExecutor | None,
+                 max_buffer: int) -> None:
+        self.base_environ = base_environ
+        self.executor = executor  # None: call the app inline on the loop thread
+        self.max_buffer = max_buffer
+
+    def __call__(self, protocol: HttpProtocol, request: Request) -> WsgiCycle:
+        return WsgiCycle(protocol, request, self)
+
+
+class WsgiCycle:
+    """One WSGI request; created by the protocol when a request head arrives."""
+
+    __slots__ = (
+        "_waiter", "body_complete", "disconnected", "input", "left", "loop", "protocol",
+        "request", "responder", "response_state", "runner", "spool", "task",
+    )  # fmt: skip
+
+    def __init__(self, protocol: HttpProtocol, request: Request, runner: WsgiRunner) -> None:
+        self.protocol = protocol
+        self.loop = protocol.loop
+        self.request = request
+        self.runner = runner
+        self.response_state = RESPONSE_NOT_STARTED
+        self.disconnected = False
+        self.body_complete = False
+        self.task: asyncio.Task[None] | None = None
+        self.left: int | None = None  # body bytes the app's Content-Length still allows
+        self.responder = Responder(self._write_inline)
+        self._waiter: asyncio.Future[None] | None = None
+        self.spool: BodySpool | None = None
+        self.input: StreamingInput | None = None
+        if runner.executor is None:
+            self.spool = BodySpool()
+        else:
+            self.responder.sink = self._write_from_thread
+            self.input = StreamingInput(
+                self.loop.call_soon_threadsafe, runner.max_buffer,
+                protocol.send_continue if request.expect_continue else None,
+                protocol.body_consumed)
+
+    # -- fed by the protocol --------------------------------------------------------------------
+
+    @property
+    def body_size(self) -> int:
+        """Received body bytes the app has not taken yet (the inline spool takes them all)."""
+        stream = self.input
+        return stream.size if stream is not None else 0
+
+    def body_received(self, data: bytes) -> None:
+        if self.spool is not None:
+            self.spool.append(data)
+        elif self.input is not None:
+            self.input.feed(data)
+
+    def request_complete(self) -> None:
+        self.body_complete = True
+        if self.input is not None:
+            self.input.finish()
+        self._wake()
+
+    def client_finished_sending(self) -> None:
+        """EOF after a complete request (maybe a half-close): the response still goes out. A
+        WSGI app cannot be told the client left before it answers, so nothing changes."""
+
+    def client_gone(self) -> None:
+        self.disconnected = True
+        if self.input is not None:
+            self.input.abort()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- running the app ------------------------------------------------------------------------
+
+    async def run(self, app: Callable[..., Any]) -> None:
+        try:
+            if self.runner.executor is None:
+                await self._run_inline(app)
+            else:
+                await self._run_threaded(app, self.runner.executor)
+        finally:
+            if self.spool is not None:
+                self.spool.close()
+            if self.input is not None:
+                self.input.abort()  # no reader may stay blocked on this request
+            self.protocol.cycle_finished(self)
+
+    def _environ(self, wsgi_input: Any) -> dict[str, Any]:
+        protocol = self.protocol
+        return build_environ(self.runner.base_environ, self.request, scheme=protocol.scheme,
+                             client=protocol.client, server=protocol.server,
+                             wsgi_input=wsgi_input)
+
+    # -- inline (--threads 1) -------------------------------------------------------------------
+
+    async def _run_inline(self, app: Callable[..., Any]) -> None:
+        spool = self.spool
+        assert spool is not None
+        if not self.body_complete and not self.disconnected:
+            if self.request.expect_continue:
+                self.protocol.send_continue()  # the whole body is wanted before the app runs
+            while not self.body_complete and not self.disconnected:
+                self._waiter = self.loop.create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+        if self.disconnected:
+            return
+        responder = self.responder
+        try:
+            result = app(self._environ(spool.stream()), responder.start_response)
+        except Exception as exc:
+            self._failed(exc)
+            self._complete()
+            return
+        try:
+            await self._send_inline(result)
+        except Exception as exc:
+            self._failed(exc)
+        finally:
+            self._close(result)
+        self._complete()
+
+    async def _send_inline(self, result: Any) -> None:
+        responder = self.responder
+        if type(result) is list and len(result) == 1 and responder.head is not None:
+            self._send_single(result[0])
+            return
+        span = file_span(result)
+        if span is not None and responder.head is not None and not self.responder.headers_sent:
+            await self._send_file(*span)
+            return
+        protocol = self.protocol
+        loop = self.loop
+        yielded = loop.time()
+        for piece in result:
+            if self.disconnected:
+                return
+            if type(piece) is not bytes:
+                piece = as_bytes(piece)
+            if piece:
+                self._emit(piece)
+                if protocol.write_paused:
+                    await protocol.drain()
+                    yielded = loop.time()
+                elif loop.time() - yielded > YIELD_INTERVAL:
+                    await asyncio.sleep(0)
+                    yielded = loop.time()
+        if not self.disconnected:
+            self._finish()
+
+    def _write_inline(self, data: bytes) -> None:
+        # The legacy write() on the loop thread cannot wait for the transport to drain: what
+        # it writes is buffered by the transport (PEP 3333 discourages write() for this reason).
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected")
+        self._emit(data)
+
+    # -- threaded (--threads N) -----------------------------------------------------------------
+
+    async def _run_threaded(self, app: Callable[..., Any],
+                            executor: concurrent.futures.ThreadPoolExecutor) -> None:
+        assert self.input is not None
+        environ = self._environ(self.input)
+        outcome, value = await self.loop.run_in_executor(executor, self._call_app, app, environ)
+        if outcome == _FAILED:
+            self._failed(value)
+        elif outcome == _SINGLE:
+            try:
+                self._send_single(value)
+            except Exception as exc:
+                self._failed(exc)
+        elif outcome == _FILE:
+            result, span = value
+            try:
+                await self._send_file(*span)
+            except Exception as exc:
+                self._failed(exc)
+            finally:
+                self._close(result)
+        self._complete()
+
+    def _call_app(self, app: Callable[..., Any], environ: dict[str, Any]) -> tuple[int, Any]:
+        """In a pool thread: call the app and walk its iterable, sending through the loop."""
+        responder = self.responder
+        try:
+            result = app(environ, responder.start_response)
+        except Exception as exc:
+            return _FAILED, exc
+        if not responder.headers_sent and responder.head is not None:
+            if type(result) is list and len(result) == 1:
+                return _SINGLE, result[0]  # a list has no close()
+            span = file_span(result)
+            if span is not None:
+                return _FILE, (result, span)  # the loop sends it, then closes it
+        outcome: tuple[int, Any] = (_DONE, None)
+        try:
+            for piece in result:
+                if type(piece) is not bytes:
+                    piece = as_bytes(piece)
+                if piece:
+                    responder.headers_sent = True
+                    self._write_from_thread(piece)
+            self._on_loop(self._finish_threaded)
+        except ClientDisconnected:
+            outcome = _GONE, None
+        except Exception as exc:
+            outcome = _FAILED, exc
+        finally:
+            self._close(result)
+        return outcome
+
+    def _write_from_thread(self, data: bytes) -> None:
+        self._on_loop(self._emit_and_drain, data)
+
+    def _on_loop(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run ``function`` on the loop and wait for it (and for the coroutine it may return);
+        its exception is raised here. Raises ClientDisconnected once the client left."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                waiting = function(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+                return
+            if waiting is None:
+                future.set_result(None)
+            else:
+                task = self.loop.create_task(waiting)
+                task.add_done_callback(lambda _: future.set_result(None))
+
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected")
+        self.loop.call_soon_threadsafe(call)
+        future.result()
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected")
+
+    def _emit_and_drain(self, data: bytes) -> Any:
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected")
+        self._emit(data)
+        protocol = self.protocol
+        return protocol.drain() if protocol.write_paused else None
+
+    def _finish_threaded(self) -> None:
+        if not self.disconnected:
+            self._finish()
+
+    # -- on the loop: turning the response into bytes ------------------------------------------
+
+    def _head(self, head: Response, body: bytes = b"") -> bytes:
+        """The head's bytes; the response is started from here on (or failed: see _failed)."""
+        responder = self.responder
+        responder.headers_sent = True
+        out = self.protocol.conn.send(head)
+        self.response_state = RESPONSE_STARTED
+        self.left = responder.content_length
+        return out
+
+    def _emit(self, data: bytes) -> None:
+        """Write ``data`` as body bytes, after the head if it has not gone out yet."""
+        conn = self.protocol.conn
+        out = b""
+        if self.response_state == RESPONSE_NOT_STARTED:
+            head = self.responder.head
+            if head is None:
+                raise RuntimeError("the application sent body bytes before start_response")
+            out = self._head(head)
+        left = self.left
+        if left is not None:
+            # Bytes past the app's Content-Length are dropped, as gunicorn does: a file wrapper
+            # over a whole file with the length of a part is a common way to send the part.
+            if len(data) > left:
+                data = data[:left]
+            self.left = left - len(data)
+        self.protocol.write(out + conn.send(Data(data)) if data else out)
+
+    def _finish(self) -> None:
+        """Write the end of the response (and its head, for an empty body)."""
+        conn = self.protocol.conn
+        out = b""
+        if self.response_state == RESPONSE_NOT_STARTED:
+            head = self.responder.head
+            if head is None:
+                raise RuntimeError("the application returned without calling start_response")
+            out = self._head(head)
+        out += conn.send(_END)
+        self.response_state = RESPONSE_COMPLETE
+        self.protocol.write(out)
+
+    def _send_single(self, piece: Any) -> None:
+        """A one-piece body: head, body and end in one write, with a Content-Length."""
+        if type(piece) is not bytes:
+            piece = as_bytes(piece)
+        responder = self.responder
+        head = responder.head
+        assert head is not None
+        if responder.content_length is None and piece and self.request.method != b"HEAD":
+            head = Response(head.status_code,
+                            [*head.headers, (_CONTENT_LENGTH, b"%d" % len(piece))], head.reason)
+        conn = self.protocol.conn
+        if responder.content_length is not None and len(piece) > responder.content_length:
+            piece = piece[:responder.content_length]  # as _emit
+        out = self._head(head) + conn.send(Data(piece)) + conn.send(_END)
+        self.response_state = RESPONSE_COMPLETE
+        self.protocol.write(out)
+
+    async def _send_file(self, file: Any, offset: int, size: int) -> None:
+        """A FileWrapper over a regular file: ``Content-Length`` from the file (or the app's, if
+        shorter) and the bytes through the protocol's ``send_file``."""
+        responder = self.responder
+        head = responder.head
+        assert head is not None and file is not None
+        count = size if responder.content_length is None else min(size,
+                                                                   responder.content_length)
+        headers = [(name, value) for name, value in head.headers
+                   if name.lower() != _CONTENT_LENGTH]
+        headers.append((_CONTENT_LENGTH, b"%d" % (responder.content_length
+                                                  if responder.content_length is not None
+                                                  else count)))
+        out = self._head(Response(head.status_code, headers, head.reason))
+        protocol = self.protocol
+        span = KernelSpan(count)
+        on_wire = protocol.conn.send(Data(span)) is span
+        protocol.write(out)
+        if on_wire and count:
+            if offset:
+                file.seek(offset)
+                # send_file starts at the file's offset 0: a wrapper over a file positioned
+                # elsewhere is sent by reads (see the report on send_file's offset)
+                await self._send_blocks(file, count)
+            else:
+                sent = await protocol.send_file(file, count)
+                if sent != count and not self.disconnected:
+                    raise LocalProtocolError("the file shrank while it was sent", 500)
+        if not self.disconnected:
+            out = protocol.conn.send(_END)
+            self.response_state = RESPONSE_COMPLETE
+            protocol.write(out)
+
+    async def _send_blocks(self, file: Any, count: int) -> None:
+        protocol = self.protocol
+        while count > 0 and not self.disconnected:
+            block = file.read(min(count, 256 * 1024))
+            if not block:
+                raise LocalProtocolError("the file shrank while it was sent", 500)
+            protocol.write(block)
+            count -= len(block)
+            await protocol.drain()
+
+    # -- endings --------------------------------------------------------------------------------
+
+    def _failed(self, exc: BaseException) -> None:
+        """The app (or its iterable) raised: 500 if nothing went out yet, else abort."""
+        if self.disconnected:
+            if not isinstance(exc, OSError):
+                log.error("Error handling request %s (client gone)", self._label(), exc_info=exc)
+            return
+        log.error("Error handling request %s", self._label(), exc_info=exc)
+        protocol = self.protocol
+        if self.response_state == RESPONSE_NOT_STARTED:
+            conn = protocol.conn
+            try:
+                out = b"".join(conn.send(event) for event in INTERNAL_ERROR_EVENTS)
+            except LocalProtocolError:
+                protocol.abort()
+                return
+            self.response_state = RESPONSE_COMPLETE
+            protocol.write(out)
+        elif self.response_state == RESPONSE_STARTED:
+            protocol.abort()
+
+    def _close(self, result: Any) -> None:
+        close = getattr(result, "close", None)
+        if close is None:
+            return
+        try:
+            close()
+        except Exception as exc:
+            log.error("Error closing the response of %s", self._label(), exc_info=exc)
+
+    def _complete(self) -> None:
+        if self.input is not None:
+            self.input.discard()  # an answer before the body was read: the protocol drops the rest
+        if self.response_state == RESPONSE_COMPLETE and not self.disconnected:
+            self.protocol.response_complete()
+
+    def _label(self) -> str:
+        request = self.request
+        return f"{request.method.decode('latin-1')} {request.target.decode('latin-1')}"

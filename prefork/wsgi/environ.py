@@ -1,0 +1,182 @@
+"""The WSGI environ of one request (PEP 3333), built from a parsed request head; and
+``wsgi.errors``, the stream that writes into the error log.
+
+Pure: no I/O but the logging call of :class:`ErrorStream`. The constant keys are built once per
+worker (:func:`base_environ`) and copied per request, so a request costs one dict copy plus
+its own keys.
+
+Rules kept, as gunicorn users expect them:
+
+* ``PATH_INFO`` is the target's path percent-decoded to bytes, then decoded as latin-1 (PEP 3333
+  "native strings"); ``SCRIPT_NAME`` is ``--root-path``, stripped from the front of
+  ``PATH_INFO`` when the path starts with it at a segment boundary. ``RAW_URI`` is the request
+  target exactly as received (gunicorn's key).
+* ``SERVER_NAME``/``SERVER_PORT`` come from ``Host``, else from the listening socket.
+* Every header becomes ``HTTP_<NAME>`` (``-`` as ``_``), repeated fields joined with ``,``,
+  except ``Content-Type``/``Content-Length`` (``CONTENT_TYPE``/``CONTENT_LENGTH``). A field whose
+  name holds ``_`` is dropped: ``X_Forwarded_For`` and ``X-Forwarded-For`` would both map to
+  ``HTTP_X_FORWARDED_FOR``, and a client must not be able to spoof what a proxy set (nginx and
+  Apache drop them too).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from prefork.http.events import Request
+
+__all__ = ["ErrorStream", "base_environ", "build_environ", "split_target"]
+
+_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+class ErrorStream:
+    """``wsgi.errors``: a text stream whose lines become ERROR records of the error log.
+
+    Partial writes are kept until a newline or ``flush()`` (``print(..., file=errors)`` writes
+    the text and the newline separately). One per worker; the lock keeps lines whole when the
+    app runs in threads.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"wsgi.errors.write() takes str, not {type(text).__name__}")
+        with self._lock:
+            data = self._pending + text
+            *lines, self._pending = data.split("\n")
+        for line in lines:
+            self._logger.error("%s", line)
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            rest, self._pending = self._pending, ""
+        if rest:
+            self._logger.error("%s", rest)
+
+
+def base_environ(*, root_path: str, errors: Any, multithread: bool, multiprocess: bool,
+                 file_wrapper: Any) -> dict[str, Any]:
+    """The keys that are the same for every request a worker serves."""
+    return {
+        "SCRIPT_NAME": root_path,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": errors,
+        "wsgi.multithread": multithread,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": file_wrapper,
+        "wsgi.input_terminated": True,
+    }
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """Raw path and query of a request target: origin-form, absolute-form (scheme and authority
+    dropped, RFC 9112 §3.2.2) or asterisk-form (kept as is)."""
+    if not target.startswith(b"/"):
+        _, sep, rest = target.partition(b"://")
+        if sep:
+            slash = rest.find(b"/")
+            mark = rest.find(b"?")
+            if slash < 0 or 0 <= mark < slash:
+                rest = b"/" + rest[mark:] if mark >= 0 else b"/"
+                slash = 0
+            target = rest[slash:]
+    path, _, query = target.partition(b"?")
+    return path, query
+
+
+def build_environ(
+    base: dict[str, Any],
+    request: Request,
+    *,
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int | None] | None,
+    wsgi_input: Any,
+) -> dict[str, Any]:
+    """The environ of ``request``; ``base`` comes from :func:`base_environ` (it is copied)."""
+    environ = base.copy()
+    raw_path, query = split_target(request.target)
+    path = unquote_to_bytes(raw_path).decode("latin-1") if b"%" in raw_path \
+        else raw_path.decode("latin-1")
+    script_name: str = base["SCRIPT_NAME"]
+    if script_name and path.startswith(script_name) and (
+            len(path) == len(script_name) or path[len(script_name)] == "/"):
+        path = path[len(script_name):]
+    environ["REQUEST_METHOD"] = request.method.decode("latin-1")
+    environ["PATH_INFO"] = path
+    environ["QUERY_STRING"] = query.decode("latin-1")
+    environ["RAW_URI"] = request.target.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(request.http_version, "HTTP/1.1")
+    environ["wsgi.url_scheme"] = scheme
+    environ["wsgi.input"] = wsgi_input
+    if client is not None:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    else:  # a unix socket has no peer address
+        environ["REMOTE_ADDR"] = ""
+    host: bytes | None = None
+    for name, value in request.headers:
+        key = _environ_key(name)
+        if key is None:
+            continue
+        text = value.decode("latin-1")
+        if key in environ and key[0] == "H":  # a repeated field: RFC 9110 §5.3
+            environ[key] += "," + text
+        else:
+            environ[key] = text
+        if name == b"host" and host is None:
+            host = value
+    if host:
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = _split_host(
+            host.decode("latin-1"), _DEFAULT_PORTS.get(scheme, "80"))
+    elif server is not None:
+        environ["SERVER_NAME"] = server[0]
+        environ["SERVER_PORT"] = str(server[1]) if server[1] is not None else ""
+    else:
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = "localhost", ""
+    return environ
+
+
+@functools.lru_cache(maxsize=512)
+def _environ_key(name: bytes) -> str | None:
+    """``content-type`` -> ``CONTENT_TYPE``, ``x-a`` -> ``HTTP_X_A``; None for names with ``_``
+    (names arrive lower-cased from the engine)."""
+    if name == b"content-type":
+        return "CONTENT_TYPE"
+    if name == b"content-length":
+        return "CONTENT_LENGTH"
+    if b"_" in name:
+        return None
+    return "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+
+
+def _split_host(host: str, default_port: str) -> tuple[str, str]:
+    """``example.com:8080`` -> (``example.com``, ``8080``); ``[::1]`` keeps its brackets."""
+    if host.startswith("["):
+        end = host.find("]")
+        if end > 0:
+            rest = host[end + 1:]
+            return host[:end + 1], rest[1:] if rest.startswith(":") and rest[1:] else default_port
+        return host, default_port
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit():
+        return name, port
+    return host, default_port

@@ -1,0 +1,123 @@
+"""``start_response`` and the ``write()`` callable of one WSGI request (PEP 3333).
+
+The responder checks what the app gives it and keeps the response head until the cycle sends
+it; it does no I/O (``write()`` hands its bytes to the cycle's sink). Rules:
+
+* ``status`` is a native string ``"NNN Reason"``; ``headers`` a list of ``(name, value)``
+  native-string pairs, latin-1 encodable, names HTTP tokens, values without CR, LF or NUL.
+  Hop-by-hop fields (RFC 9110 §7.6.1) are the server's business: PEP 3333 forbids them to the
+  app. Any violation raises at the ``start_response`` call (PEP 3333: "so that an error can be
+  raised while the application is still running"), which the cycle answers with a 500.
+* ``start_response`` may be called again only with ``exc_info``; once the head went out, that
+  call re-raises the app's exception (the cycle then aborts the connection).
+* The head goes out with the first non-empty body piece, the first ``write()`` or the end of the
+  iterable, whichever comes first; ``headers_sent`` says whether it has.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from prefork.http.events import Data, EndOfMessage, Response
+
+__all__ = [
+    "HOP_BY_HOP",
+    "INTERNAL_ERROR",
+    "INTERNAL_ERROR_BODY",
+    "Responder",
+    "make_head",
+]
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+})
+
+INTERNAL_ERROR_BODY = b"Internal Server Error"
+INTERNAL_ERROR = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", b"21")])
+INTERNAL_ERROR_EVENTS = (INTERNAL_ERROR, Data(INTERNAL_ERROR_BODY), EndOfMessage())
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+
+
+def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
+    """The engine's response head for ``start_response(status, headers)``, and the app's
+    ``Content-Length`` if it gave one. Raises TypeError or ValueError for what PEP 3333 (or
+    HTTP) forbids."""
+    if type(status) is not str:
+        raise TypeError(f"status must be a str, not {type(status).__name__}")
+    code = status[:3]
+    if len(status) < 4 or not code.isdigit() or status[3] != " " or _BAD_VALUE.search(status):
+        raise ValueError(f"status must look like '200 OK', got {status!r}")
+    if type(headers) is not list:
+        raise TypeError(f"response headers must be a list, not {type(headers).__name__}")
+    fields: list[tuple[bytes, bytes]] = []
+    length: int | None = None
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise TypeError(f"a response header must be a (name, value) tuple, got {item!r}")
+        name, value = item
+        if type(name) is not str or type(value) is not str:
+            raise TypeError(f"response header names and values must be str, got {item!r}")
+        if not _TOKEN.match(name):
+            raise ValueError(f"invalid response header name {name!r}")
+        lower = name.lower()
+        if lower in HOP_BY_HOP:
+            raise ValueError(f"hop-by-hop header {name!r} is not allowed in a WSGI response")
+        if _BAD_VALUE.search(value):
+            raise ValueError(f"response header {name!r} has CR, LF or NUL in its value")
+        if lower == "content-length":
+            text = value.strip()
+            if not text.isdigit():
+                raise ValueError(f"invalid Content-Length {value!r}")
+            length = int(text)
+        fields.append((name.encode("latin-1"), value.encode("latin-1")))
+    return Response(int(code), fields, status[4:].encode("latin-1")), length
+
+
+class Responder:
+    """``start_response`` for one request; ``head`` is None until it was called."""
+
+    __slots__ = ("content_length", "head", "headers_sent", "sink")
+
+    def __init__(self, sink: Callable[[bytes], None]) -> None:
+        self.sink = sink  # the cycle's: sends the head if needed, then the bytes
+        self.head: Response | None = None
+        self.content_length: int | None = None
+        self.headers_sent = False
+
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: ExcInfo | None = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # PEP 3333: break the frame <-> traceback cycle
+        elif self.head is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        self.head, self.content_length = make_head(status, headers)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()`` callable: sends the head (if not yet) and ``data``."""
+        if self.head is None:
+            raise AssertionError("write() called before start_response")
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        self.headers_sent = True
+        self.sink(data)
+
+
+def as_bytes(data: Any) -> bytes:
+    """A body piece as bytes: bytearray and memoryview are accepted, str is an app bug."""
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(f"WSGI body pieces must be bytes, not {type(data).__name__}")
