@@ -51,26 +51,6 @@ _END = EndOfMessage()
 _DISCONNECT = "http.disconnect"
 
 
-class _SentByKernel(bytes):
-    """Stands for ``size`` body bytes that ``sendfile`` writes without passing through Python.
-
-    The engine holds a response to its ``Content-Length`` by counting ``len()`` of each body
-    piece, and answers a piece with itself when it belongs on the wire (with ``b""`` for HEAD,
-    204 and 304). Giving it this empty object of length ``size`` lets it do both for a file it
-    never sees, without reading the file into memory.
-    """
-
-    size: int
-
-    def __new__(cls, size: int) -> _SentByKernel:
-        self = super().__new__(cls)
-        self.size = size
-        return self
-
-    def __len__(self) -> int:
-        return self.size
-
-
 class HttpCycle:
     """The app's view of one request; created by the protocol when a request head arrives."""
 
@@ -324,8 +304,7 @@ class HttpCycle:
             headers.append((b"content-length", b"%d" % size))
             self.head = None
             out = self._serialise_head(Response(head.status_code, headers, head.reason))
-            span = _SentByKernel(size)
-            on_wire = self.protocol.conn.send(Data(span)) is span
+            on_wire = self.protocol.conn.send_body_elsewhere(size)
             self.protocol.write(out)
             if on_wire and size:
                 try:

@@ -425,6 +425,18 @@ class ServerConnection:
             return out
         return self._send_informational(event)  # type: ignore[arg-type]  # the last kind left
 
+    def send_body_elsewhere(self, size: int) -> bool:
+        """Account for ``size`` body bytes that the I/O layer writes itself (``sendfile``), held
+        to the Content-Length like ``Data``. False when the response carries no body on the
+        wire (HEAD, 204, 304): then write nothing."""
+        if self._our is not SEND_BODY:
+            raise LocalProtocolError(f"cannot send a body in state {self.our_state}", 500)
+        try:
+            return self._writer.elsewhere(size)
+        except LocalProtocolError:
+            self._fail_local()
+            raise
+
     def _fail_local(self) -> None:
         self._our = ERROR
         self._keep_alive = False

@@ -128,6 +128,22 @@ class BodyWriter:
             return data
         return b""  # HEAD, 1xx, 204, 304: the body is dropped
 
+    def elsewhere(self, size: int) -> bool:
+        """Account for ``size`` body bytes the I/O layer writes itself (``sendfile``); False
+        when the body does not go on the wire (HEAD, 204, 304)."""
+        mode = self.mode
+        if mode == CONTENT_LENGTH:
+            remaining = self.remaining - size
+            if remaining < 0:
+                raise LocalProtocolError("response body longer than its Content-Length", 500)
+            self.remaining = remaining
+            return True
+        if mode == CLOSE_DELIMITED:
+            return True
+        if mode == CHUNKED:
+            raise LocalProtocolError("a body sent by sendfile needs a Content-Length", 500)
+        return False
+
     def end(self, trailers: Sequence[tuple[bytes, bytes]]) -> bytes:
         mode = self.mode
         if mode == CHUNKED:

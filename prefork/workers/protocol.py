@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -436,20 +437,29 @@ class HttpProtocol(asyncio.Protocol):
                 waiter = self.write_waiter = self.loop.create_future()
             await waiter
 
-    async def send_file(self, file: IO[bytes], count: int) -> int:
-        """Write ``count`` bytes of ``file`` from its start; returns how many went out."""
+    async def send_file(self, file: IO[bytes], count: int, offset: int = 0) -> int:
+        """Write ``count`` bytes of ``file`` from ``offset``; returns how many went out.
+
+        Zero-copy where possible: the loop's ``sendfile``, or (uvloop has none) ``os.sendfile``
+        on a duplicate of the socket's fd once the transport's own buffer is empty, waiting for
+        writability on the duplicate (uvloop refuses a reader or writer on a transport's fd).
+        Otherwise, and for TLS, the file is read and written in pieces with back-pressure."""
         transport = self.transport
         if transport is None or self.closed:
             raise ConnectionResetError("the connection is closed")
         state = self.state
         if state.native_sendfile:
             try:
-                return await self.loop.sendfile(transport, file, 0, count, fallback=False)
+                return await self.loop.sendfile(transport, file, offset, count, fallback=False)
             except NotImplementedError:  # uvloop
                 state.native_sendfile = False
             except asyncio.SendfileNotAvailableError:  # this transport (TLS) cannot
                 pass
-        file.seek(0)
+        sock = transport.get_extra_info("socket")
+        if (sock is not None and transport.get_extra_info("sslcontext") is None
+                and transport.get_write_buffer_size() == 0):
+            return await self._sendfile_on_duplicate(sock.fileno(), file, offset, count)
+        file.seek(offset)
         sent = 0
         while sent < count and not self.closed:
             chunk = file.read(min(FILE_CHUNK, count - sent))
@@ -458,6 +468,32 @@ class HttpProtocol(asyncio.Protocol):
             transport.write(chunk)
             sent += len(chunk)
             await self.drain()
+        return sent
+
+    async def _sendfile_on_duplicate(self, fd: int, file: IO[bytes], offset: int,
+                                     count: int) -> int:
+        duplicate = os.dup(fd)
+        sent = 0
+        try:
+            while sent < count and not self.closed:
+                try:
+                    sent += os.sendfile(duplicate, file.fileno(), offset + sent, count - sent)
+                except BlockingIOError:
+                    writable = self.loop.create_future()
+                    self.loop.add_writer(duplicate, _resolve, writable)
+                    try:
+                        await writable
+                    finally:
+                        self.loop.remove_writer(duplicate)
+                    continue
+                except OSError:
+                    if self.closed:
+                        break
+                    raise
+                if sent < count and os.fstat(file.fileno()).st_size <= offset + sent:
+                    break  # the file shrank
+        finally:
+            os.close(duplicate)
         return sent
 
     def send_continue(self) -> None:
@@ -634,6 +670,11 @@ class HttpProtocol(asyncio.Protocol):
                 self.close()  # the discarded rest of a body stalled
         else:  # _IDLE or _LINGER
             self.close()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _address(value: Any) -> tuple[str, int] | None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from prefork.errors import ClientDisconnected, LocalProtocolError
 from prefork.http.events import Data, EndOfMessage, Request, Response
 from prefork.wsgi.environ import build_environ
-from prefork.wsgi.filewrapper import KernelSpan, file_span
+from prefork.wsgi.filewrapper import file_span
 from prefork.wsgi.input import BodySpool, StreamingInput
 from prefork.wsgi.responder import INTERNAL_ERROR_EVENTS, Responder, as_bytes
 
@@ -392,35 +392,16 @@ class WsgiCycle:
                                                   else count)))
         out = self._head(Response(head.status_code, headers, head.reason))
         protocol = self.protocol
-        span = KernelSpan(count)
-        on_wire = protocol.conn.send(Data(span)) is span
+        on_wire = protocol.conn.send_body_elsewhere(count)
         protocol.write(out)
         if on_wire and count:
-            if offset:
-                file.seek(offset)
-                # send_file starts at the file's offset 0: a wrapper over a file positioned
-                # elsewhere is sent by reads (see the report on send_file's offset)
-                await self._send_blocks(file, count)
-            else:
-                sent = await protocol.send_file(file, count)
-                if sent != count and not self.disconnected:
-                    raise LocalProtocolError("the file shrank while it was sent", 500)
+            sent = await protocol.send_file(file, count, offset)
+            if sent != count and not self.disconnected:
+                raise LocalProtocolError("the file shrank while it was sent", 500)
         if not self.disconnected:
             out = protocol.conn.send(_END)
             self.response_state = RESPONSE_COMPLETE
             protocol.write(out)
-
-    async def _send_blocks(self, file: Any, count: int) -> None:
-        protocol = self.protocol
-        while count > 0 and not self.disconnected:
-            block = file.read(min(count, 256 * 1024))
-            if not block:
-                raise LocalProtocolError("the file shrank while it was sent", 500)
-            protocol.write(block)
-            count -= len(block)
-            await protocol.drain()
-
-    # -- endings --------------------------------------------------------------------------------
 
     def _failed(self, exc: BaseException) -> None:
         """The app (or its iterable) raised: 500 if nothing went out yet, else abort."""

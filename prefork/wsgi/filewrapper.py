@@ -15,7 +15,7 @@ import stat
 from collections.abc import Iterator
 from typing import IO, Any
 
-__all__ = ["FileWrapper", "KernelSpan", "file_span"]
+__all__ = ["FileWrapper", "file_span"]
 
 
 class FileWrapper:
@@ -59,22 +59,3 @@ def file_span(result: object) -> tuple[IO[bytes], int, int] | None:
     if not stat.S_ISREG(info.st_mode) or not isinstance(offset, int):
         return None
     return file, offset, max(info.st_size - offset, 0)
-
-
-class KernelSpan(bytes):
-    """Stands for ``size`` body bytes that the kernel sends from a file.
-
-    The engine holds a response to its ``Content-Length`` by the ``len()`` of each body piece,
-    and answers a piece with itself when it belongs on the wire (``b""`` for HEAD and 304);
-    this empty object of length ``size`` lets it do both for bytes it never sees.
-    """
-
-    size: int
-
-    def __new__(cls, size: int) -> KernelSpan:
-        self = super().__new__(cls)
-        self.size = size
-        return self
-
-    def __len__(self) -> int:
-        return self.size
