@@ -286,3 +286,22 @@ def test_keep_alive_sequence_through_h11_client(parser: str) -> None:
         assert isinstance(client.next_event(), h11.EndOfMessage)
         client.start_next_cycle()
         conn.start_next_cycle()
+
+
+@pytest.mark.parametrize(("method", "status", "on_wire"), [
+    (b"GET", 200, True), (b"HEAD", 200, False), (b"GET", 304, False),
+])
+def test_body_sent_elsewhere_is_held_to_content_length(parser: str, method: bytes, status: int,
+                                                       on_wire: bool) -> None:
+    from prefork.http.connection import ServerConnection
+
+    conn = ServerConnection(parser=parser)
+    conn.receive_data(method + b" /f HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.next_event()
+    conn.send(Response(status, [(b"content-length", b"10")]))
+    assert conn.send_body_elsewhere(6) is on_wire
+    if on_wire:
+        with pytest.raises(LocalProtocolError):
+            conn.send(EndOfMessage())  # 4 bytes short
+    else:
+        assert conn.send(EndOfMessage()) == b""

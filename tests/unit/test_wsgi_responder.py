@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from prefork.http.events import Response
-from prefork.wsgi.filewrapper import FileWrapper, KernelSpan, file_span
+from prefork.wsgi.filewrapper import FileWrapper, file_span
 from prefork.wsgi.responder import Responder, make_head
 
 
@@ -113,8 +113,3 @@ def test_file_span(tmp_path: Path) -> None:
     read_end, write_end = os.pipe()
     with open(read_end, "rb") as pipe, open(write_end, "wb"):
         assert file_span(FileWrapper(pipe)) is None  # not a regular file
-
-
-def test_kernel_span() -> None:
-    span = KernelSpan(1 << 30)
-    assert len(span) == 1 << 30 and bytes(span) == b""
