@@ -5,9 +5,11 @@ it; it does no I/O (``write()`` hands its bytes to the cycle's sink). Rules:
 
 * ``status`` is a native string ``"NNN Reason"``; ``headers`` a list of ``(name, value)``
   native-string pairs, latin-1 encodable, names HTTP tokens, values without CR, LF or NUL.
-  Hop-by-hop fields (RFC 9110 §7.6.1) are the server's business: PEP 3333 forbids them to the
-  app. Any violation raises at the ``start_response`` call (PEP 3333: "so that an error can be
+  Any violation raises at the ``start_response`` call (PEP 3333: "so that an error can be
   raised while the application is still running"), which the cycle answers with a 500.
+* Hop-by-hop fields (RFC 9110 §7.6.1) are the server's business and PEP 3333 forbids them to
+  the app, but apps (proxies above all) send them anyway and gunicorn drops them silently; so
+  are they dropped here, except ``Connection: close``, which the engine honours.
 * ``start_response`` may be called again only with ``exc_info``; once the head went out, that
   call re-raises the app's exception (the cycle then aborts the connection).
 * The head goes out with the first non-empty body piece, the first ``write()`` or the end of the
@@ -69,10 +71,10 @@ def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
         if not _TOKEN.match(name):
             raise ValueError(f"invalid response header name {name!r}")
         lower = name.lower()
-        if lower in HOP_BY_HOP:
-            raise ValueError(f"hop-by-hop header {name!r} is not allowed in a WSGI response")
         if _BAD_VALUE.search(value):
             raise ValueError(f"response header {name!r} has CR, LF or NUL in its value")
+        if lower in HOP_BY_HOP and (lower != "connection" or value.strip().lower() != "close"):
+            continue
         if lower == "content-length":
             text = value.strip()
             if not text.isdigit():

@@ -162,9 +162,11 @@ def bad_header(environ: dict[str, Any], start_response: StartResponse) -> list[b
     kind = _query(environ).get("kind", "crlf")
     if kind == "crlf":
         start_response("200 OK", [("X-Bad", "a\r\nSet-Cookie: evil=1")])
-    else:
-        start_response("200 OK", [("Connection", "close")])
-    return [b"never"]
+        return [b"never"]
+    # hop-by-hop fields: dropped, as gunicorn does, and the response goes out
+    start_response("200 OK", [("Transfer-Encoding", "chunked"), ("Keep-Alive", "timeout=5"),
+                              ("Content-Length", "5")])
+    return [b"fine!"]
 
 
 def write_callable(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
