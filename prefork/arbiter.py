@@ -17,6 +17,7 @@ import os
 import selectors
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from prefork.ipc.messages import (
     Retiring,
 )
 from prefork.logging import reopen_log_files
-from prefork.sockets import ListenerSet
+from prefork.sockets import INHERITED_FDS_VARIABLE, ListenerSet, handover_environment
 from prefork.supervision import BreakerState, RestartPolicy, RestartSettings, WorkerState
 
 ARBITER_EXIT_OK = 0
@@ -104,9 +105,14 @@ class Arbiter:
         control: Channel | None = None,
         clock: Callable[[], float] = time.monotonic,
         reload_config: Callable[[], Config] | None = None,
+        upgrade_command: list[str] | None = None,
     ) -> None:
         self.config = config
         self.reload_config = reload_config  # re-reads every settings source on SIGHUP
+        # argv that starts a new arbiter on SIGUSR2 (the prefork command), and where
+        self.upgrade_command = upgrade_command
+        self.upgrade_cwd = os.getcwd()
+        self.upgrade_pid: int | None = None
         self.listeners = listeners
         self.worker_main = worker_main
         self.log = logger
@@ -233,7 +239,36 @@ class Arbiter:
         """SIGWINCH and signals without a meaning here."""
 
     def handle_sigusr2(self) -> None:
-        self.log.warning("SIGUSR2 (binary upgrade) is not available in this version; ignored")
+        """Binary upgrade: exec a new arbiter that inherits every listener. Both serve until
+        the old one is sent TERM (or QUIT); gunicorn's procedure, pidfile renamed to .oldbin."""
+        if self.upgrade_command is None:
+            self.log.warning("SIGUSR2: a binary upgrade needs the prefork command; ignored")
+            return
+        if self.upgrade_pid is not None or self.stopping:
+            self.log.warning("SIGUSR2: an upgrade is already running; ignored")
+            return
+        for listener in self.listeners:
+            listener.handed_over = True
+        pid = os.fork()
+        if pid == 0:  # becomes the new arbiter
+            try:
+                env = dict(os.environ)
+                env[INHERITED_FDS_VARIABLE] = handover_environment(self.listeners, os.getpid())
+                os.chdir(self.upgrade_cwd)
+                signal.set_wakeup_fd(-1)
+                for signum in HANDLED_SIGNALS:
+                    signal.signal(signum, signal.SIG_DFL)
+                os.execve(sys.executable, [sys.executable, "-m", "prefork",
+                                           *self.upgrade_command], env)
+            finally:
+                os._exit(127)
+        self.upgrade_pid = pid
+        pidfile = self.config.pidfile
+        if pidfile:
+            with contextlib.suppress(OSError):
+                os.rename(pidfile, pidfile + ".oldbin")
+        self.log.info("SIGUSR2: started new arbiter %d on the same listeners; send SIGTERM to "
+                      "%d once it serves", pid, os.getpid())
 
     # -- operations shared by signals and the embedding API -------------------------------------
 
@@ -460,6 +495,8 @@ class Arbiter:
             worker = self.workers.pop(pid, None)
             if worker is not None:
                 self._on_worker_exit(worker, status)
+            elif pid == self.upgrade_pid:
+                self._on_upgrade_exit(status)
 
     def _on_worker_exit(self, worker: WorkerRecord, status: int) -> None:
         now = self.clock()
@@ -495,6 +532,18 @@ class Arbiter:
             history.next_fork_at = now + delay
             if delay > 0 and not self.stopping:
                 self.log.info("slot %d will be refilled in %.1fs", worker.slot, delay)
+
+    def _on_upgrade_exit(self, status: int) -> None:
+        """The new arbiter of a binary upgrade died while this one still runs: take back."""
+        self.upgrade_pid = None
+        for listener in self.listeners:
+            listener.handed_over = False
+        pidfile = self.config.pidfile
+        if pidfile:
+            with contextlib.suppress(OSError):
+                os.rename(pidfile + ".oldbin", pidfile)
+        self.log.error("the new arbiter of the binary upgrade exited (%s); still serving",
+                       _describe_status(status))
 
     def _check_deadlines(self, now: float) -> None:
         timeout = self.config.timeout

@@ -112,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         environ = dict(os.environ)
         app, config = resolve(args, environ)
-        code = run_arbiter(config, app, reload_config=lambda: resolve(args, environ)[1])
+        code = run_arbiter(config, app, reload_config=lambda: resolve(args, environ)[1],
+                           upgrade_command=args)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

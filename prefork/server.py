@@ -55,7 +55,8 @@ def prepare_app(config: Config, app: AppSource) -> AppSource:
 
 
 def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
-                reload_config: Callable[[], Config] | None = None) -> int:
+                reload_config: Callable[[], Config] | None = None,
+                upgrade_command: list[str] | None = None) -> int:
     """Bind, fork workers and supervise them until stopped; returns the exit status.
 
     ``reload_config`` re-reads every settings source on SIGHUP; by default the config file (if
@@ -71,12 +72,21 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
             handle.write(f"{os.getpid()}\n")
     try:
         arbiter = Arbiter(config, listeners, worker_main(source), logger, control,
-                          reload_config=reload_config)
+                          reload_config=reload_config, upgrade_command=upgrade_command)
         return arbiter.run()
     finally:
         if config.pidfile:
-            with contextlib.suppress(OSError):
-                os.unlink(config.pidfile)
+            # after a binary upgrade the pidfile is the new arbiter's; ours is .oldbin
+            for path in (config.pidfile, config.pidfile + ".oldbin"):
+                _remove_if_ours(path)
+
+
+def _remove_if_ours(pidfile: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        with open(pidfile, encoding="ascii") as handle:
+            if int(handle.read().strip()) != os.getpid():
+                return
+        os.unlink(pidfile)
 
 
 def _file_reloader(config: Config) -> Callable[[], Config]:

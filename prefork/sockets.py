@@ -9,9 +9,11 @@ Unix sockets and inherited fds cannot be split that way and are shared by all sl
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import stat
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from prefork.errors import BootError, ConfigError
@@ -147,14 +149,29 @@ def _inherited_socket(address: BindAddress) -> socket.socket:
 class ListenerSet:
     """All listeners of one bind address: one shared socket, or one per worker slot."""
 
-    def __init__(self, address: BindAddress, backlog: int, per_slot: bool) -> None:
+    def __init__(self, address: BindAddress, backlog: int, per_slot: bool,
+                 inherited: dict[int, int] | None = None) -> None:
+        """``inherited`` maps slots to open listening fds handed over by the arbiter this one
+        replaces (USR2); slot -1 is the shared listener."""
         self.address = address
         self.backlog = backlog
         self.per_slot = per_slot and address.kind == "tcp"
         self._shared: socket.socket | None = None
         self._slots: dict[int, socket.socket] = {}
         self._port = address.port
-        if not self.per_slot:
+        self.handed_over = False  # a new arbiter owns the sockets now: leave the unix path
+        for slot, fd in (inherited or {}).items():
+            sock = socket.socket(fileno=fd)
+            sock.set_inheritable(True)
+            if slot == SHARED_SLOT or not self.per_slot:
+                self._shared = sock
+            else:
+                self._slots[slot] = sock
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                self._port = sock.getsockname()[1]
+        if self.per_slot and self._shared is not None:
+            self.per_slot = False  # the previous arbiter shared this address: keep doing so
+        if not self.per_slot and self._shared is None:
             self._shared = self._open(reuse_port=False)
 
     def _open(self, reuse_port: bool) -> socket.socket:
@@ -198,23 +215,41 @@ class ListenerSet:
     def all_sockets(self) -> list[socket.socket]:
         return [self._shared] if self._shared is not None else list(self._slots.values())
 
+    def handover_fds(self) -> dict[int, int]:
+        """Slot -> fd of every listener, for the arbiter that replaces this one (USR2)."""
+        if self._shared is not None:
+            return {SHARED_SLOT: self._shared.fileno()}
+        return {slot: sock.fileno() for slot, sock in self._slots.items()}
+
     def close(self) -> None:
         for sock in self.all_sockets():
             with contextlib.suppress(OSError):
                 sock.close()
         self._slots.clear()
-        if self.address.kind == "unix":
+        if self.address.kind == "unix" and not self.handed_over:
             with contextlib.suppress(OSError):
                 os.unlink(self.address.path)
 
 
-def open_listeners(binds: tuple[str, ...], backlog: int, dispatch: str) -> list[ListenerSet]:
-    """Bind every address before any fork; raises BootError naming the failing address."""
+def open_listeners(binds: tuple[str, ...], backlog: int, dispatch: str,
+                   environ: MutableMapping[str, str] | None = None) -> list[ListenerSet]:
+    """Bind every address before any fork; raises BootError naming the failing address.
+
+    Listeners handed over by a previous arbiter (``PREFORK_INHERITED_FDS``, USR2) are adopted
+    instead of bound; so are systemd's (``LISTEN_FDS``/``LISTEN_PID``), which then replace
+    ``binds``. Both variables are removed from ``environ`` so no child sees them."""
+    if environ is None:
+        environ = os.environ
+    handed = _take_inherited(environ)
+    systemd = _take_systemd_fds(environ)
+    if systemd:
+        binds = tuple(f"fd://{fd}" for fd in systemd)
     addresses = [parse_bind(text) for text in binds]
     sets: list[ListenerSet] = []
     try:
         for address in addresses:
-            listener = ListenerSet(address, backlog, per_slot=dispatch == "reuseport")
+            listener = ListenerSet(address, backlog, per_slot=dispatch == "reuseport",
+                                   inherited=handed.pop(str(address), None))
             if listener.per_slot:
                 listener.ensure_slot(0)
             sets.append(listener)
@@ -222,5 +257,46 @@ def open_listeners(binds: tuple[str, ...], backlog: int, dispatch: str) -> list[
         for listener in sets:
             listener.close()
         raise
+    for leftovers in handed.values():  # addresses the new configuration no longer binds
+        for fd in leftovers.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
     return sets
+
+
+SHARED_SLOT = -1
+INHERITED_FDS_VARIABLE = "PREFORK_INHERITED_FDS"
+
+
+def handover_environment(listeners: list[ListenerSet], pid: int) -> str:
+    """The value of PREFORK_INHERITED_FDS for the arbiter that will run as ``pid``."""
+    table = {str(ls.address): {str(slot): fd for slot, fd in ls.handover_fds().items()}
+             for ls in listeners}
+    return json.dumps({"pid": pid, "listeners": table})
+
+
+def _take_inherited(environ: MutableMapping[str, str]) -> dict[str, dict[int, int]]:
+    text = environ.pop(INHERITED_FDS_VARIABLE, "")
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+        if data.get("pid") != os.getpid():
+            return {}
+        return {address: {int(slot): int(fd) for slot, fd in fds.items()}
+                for address, fds in data["listeners"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BootError(f"{INHERITED_FDS_VARIABLE} is malformed: {text[:80]!r}") from None
+
+
+def _take_systemd_fds(environ: MutableMapping[str, str]) -> list[int]:
+    """sd_listen_fds(3): fds 3..3+N-1 when LISTEN_PID names this process."""
+    count, pid = environ.pop("LISTEN_FDS", ""), environ.pop("LISTEN_PID", "")
+    environ.pop("LISTEN_FDNAMES", None)
+    if not count or pid != str(os.getpid()):
+        return []
+    try:
+        return list(range(3, 3 + int(count)))
+    except ValueError:
+        raise BootError(f"LISTEN_FDS is not a number: {count!r}") from None
 

@@ -102,6 +102,10 @@ def test_receive_chunks_then_disconnect_only_after_response(serve: Any,
         time.sleep(0.01)
     client.send(b"2\r\nde\r\n0\r\n\r\n")
     assert client.response("POST").body == b"done"
+    # the app's last receive() runs after the response went out: wait for it, not for luck
+    deadline = time.monotonic() + 5
+    while messages[-1]["type"] != "http.disconnect" and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert messages[0] == {"type": "http.request", "body": b"abc", "more_body": True}
     assert b"".join(m.get("body", b"") for m in messages) == b"abcde"
     assert messages[-2]["more_body"] is False

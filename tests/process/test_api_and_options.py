@@ -151,3 +151,30 @@ def test_bad_settings_raise_config_error() -> None:
         prefork.Server("tests.apps.pidapp:app", workers=0)
     with pytest.raises(prefork.AppLoadError, match="nope"):
         prefork.Server("tests.apps.pidapp:nope", bind="127.0.0.1:0").start()
+
+
+@pytest.mark.timeout(60)
+def test_systemd_socket_activation(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    # what systemd does before exec: the socket as fd 3, LISTEN_PID naming the process itself
+    script = (f"import os, sys; os.dup2({fd}, 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
+              f"os.environ['LISTEN_FDS'] = '1'; os.execv(sys.executable, [sys.executable, '-m', "
+              f"'prefork', 'tests.apps.pidapp:app', '--workers', '2', '--bind', '127.0.0.1:1', "
+              f"'--error-logfile', {str(tmp_path / 'log')!r}])")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, pass_fds=[fd],
+                            start_new_session=True)
+    listener.close()
+    try:
+        # --bind is ignored: systemd's socket is the listener
+        assert wait_until(lambda: _try_get(port), timeout=20) == 200
+        assert "fd://3" in (tmp_path / "log").read_text()
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
