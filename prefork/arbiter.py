@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefork.config import Config
-from prefork.errors import BOOT_EXIT_CODES, ConfigError
+from prefork.errors import (
+    BOOT_EXIT_CODES,
+    WORKER_EXIT_ABORTED,
+    WORKER_EXIT_APP_LOAD_FAILED,
+    WORKER_EXIT_BOOT_FAILED,
+    WORKER_EXIT_ORPHANED,
+    ConfigError,
+)
+from prefork.hooks import ServerView, WorkerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import (
     BootFailed,
@@ -51,8 +59,8 @@ FAST_STOP_GRACE = 2.0  # seconds workers get after SIGQUIT before SIGKILL
 ACCEPT_BATCH = 64
 
 # A worker process: receives (the current config, slot, its channel end, listeners for its
-# slot) after fork, so a reload's new settings reach the workers it starts.
-WorkerMain = Callable[[Config, int, Channel, list[socket.socket]], int]
+# slot, the hooks' view of itself) after fork, so a reload's settings reach new workers.
+WorkerMain = Callable[[Config, int, Channel, list[socket.socket], WorkerView], int]
 
 
 @dataclass
@@ -76,6 +84,7 @@ class WorkerRecord:
     connections: int = 0
     restarts: int = 0
     channel_open: bool = True
+    age: int = 0  # spawn counter, gunicorn's worker.age
 
     def as_dict(self, now: float) -> dict[str, Any]:
         return {
@@ -113,6 +122,9 @@ class Arbiter:
         self.upgrade_command = upgrade_command
         self.upgrade_cwd = os.getcwd()
         self.upgrade_pid: int | None = None
+        self.age = 0
+        self.view = ServerView(os.getpid(), config, logger, self._worker_views,
+                               lambda: self.target)
         self.listeners = listeners
         self.worker_main = worker_main
         self.log = logger
@@ -134,6 +146,10 @@ class Arbiter:
         self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
         self._wakeup_read = -1
         self._wakeup_write = -1
+
+    def _worker_views(self) -> dict[int, WorkerView]:
+        return {pid: WorkerView(pid, os.getpid(), w.age, w.slot, self.config, self.log)
+                for pid, w in self.workers.items()}
 
     @staticmethod
     def _restart_settings(config: Config) -> RestartSettings:
@@ -160,6 +176,7 @@ class Arbiter:
         )
         for slot in range(self.target):
             self.slots.setdefault(slot, SlotHistory())
+        call_hook(self.config, "when_ready", self.view, log=self.log)
         try:
             while True:
                 self._maintain()
@@ -171,6 +188,7 @@ class Arbiter:
                     key.data(key)
                 self._dispatch_signals()
         finally:
+            call_hook(self.config, "on_exit", self.view, log=self.log)
             self._close()
         return self.exit_code
 
@@ -255,6 +273,7 @@ class Arbiter:
                 env = dict(os.environ)
                 env[INHERITED_FDS_VARIABLE] = handover_environment(self.listeners, os.getpid())
                 os.chdir(self.upgrade_cwd)
+                call_hook(self.config, "pre_exec", self.view, log=self.log)
                 signal.set_wakeup_fd(-1)
                 for signum in HANDLED_SIGNALS:
                     signal.signal(signum, signal.SIG_DFL)
@@ -291,6 +310,7 @@ class Arbiter:
         replacement is ready, so no connection is refused."""
         if self.stopping:
             return
+        call_hook(self.config, "on_reload", self.view, log=self.log)
         if self.reload_config is not None:
             try:
                 config = self.reload_config()
@@ -302,7 +322,7 @@ class Arbiter:
                     config = config.replace(bind=self.config.bind,
                                             dispatch=self.config.dispatch)
                 workers_changed = config.worker_count() != self.config.worker_count()
-                self.config = config
+                self.config = self.view.cfg = config
                 if workers_changed:
                     self.scale(config.worker_count())
             except ConfigError as exc:
@@ -319,6 +339,7 @@ class Arbiter:
             return
         self.log.info("scaling from %d to %d workers", self.target, count)
         old_target, self.target = self.target, count
+        call_hook(self.config, "nworkers_changed", self.view, count, old_target, log=self.log)
         for slot in range(old_target, count):
             self.slots.setdefault(slot, SlotHistory())
         for slot in range(count, old_target):
@@ -353,13 +374,18 @@ class Arbiter:
             listener.ensure_slot(slot)
         arbiter_end, worker_end = Channel.pair()
         slot_sockets = [listener.for_slot(slot) for listener in self.listeners]
+        self.age += 1
+        view = WorkerView(0, os.getpid(), self.age, slot, self.config, self.log)
+        call_hook(self.config, "pre_fork", self.view, view, log=self.log)
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
                 self._forget_arbiter_state(keep=slot_sockets)
                 arbiter_end.close()
-                code = self.worker_main(self.config, slot, worker_end, slot_sockets)
+                view.pid = os.getpid()
+                call_hook(self.config, "post_fork", self.view, view, log=self.log)
+                code = self.worker_main(self.config, slot, worker_end, slot_sockets, view)
             except BaseException:
                 logging.getLogger("prefork.error").exception("worker %d crashed", os.getpid())
             finally:
@@ -367,7 +393,7 @@ class Arbiter:
         worker_end.close()
         now = self.clock()
         record = WorkerRecord(pid=pid, slot=slot, channel=arbiter_end, started_at=now,
-                              last_seen=now, restarts=self.slots[slot].restarts)
+                              last_seen=now, restarts=self.slots[slot].restarts, age=self.age)
         self.workers[pid] = record
         self.selector.register(arbiter_end.sock, selectors.EVENT_READ, self._on_worker_message)
         self.policy.record_fork(slot)
@@ -526,6 +552,9 @@ class Arbiter:
             self.replacements_pending.remove(worker.pid)
         self.policy.record_exit(worker.slot, crashed=crashed, lifetime=lifetime,
                                 was_ready=worker.ready_at is not None)
+        call_hook(self.config, "child_exit", self.view,
+                  WorkerView(worker.pid, os.getpid(), worker.age, worker.slot, self.config,
+                             self.log), log=self.log)
         if crashed:
             history.restarts += 1
             delay = self.policy.fork_delay(worker.slot)
@@ -743,7 +772,17 @@ def _by_slot(worker: WorkerRecord) -> tuple[int, float]:
     return worker.slot, worker.started_at
 
 
+EXIT_MEANINGS = {
+    WORKER_EXIT_BOOT_FAILED: "boot failed",
+    WORKER_EXIT_APP_LOAD_FAILED: "application failed to load",
+    WORKER_EXIT_ORPHANED: "arbiter gone",
+    WORKER_EXIT_ABORTED: "aborted on SIGABRT",
+}
+
+
 def _describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exit code {os.waitstatus_to_exitcode(status)}"
+    code = os.waitstatus_to_exitcode(status)
+    meaning = EXIT_MEANINGS.get(code)
+    return f"exit code {code}, {meaning}" if meaning else f"exit code {code}"

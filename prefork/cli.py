@@ -70,6 +70,8 @@ def build_command() -> click.Command:
 
     command: Callable[..., Any] = callback
     for setting in reversed(SETTINGS):
+        if not setting.flags:
+            continue  # config-file only (server hooks)
         command = _option(setting)(command)
     command = click.argument("app", required=False, metavar="APP")(command)
     command = click.version_option(__version__, "-v", "--version", prog_name="prefork")(command)

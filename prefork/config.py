@@ -132,6 +132,12 @@ def _forwarded_ips(value: Any) -> str:
     return text
 
 
+def _hook(value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ValueError(f"must be a function, got {type(value).__name__}")
+    return value
+
+
 _log_level = _choice("critical", "error", "warning", "info", "debug")
 
 
@@ -274,6 +280,51 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("errorlog", ("--error-logfile", "--log-file"), _text, "-",
             "Where the error log goes: a file path, or '-' for stderr.", "Logging",
             metavar="FILE"),
+    Setting("on_starting", (), _hook, None,
+            "Called before the arbiter binds its sockets. Arguments: server.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("on_reload", (), _hook, None,
+            "Called on SIGHUP before workers are replaced. Arguments: server.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("when_ready", (), _hook, None,
+            "Called once the sockets are bound, before workers are forked. Arguments: server.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("pre_fork", (), _hook, None,
+            "Called in the arbiter just before a worker is forked. Arguments: server, worker.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("post_fork", (), _hook, None,
+            "Called in the worker just after it was forked. Arguments: server, worker.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("post_worker_init", (), _hook, None,
+            "Called in the worker once the application is loaded. Arguments: worker.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("worker_int", (), _hook, None,
+            "Called in the worker when it gets SIGINT or SIGQUIT. Arguments: worker.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("worker_abort", (), _hook, None,
+            "Called in the worker when it gets SIGABRT (heartbeat timeout). Arguments: worker.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("pre_exec", (), _hook, None,
+            "Called in the new arbiter's process just before the USR2 exec. Arguments: server.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("pre_request", (), _hook, None,
+            "Called in the worker before each request reaches the app. Arguments: worker, req.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("post_request", (), _hook, None,
+            "Called in the worker after each response. Arguments: worker, req, environ, resp.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("child_exit", (), _hook, None,
+            "Called in the arbiter after a worker exited. Arguments: server, worker.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("worker_exit", (), _hook, None,
+            "Called in the worker just before it exits. Arguments: server, worker.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("nworkers_changed", (), _hook, None,
+            "Called when the worker count changes. Arguments: server, new_value, old_value.",
+            "Server hooks", metavar="CALLABLE"),
+    Setting("on_exit", (), _hook, None,
+            "Called just before the arbiter exits. Arguments: server.",
+            "Server hooks", metavar="CALLABLE"),
     Setting("config", ("-c", "--config"), _optional_text, None,
             "Configuration file: Python (settings as module-level names, as gunicorn.conf.py) "
             "or TOML.", "Configuration", metavar="FILE"),
@@ -328,6 +379,21 @@ class Config:
     loglevel: str
     errorlog: str
     config: str | None
+    on_starting: Callable[..., Any] | None
+    on_reload: Callable[..., Any] | None
+    when_ready: Callable[..., Any] | None
+    pre_fork: Callable[..., Any] | None
+    post_fork: Callable[..., Any] | None
+    post_worker_init: Callable[..., Any] | None
+    worker_int: Callable[..., Any] | None
+    worker_abort: Callable[..., Any] | None
+    pre_exec: Callable[..., Any] | None
+    pre_request: Callable[..., Any] | None
+    post_request: Callable[..., Any] | None
+    child_exit: Callable[..., Any] | None
+    worker_exit: Callable[..., Any] | None
+    nworkers_changed: Callable[..., Any] | None
+    on_exit: Callable[..., Any] | None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Config:

@@ -51,6 +51,8 @@ def _cell(text: str) -> str:
 
 def _flags(setting: Setting) -> str:
     """How the option is spelled: ``-b, --bind ADDRESS``, ``--x / --no-x``, ``--mode a|b``."""
+    if not setting.flags:
+        return "config file only"
     if setting.negatable:
         long_flag = next(flag for flag in setting.flags if flag.startswith("--"))
         return f"`{long_flag} / --no-{long_flag[2:]}`"

@@ -23,6 +23,7 @@ from prefork.app import check_app_spec, load_app, parse_app_spec, resolve_interf
 from prefork.arbiter import Arbiter
 from prefork.config import SETTINGS_BY_NAME, Config, load_config_file
 from prefork.errors import AppLoadError, BootError, ConfigError, PreforkError
+from prefork.hooks import ServerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Command, Reply
 from prefork.logging import configure_error_log
@@ -65,6 +66,8 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     if reload_config is None:
         reload_config = _file_reloader(config)
     logger = configure_error_log(config.errorlog, config.loglevel)
+    call_hook(config, "on_starting",
+              ServerView(os.getpid(), config, logger, dict, config.worker_count), log=logger)
     source = prepare_app(config, app)
     listeners = open_listeners(config.bind, config.backlog, config.dispatch)
     if config.pidfile:

@@ -26,6 +26,7 @@ from prefork.app import AppSpec, load_app, resolve_interface
 from prefork.asgi.lifespan import Lifespan
 from prefork.config import Config
 from prefork.errors import (
+    WORKER_EXIT_ABORTED,
     WORKER_EXIT_APP_LOAD_FAILED,
     WORKER_EXIT_BOOT_FAILED,
     WORKER_EXIT_OK,
@@ -33,6 +34,7 @@ from prefork.errors import (
     AppLoadError,
     BootError,
 )
+from prefork.hooks import ServerView, WorkerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import BootFailed, Connections, Drain, Heartbeat, Ready, Retiring
 from prefork.logging import ERROR_LOGGER, reopen_log_files
@@ -63,8 +65,11 @@ class Worker:
         channel: Channel,
         listeners: list[socket.socket],
         app: AppSpec | str | Callable[..., Any],
+        view: WorkerView | None = None,
     ) -> None:
         self.config = config
+        self.view = view or WorkerView(os.getpid(), os.getppid(), 0, slot, config,
+                                       logging.getLogger(ERROR_LOGGER))
         self.slot = slot
         self.channel = channel
         self.listeners = listeners
@@ -82,6 +87,10 @@ class Worker:
 
     def run(self) -> int:
         faulthandler.enable(file=sys.stderr, all_threads=True)
+        # SIGABRT comes from the heartbeat watchdog: dump every thread's stack, give the
+        # worker_abort hook its chance, and go. If the loop is stuck in C code this handler
+        # never runs and the arbiter's SIGKILL follows.
+        signal.signal(signal.SIGABRT, self._on_abort)
         loop = new_event_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -90,6 +99,15 @@ class Worker:
             with contextlib.suppress(Exception):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+            self.view.alive = False
+            server = ServerView(self.view.ppid, self.config, self.log, dict,
+                                self.config.worker_count)
+            call_hook(self.config, "worker_exit", server, self.view, log=self.log)
+
+    def _on_abort(self, _signum: int, _frame: object) -> None:
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        call_hook(self.config, "worker_abort", self.view, log=self.log)
+        os._exit(WORKER_EXIT_ABORTED)
 
     def _boot_failed(self, reason: str, code: int) -> int:
         with contextlib.suppress(ChannelClosed):
@@ -132,6 +150,8 @@ class Worker:
                                               backlog=self.config.backlog)
             self._servers.append(server)
         loop.add_reader(self.channel.fileno(), self._on_channel, loop)
+        self.view.booted = True
+        call_hook(self.config, "post_worker_init", self.view, log=self.log)
         self.channel.send(Ready(pid=os.getpid()))
         heartbeat = loop.create_task(self._heartbeat())
         await self._stopped
@@ -228,6 +248,7 @@ class Worker:
 
     def stop_now(self) -> None:
         """Close every connection at once and exit."""
+        call_hook(self.config, "worker_int", self.view, log=self.log)
         if self.state is not None:
             for protocol in list(self.state.connections):
                 protocol.abort()
@@ -246,10 +267,11 @@ class Worker:
 
 
 def worker_main(app: AppSpec | str | Callable[..., Any]) -> Callable[
-        [Config, int, Channel, list[socket.socket]], int]:
+        [Config, int, Channel, list[socket.socket], WorkerView], int]:
     """The function the arbiter calls in each forked child."""
 
-    def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket]) -> int:
-        return Worker(config, slot, channel, listeners, app).run()
+    def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
+             view: WorkerView) -> int:
+        return Worker(config, slot, channel, listeners, app, view).run()
 
     return main
