@@ -172,7 +172,7 @@ class Arbiter:
         addresses = ", ".join(f"{ls.address.kind}:{self._describe(ls)}" for ls in self.listeners)
         self.log.info(
             "arbiter %d listening on %s; %d workers; dispatch %s",
-            os.getpid(), addresses, self.target, self.config.dispatch,
+            os.getpid(), addresses, self.target, self.config.dispatch_mode(),
         )
         for slot in range(self.target):
             self.slots.setdefault(slot, SlotHistory())
@@ -316,11 +316,13 @@ class Arbiter:
                 config = self.reload_config()
                 if self._restart_settings(config) != self._restart_settings(self.config):
                     self.policy = RestartPolicy(self._restart_settings(config), clock=self.clock)
-                if config.bind != self.config.bind or config.dispatch != self.config.dispatch:
+                if (config.bind != self.config.bind
+                        or config.dispatch_mode() != self.config.dispatch_mode()):
                     self.log.warning("reload: bind and dispatch changes need a restart; "
                                      "keeping %s", ", ".join(self.config.bind))
                     config = config.replace(bind=self.config.bind,
-                                            dispatch=self.config.dispatch)
+                                            dispatch=self.config.dispatch_mode(),
+                                            reuse_port=False)
                 workers_changed = config.worker_count() != self.config.worker_count()
                 self.config = self.view.cfg = config
                 if workers_changed:
@@ -638,9 +640,9 @@ class Arbiter:
                    if w.state is WorkerState.SERVING and not w.stop_requested and w.channel_open}
         wanted: set[socket.socket] = set()
         if serving and not self.stopping:
-            if self.config.dispatch == "roundrobin":
+            if self.config.dispatch_mode() == "roundrobin":
                 wanted = {sock for ls in self.listeners for sock in ls.all_sockets()}
-            elif self.config.dispatch == "reuseport":
+            elif self.config.dispatch_mode() == "reuseport":
                 wanted = {sock for ls in self.listeners
                           for slot, sock in ls.slot_sockets().items() if slot not in serving}
         for sock in wanted - self.accepting:

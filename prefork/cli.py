@@ -102,11 +102,23 @@ def resolve(argv: Sequence[str], environ: dict[str, str]) -> tuple[str, Config]:
     file_values = load_config_file(config_path) if config_path else {}
     if config_path:
         file_values["config"] = config_path
-    app = next((app for app, _ in reversed(layers) if app), None) or file_values.pop("app", None)
+    merged = merge(_environment_defaults(environ), file_values,
+                   *(values for _, values in layers))
+    app = next((app for app, _ in reversed(layers) if app), None) or merged.get("wsgi_app")
     if not app:
         raise click.UsageError("missing APP (module:attribute), e.g. prefork myapp:app")
-    merged = merge(file_values, *(values for _, values in layers))
     return str(app), Config.from_mapping(merged)
+
+
+def _environment_defaults(environ: dict[str, str]) -> dict[str, Any]:
+    """gunicorn's platform conventions: PORT is the default bind (on all interfaces) and
+    WEB_CONCURRENCY the default worker count; any explicit setting wins over both."""
+    defaults: dict[str, Any] = {}
+    if environ.get("PORT", "").strip():
+        defaults["bind"] = (f"0.0.0.0:{environ['PORT'].strip()}",)
+    if environ.get("WEB_CONCURRENCY", "").strip():
+        defaults["workers"] = environ["WEB_CONCURRENCY"].strip()
+    return defaults
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -132,6 +132,55 @@ def _forwarded_ips(value: Any) -> str:
     return text
 
 
+WORKER_CLASSES = {
+    "sync": "wsgi", "gthread": "wsgi", "asgi": "asgi",
+    "uvicorn.workers.uvicornworker": "asgi", "uvicorn_worker.uvicornworker": "asgi",
+    "uvicorn.workers.uvicornh11worker": "asgi", "uvicorn_worker.uvicornh11worker": "asgi",
+}
+REFUSED_WORKER_CLASSES = ("gevent", "eventlet", "tornado")
+
+
+def _worker_class(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    key = text.lower().replace("gunicorn.workers.", "").replace("ggevent.", "")
+    key = key.replace("sync.syncworker", "sync").replace("gthread.threadworker", "gthread")
+    if key in WORKER_CLASSES:
+        return key
+    if any(key.startswith(name) or f".{name}" in key for name in REFUSED_WORKER_CLASSES):
+        raise ValueError(f"{text!r} is not supported: prefork workers run an asyncio event "
+                         "loop (use -k sync or gthread for WSGI, asgi for ASGI)")
+    raise ValueError(f"unknown worker class {text!r} (sync, gthread, asgi, "
+                     "uvicorn.workers.UvicornWorker)")
+
+
+def _umask(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        text = str(value).strip().lower()
+        number = int(text, 8) if text.startswith("0") and text not in ("0",) else int(text, 0)
+    if not 0 <= number <= 0o777:
+        raise ValueError(f"must be between 0 and 0o777, got {value!r}")
+    return number
+
+
+def _optional_mapping(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a dict, got {type(value).__name__}")
+    return value
+
+
+def _cert_reqs(value: Any) -> int:
+    number = _to_int(value)
+    if number not in (0, 1, 2):
+        raise ValueError(f"must be 0 (none), 1 (optional) or 2 (required), got {number}")
+    return number
+
+
 def _hook(value: Any) -> Any:
     if value is not None and not callable(value):
         raise ValueError(f"must be a function, got {type(value).__name__}")
@@ -161,6 +210,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", ("-w", "--workers"), _workers, 1,
             "Number of worker processes, or 'auto' for one per usable core.", "Worker processes",
             metavar="N|auto"),
+    Setting("worker_class", ("-k", "--worker-class"), _worker_class, None,
+            "gunicorn's worker class, mapped to an interface: sync and gthread serve WSGI; "
+            "asgi, uvicorn.workers.UvicornWorker and uvicorn_worker.UvicornWorker serve ASGI. "
+            "gevent, eventlet and tornado are refused.", "Worker processes", metavar="CLASS"),
+    Setting("worker_connections", ("--worker-connections",), _positive_int, 1000,
+            "Most simultaneous client connections per worker.", "Worker processes",
+            metavar="INT"),
     Setting("interface", ("--interface",), _choice(*INTERFACES), "auto",
             "Application interface; 'auto' detects ASGI 3, ASGI 2 or WSGI.", "Worker processes",
             choices=INTERFACES),
@@ -214,6 +270,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("factory", ("--factory",), _to_bool, False,
             "Treat APP as a factory: call it with no arguments to get the application.",
             "Application", is_flag=True),
+    Setting("wsgi_app", (), _optional_text, None,
+            "The application (module:attribute) when APP is not given on the command line.",
+            "Application", metavar="APP"),
+    Setting("raw_env", ("-e", "--env"), _string_list, (),
+            "Set an environment variable (NAME=VALUE) in the server and its workers. "
+            "Repeatable.", "Application", metavar="NAME=VALUE", multiple=True),
     Setting("chdir", ("--chdir",), _optional_text, None,
             "Change to this directory before loading the application.", "Application",
             metavar="DIR"),
@@ -272,6 +334,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("date_header", ("--date-header",), _to_bool, True,
             "Send a 'Date' header when the app sets none.", "HTTP", is_flag=True, negatable=True),
     # -- process and logging --------------------------------------------------------------------
+    Setting("user", ("-u", "--user"), _optional_text, None,
+            "Run as this user (name or uid) once the sockets are bound.", "Process",
+            metavar="USER"),
+    Setting("group", ("-g", "--group"), _optional_text, None,
+            "Run as this group (name or gid) once the sockets are bound.", "Process",
+            metavar="GROUP"),
+    Setting("umask", ("-m", "--umask"), _umask, 0,
+            "File mode creation mask of the server (octal, as 0o22 or 022).", "Process",
+            metavar="INT"),
+    Setting("proc_name", ("-n", "--name"), _optional_text, None,
+            "Process title base ('prefork' when unset): the arbiter is 'NAME: arbiter', workers "
+            "'NAME: worker'.", "Process", metavar="NAME"),
     Setting("pidfile", ("-p", "--pid"), _optional_text, None,
             "Write the arbiter's PID to this file.", "Process", metavar="FILE"),
     Setting("loglevel", ("--log-level",), _log_level, "info",
@@ -325,6 +399,40 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("on_exit", (), _hook, None,
             "Called just before the arbiter exits. Arguments: server.",
             "Server hooks", metavar="CALLABLE"),
+    Setting("capture_output", ("--capture-output",), _to_bool, False,
+            "Send the workers' stdout and stderr to the error log file.", "Logging",
+            is_flag=True),
+    Setting("logconfig", ("--log-config",), _optional_text, None,
+            "A logging configuration file (logging.config.fileConfig format); it replaces "
+            "prefork's own logging set-up.", "Logging", metavar="FILE"),
+    Setting("logconfig_dict", (), _optional_mapping, None,
+            "A logging.config.dictConfig dictionary (config file only).", "Logging",
+            metavar="DICT"),
+    Setting("certfile", ("--certfile",), _optional_text, None,
+            "TLS certificate file (PEM); serving TLS needs it and --keyfile.", "TLS",
+            metavar="FILE"),
+    Setting("keyfile", ("--keyfile",), _optional_text, None,
+            "TLS private key file (PEM).", "TLS", metavar="FILE"),
+    Setting("ca_certs", ("--ca-certs",), _optional_text, None,
+            "CA certificates (PEM) to verify client certificates with.", "TLS",
+            metavar="FILE"),
+    Setting("cert_reqs", ("--cert-reqs",), _cert_reqs, 0,
+            "Client certificates: 0 none, 1 optional, 2 required (ssl.CERT_*).", "TLS",
+            metavar="INT"),
+    Setting("ciphers", ("--ciphers",), _optional_text, None,
+            "OpenSSL cipher list for TLS 1.2 and older (TLS 1.3 suites are OpenSSL's own).",
+            "TLS", metavar="CIPHERS"),
+    Setting("reuse_port", ("--reuse-port",), _to_bool, False,
+            "gunicorn's flag: the same as --dispatch reuseport (prefork's default).",
+            "Server socket", is_flag=True),
+    Setting("sendfile", ("--sendfile",), _to_bool, True,
+            "Send file bodies with sendfile(2) (wsgi.file_wrapper, ASGI pathsend).", "HTTP",
+            is_flag=True, negatable=True),
+    Setting("check_config", ("--check-config",), _to_bool, False,
+            "Check the configuration and that the application loads, then exit (0 if fine).",
+            "Configuration", is_flag=True),
+    Setting("print_config", ("--print-config",), _to_bool, False,
+            "Print the resolved configuration and exit.", "Configuration", is_flag=True),
     Setting("config", ("-c", "--config"), _optional_text, None,
             "Configuration file: Python (settings as module-level names, as gunicorn.conf.py) "
             "or TOML.", "Configuration", metavar="FILE"),
@@ -341,6 +449,8 @@ class Config:
     backlog: int
     dispatch: str
     workers: int
+    worker_class: str | None
+    worker_connections: int
     interface: str
     http: str
     threads: int
@@ -357,6 +467,8 @@ class Config:
     breaker_window: float
     breaker_cooldown: float
     factory: bool
+    wsgi_app: str | None
+    raw_env: tuple[str, ...]
     chdir: str | None
     lifespan: str
     root_path: str
@@ -375,9 +487,25 @@ class Config:
     forwarded_allow_ips: str
     server_header: bool
     date_header: bool
+    user: str | None
+    group: str | None
+    umask: int
+    proc_name: str | None
     pidfile: str | None
     loglevel: str
     errorlog: str
+    capture_output: bool
+    logconfig: str | None
+    logconfig_dict: dict[str, Any] | None
+    certfile: str | None
+    keyfile: str | None
+    ca_certs: str | None
+    cert_reqs: int
+    ciphers: str | None
+    reuse_port: bool
+    sendfile: bool
+    check_config: bool
+    print_config: bool
     config: str | None
     on_starting: Callable[..., Any] | None
     on_reload: Callable[..., Any] | None
@@ -424,6 +552,23 @@ class Config:
             raise ConfigError("restart_backoff_cap must be >= restart_backoff_base")
         if not self.bind:
             raise ConfigError("bind: at least one address is required")
+        for item in self.raw_env:
+            if "=" not in item or item.startswith("="):
+                raise ConfigError(f"raw_env: {item!r} is not NAME=VALUE")
+        if self.keyfile and not self.certfile:
+            raise ConfigError("certfile: --keyfile was given without --certfile")
+        if (self.ca_certs or self.cert_reqs) and not self.certfile:
+            raise ConfigError("certfile: client certificate settings need --certfile")
+
+    def app_interface(self) -> str:
+        """``interface``, or what gunicorn's ``worker_class`` implies when it is ``auto``."""
+        if self.interface == "auto" and self.worker_class:
+            return WORKER_CLASSES[self.worker_class]
+        return self.interface
+
+    def dispatch_mode(self) -> str:
+        """``dispatch``; gunicorn's ``--reuse-port`` asks for ``reuseport``."""
+        return "reuseport" if self.reuse_port else self.dispatch
 
     def worker_count(self) -> int:
         """The number of workers to run: ``workers``, or the usable cores for ``auto``."""

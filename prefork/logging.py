@@ -8,9 +8,15 @@ a handler that fails to write drops the record (``logging.raiseExceptions`` is o
 from __future__ import annotations
 
 import logging
+import logging.config
+import os
 import sys
+from typing import TYPE_CHECKING
 
 from prefork.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prefork.config import Config
 
 ERROR_LOGGER = "prefork.error"
 LINE_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
@@ -36,6 +42,22 @@ def configure_error_log(destination: str, level: str) -> logging.Logger:
     logger.setLevel(level.upper())
     logger.propagate = False
     return logger
+
+
+def configure_logging_from(config: Config) -> None:
+    """gunicorn's ``logconfig`` (fileConfig) and ``logconfig_dict`` (dictConfig): applied on
+    top of prefork's set-up, so the loggers ``prefork.error`` and ``prefork.access`` can be
+    routed anywhere."""
+    try:
+        if config.logconfig_dict:
+            logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                                       **config.logconfig_dict})
+        if config.logconfig:
+            if not os.path.isfile(config.logconfig):
+                raise ConfigError(f"logconfig: no such file {config.logconfig}")
+            logging.config.fileConfig(config.logconfig, disable_existing_loggers=False)
+    except (ValueError, KeyError, TypeError, AttributeError, ImportError, RuntimeError) as exc:
+        raise ConfigError(f"logconfig: {type(exc).__name__}: {exc}") from None
 
 
 def reopen_log_files(logger: logging.Logger) -> None:

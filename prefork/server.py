@@ -26,8 +26,9 @@ from prefork.errors import AppLoadError, BootError, ConfigError, PreforkError
 from prefork.hooks import ServerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Command, Reply
-from prefork.logging import configure_error_log
-from prefork.sockets import open_listeners
+from prefork.logging import configure_error_log, configure_logging_from
+from prefork.process import apply_environment, apply_umask, drop_privileges, set_title
+from prefork.sockets import open_listeners, tls_context
 from prefork.workers.base import worker_main
 
 AppSource = str | Callable[..., Any]
@@ -44,14 +45,14 @@ def prepare_app(config: Config, app: AppSource) -> AppSource:
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     if not isinstance(app, str):
-        resolve_interface(app, config.interface)
+        resolve_interface(app, config.app_interface())
         return app
     spec = parse_app_spec(app)
     if not config.preload_app:
         check_app_spec(spec)
         return app
     loaded = load_app(spec, factory=config.factory)
-    _, ready = resolve_interface(loaded, config.interface)
+    _, ready = resolve_interface(loaded, config.app_interface())
     return ready
 
 
@@ -65,14 +66,36 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     """
     if reload_config is None:
         reload_config = _file_reloader(config)
+    if config.print_config:
+        for name, value in sorted(dataclasses.asdict(config).items()):
+            print(f"{name:28} = {value!r}")
+        return 0
+    apply_environment(config)
+    apply_umask(config)
     logger = configure_error_log(config.errorlog, config.loglevel)
+    configure_logging_from(config)
+    tls_context(config)  # a bad certificate fails here, in one line, before any fork
+    if config.check_config:
+        source = prepare_app(config, app)
+        if isinstance(source, str):
+            resolve_interface(load_app(source, factory=config.factory), config.app_interface())
+        print(f"prefork: configuration OK, application {app if isinstance(app, str) else ''} "
+              "loads", file=sys.stderr)
+        return 0
     call_hook(config, "on_starting",
               ServerView(os.getpid(), config, logger, dict, config.worker_count), log=logger)
     source = prepare_app(config, app)
-    listeners = open_listeners(config.bind, config.backlog, config.dispatch)
+    listeners = open_listeners(config.bind, config.backlog, config.dispatch_mode())
     if config.pidfile:
         with open(config.pidfile, "w", encoding="ascii") as handle:
             handle.write(f"{os.getpid()}\n")
+    try:
+        drop_privileges(config)
+    except PreforkError:
+        for listener in listeners:
+            listener.close()
+        raise
+    set_title(config, "arbiter")
     try:
         arbiter = Arbiter(config, listeners, worker_main(source), logger, control,
                           reload_config=reload_config, upgrade_command=upgrade_command)

@@ -12,10 +12,12 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import stat
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
+from prefork.config import Config
 from prefork.errors import BootError, ConfigError
 
 
@@ -300,3 +302,31 @@ def _take_systemd_fds(environ: MutableMapping[str, str]) -> list[int]:
     except ValueError:
         raise BootError(f"LISTEN_FDS is not a number: {count!r}") from None
 
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS context, or None without ``certfile``. Modern defaults: TLS 1.2 or
+    newer, ALPN ``http/1.1``; failures to load name the setting (at start-up, not at the first
+    handshake)."""
+    if not config.certfile:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.certfile, config.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"certfile: cannot load {config.certfile}"
+                          f"{' / ' + config.keyfile if config.keyfile else ''}: {exc}") from None
+    if config.ca_certs:
+        try:
+            context.load_verify_locations(config.ca_certs)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"ca_certs: cannot load {config.ca_certs}: {exc}") from None
+    context.verify_mode = (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED)[config.cert_reqs]
+    if config.ciphers:
+        try:
+            context.set_ciphers(config.ciphers)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"ciphers: {exc}") from None
+    context.set_alpn_protocols(["http/1.1"])
+    return context

@@ -38,6 +38,8 @@ from prefork.hooks import ServerView, WorkerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import BootFailed, Connections, Drain, Heartbeat, Ready, Retiring
 from prefork.logging import ERROR_LOGGER, reopen_log_files
+from prefork.process import capture_output, set_title
+from prefork.sockets import tls_context
 from prefork.workers.protocol import HttpProtocol, ServingState
 from prefork.workers.wsgi import WsgiRunner
 from prefork.wsgi.environ import ErrorStream, base_environ
@@ -82,10 +84,13 @@ class Worker:
         self._stopped: asyncio.Future[None] | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self.state: ServingState | None = None
+        self.tls = tls_context(config)
 
     # -- process entry --------------------------------------------------------------------------
 
     def run(self) -> int:
+        set_title(self.config, "worker")
+        capture_output(self.config)
         faulthandler.enable(file=sys.stderr, all_threads=True)
         # SIGABRT comes from the heartbeat watchdog: dump every thread's stack, give the
         # worker_abort hook its chance, and go. If the loop is stuck in C code this handler
@@ -118,7 +123,7 @@ class Worker:
         try:
             app = self.app_source if callable(self.app_source) else load_app(
                 self.app_source, factory=self.config.factory)
-            interface, app = resolve_interface(app, self.config.interface)
+            interface, app = resolve_interface(app, self.config.app_interface())
         except AppLoadError as exc:
             self.log.error("worker %d: cannot load the application: %s", os.getpid(), exc,
                            exc_info=exc.__cause__ is not None)
@@ -143,10 +148,10 @@ class Worker:
         ):
             loop.add_signal_handler(signum, handler)
         for sock in self.listeners:
-            if self.config.dispatch == "roundrobin":
+            if self.config.dispatch_mode() == "roundrobin":
                 sock.close()  # the arbiter accepts; keeping the fd would only pin the port
                 continue
-            server = await loop.create_server(self._protocol, sock=sock,
+            server = await loop.create_server(self._protocol, sock=sock, ssl=self.tls,
                                               backlog=self.config.backlog)
             self._servers.append(server)
         loop.add_reader(self.channel.fileno(), self._on_channel, loop)
@@ -205,7 +210,7 @@ class Worker:
 
     async def _adopt(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         try:
-            await loop.connect_accepted_socket(self._protocol, sock)
+            await loop.connect_accepted_socket(self._protocol, sock, ssl=self.tls)
         except OSError:
             sock.close()
 

@@ -1,0 +1,113 @@
+"""Process-wide settings of the arbiter and its workers: environment, umask, user and group,
+process title, and capturing a worker's output into the error log.
+
+Each function applies one setting from a resolved :class:`Config` and raises ``BootError`` or
+``ConfigError`` naming the setting when it cannot; none of them prints or exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import grp
+import os
+import pwd
+import sys
+
+from prefork.config import Config
+from prefork.errors import BootError, ConfigError
+
+PR_SET_NAME = 15  # prctl(2): the 15-character name ps and top show as "comm"
+
+
+def apply_environment(config: Config) -> None:
+    """``raw_env`` (``-e NAME=VALUE``) into this process's environment, inherited by workers."""
+    for item in config.raw_env:
+        name, _, value = item.partition("=")
+        os.environ[name] = value
+
+
+def apply_umask(config: Config) -> None:
+    os.umask(config.umask)
+
+
+def drop_privileges(config: Config) -> None:
+    """Switch to ``group`` then ``user`` once the sockets are bound (binding may need root)."""
+    if not config.user and not config.group:
+        return
+    uid = _uid(config.user) if config.user else os.getuid()
+    gid = _gid(config.group) if config.group else (
+        pwd.getpwuid(uid).pw_gid if config.user else os.getgid())
+    if (uid, gid) == (os.getuid(), os.getgid()):
+        return
+    try:
+        if os.getuid() == 0:
+            name = pwd.getpwuid(uid).pw_name if _known_uid(uid) else None
+            if name:
+                os.initgroups(name, gid)
+            else:
+                os.setgroups([gid])
+        os.setgid(gid)
+        os.setuid(uid)
+    except PermissionError:
+        raise BootError(f"user: cannot switch to uid {uid} gid {gid} "
+                        f"(running as uid {os.getuid()}; only root can)") from None
+
+
+def _uid(user: str) -> int:
+    if user.isdigit():
+        return int(user)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise ConfigError(f"user: no such user {user!r}") from None
+
+
+def _gid(group: str) -> int:
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ConfigError(f"group: no such group {group!r}") from None
+
+
+def _known_uid(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
+def set_title(config: Config, role: str) -> None:
+    """``NAME: role`` as the process title (setproctitle when installed), and as the kernel's
+    short name so ``ps -e``/``top`` tell the arbiter from the workers without it."""
+    title = f"{config.proc_name or 'prefork'}: {role}"
+    try:
+        import setproctitle  # type: ignore[import-not-found, unused-ignore]  # optional extra
+    except ImportError:
+        pass
+    else:
+        setproctitle.setproctitle(title)
+    path = ctypes.util.find_library("c")
+    if path:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(path, use_errno=True).prctl(PR_SET_NAME, title.encode()[:15], 0, 0, 0)
+
+
+def capture_output(config: Config) -> None:
+    """``capture_output``: the worker's stdout and stderr go to the error log file."""
+    if not config.capture_output or config.errorlog == "-":
+        return
+    fd = os.open(config.errorlog, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    # the Python-level streams may not write to fds 1 and 2 (an embedder may have replaced
+    # them); print() and tracebacks must reach the file too
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
