@@ -14,16 +14,10 @@ from typing import Any
 import click
 
 from prefork import __version__
-from prefork.config import (
-    SETTINGS,
-    Config,
-    Setting,
-    env_args,
-    load_config_file,
-    merge,
-)
+from prefork.config import SETTINGS, Config, Setting, merge
 from prefork.errors import PreforkError
 from prefork.server import run_arbiter
+from prefork.sources import IGNORED_KEY, env_args, load_config_file
 
 DEFAULT_CONFIG_FILES = ("prefork.conf.py", "gunicorn.conf.py")
 EXIT_USAGE = 2
@@ -91,8 +85,9 @@ def parse_command_line(args: Sequence[str]) -> tuple[str | None, dict[str, Any]]
     return app, values
 
 
-def resolve(argv: Sequence[str], environ: dict[str, str]) -> tuple[str, Config]:
-    """Merge defaults < config file < GUNICORN_CMD_ARGS < PREFORK_CMD_ARGS < argv."""
+def resolve(argv: Sequence[str], environ: dict[str, str]) -> tuple[str, Config, list[str]]:
+    """Merge defaults < config file < GUNICORN_CMD_ARGS < PREFORK_CMD_ARGS < argv; the third
+    item lists the lines to log at start-up about gunicorn settings that are ignored."""
     layers = [parse_command_line(extra) for extra in env_args(environ)]
     layers.append(parse_command_line(argv))
     config_path = next((values["config"] for _, values in reversed(layers)
@@ -100,6 +95,8 @@ def resolve(argv: Sequence[str], environ: dict[str, str]) -> tuple[str, Config]:
     if config_path is None:
         config_path = next((name for name in DEFAULT_CONFIG_FILES if os.path.isfile(name)), None)
     file_values = load_config_file(config_path) if config_path else {}
+    notices = [f"config: gunicorn setting {name!r} is not supported by prefork; ignored"
+               for name in file_values.pop(IGNORED_KEY, [])]
     if config_path:
         file_values["config"] = config_path
     merged = merge(_environment_defaults(environ), file_values,
@@ -107,7 +104,7 @@ def resolve(argv: Sequence[str], environ: dict[str, str]) -> tuple[str, Config]:
     app = next((app for app, _ in reversed(layers) if app), None) or merged.get("wsgi_app")
     if not app:
         raise click.UsageError("missing APP (module:attribute), e.g. prefork myapp:app")
-    return str(app), Config.from_mapping(merged)
+    return str(app), Config.from_mapping(merged), notices
 
 
 def _environment_defaults(environ: dict[str, str]) -> dict[str, Any]:
@@ -125,9 +122,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         environ = dict(os.environ)
-        app, config = resolve(args, environ)
+        app, config, notices = resolve(args, environ)
         code = run_arbiter(config, app, reload_config=lambda: resolve(args, environ)[1],
-                           upgrade_command=args)
+                           upgrade_command=args, notices=notices)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -5,15 +5,16 @@ validation and help text. The click command (``prefork.cli``), the keyword argum
 ``prefork.Server`` and the README's reference are all generated from it. Sources merge as
 defaults < config file < ``GUNICORN_CMD_ARGS`` < ``PREFORK_CMD_ARGS`` < command line.
 
-Rule: this module raises :class:`ConfigError` naming the setting; it never prints or exits, and it
-reads the environment only when asked to (``resolve_workers``, ``env_args``), never at import.
+Reading configuration files and variables is ``prefork.sources``'s job.
+
+Rule: this module raises :class:`ConfigError` naming the setting; it never prints or exits, and
+reads nothing from the environment at import.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -581,56 +582,6 @@ def usable_cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
-
-
-def load_config_file(path: str) -> dict[str, Any]:
-    """Settings from a Python file (module-level names, as gunicorn.conf.py) or a TOML file."""
-    try:
-        with open(path, "rb") as handle:
-            source = handle.read()
-    except OSError as exc:
-        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
-    if path.endswith(".toml"):
-        return _settings_from_toml(path, source)
-    namespace: dict[str, Any] = {"__file__": path, "__name__": "__config__"}
-    try:
-        exec(compile(source, path, "exec"), namespace)
-    except Exception as exc:
-        raise ConfigError(f"config: error in {path}: {type(exc).__name__}: {exc}") from None
-    return {
-        name: value
-        for name, value in namespace.items()
-        if name in SETTINGS_BY_NAME and name != "config"
-    }
-
-
-def _settings_from_toml(path: str, source: bytes) -> dict[str, Any]:
-    try:
-        import tomllib  # type: ignore[import-not-found, unused-ignore]  # 3.11+; mypy targets 3.10
-    except ModuleNotFoundError:  # Python 3.10
-        raise ConfigError(f"config: TOML files need Python 3.11 or newer ({path})") from None
-    try:
-        document = tomllib.loads(source.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
-    table = document.get("tool", {}).get("prefork", document)
-    unknown = sorted(set(table) - set(SETTINGS_BY_NAME))
-    if unknown:
-        raise ConfigError(f"config: unknown setting {unknown[0]!r} in {path}")
-    return dict(table)
-
-
-def env_args(environ: Mapping[str, str]) -> list[list[str]]:
-    """The extra argument lists from GUNICORN_CMD_ARGS then PREFORK_CMD_ARGS (later wins)."""
-    lists = []
-    for name in ("GUNICORN_CMD_ARGS", "PREFORK_CMD_ARGS"):
-        text = environ.get(name, "").strip()
-        if text:
-            try:
-                lists.append(shlex.split(text))
-            except ValueError as exc:
-                raise ConfigError(f"{name}: {exc}") from None
-    return lists
 
 
 def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from prefork.app import check_app_spec, load_app, parse_app_spec, resolve_interface
 from prefork.arbiter import Arbiter
-from prefork.config import SETTINGS_BY_NAME, Config, load_config_file
+from prefork.config import SETTINGS_BY_NAME, Config
 from prefork.errors import AppLoadError, BootError, ConfigError, PreforkError
 from prefork.hooks import ServerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
@@ -29,6 +29,7 @@ from prefork.ipc.messages import Command, Reply
 from prefork.logging import configure_error_log, configure_logging_from
 from prefork.process import apply_environment, apply_umask, drop_privileges, set_title
 from prefork.sockets import open_listeners, tls_context
+from prefork.sources import IGNORED_KEY, load_config_file
 from prefork.workers.base import worker_main
 
 AppSource = str | Callable[..., Any]
@@ -58,7 +59,8 @@ def prepare_app(config: Config, app: AppSource) -> AppSource:
 
 def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
                 reload_config: Callable[[], Config] | None = None,
-                upgrade_command: list[str] | None = None) -> int:
+                upgrade_command: list[str] | None = None,
+                notices: list[str] | None = None) -> int:
     """Bind, fork workers and supervise them until stopped; returns the exit status.
 
     ``reload_config`` re-reads every settings source on SIGHUP; by default the config file (if
@@ -74,6 +76,8 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     apply_umask(config)
     logger = configure_error_log(config.errorlog, config.loglevel)
     configure_logging_from(config)
+    for notice in notices or ():
+        logger.warning(notice)
     tls_context(config)  # a bad certificate fails here, in one line, before any fork
     if config.check_config:
         source = prepare_app(config, app)
@@ -122,6 +126,7 @@ def _file_reloader(config: Config) -> Callable[[], Config]:
         if not config.config:
             return config
         file_values = load_config_file(config.config)
+        file_values.pop(IGNORED_KEY, None)
         explicit = {name: given[name] for name in given if name not in file_values
                     or given[name] != SETTINGS_BY_NAME[name].default}
         return Config.from_mapping({**file_values, **explicit})

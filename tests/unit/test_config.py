@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from prefork.cli import resolve
-from prefork.config import SETTINGS, Config, env_args, load_config_file, merge
+from prefork.config import SETTINGS, Config, merge
 from prefork.errors import ConfigError
+from prefork.sources import IGNORED_KEY, env_args, load_config_file
 
 
 def test_table_and_config_fields_agree() -> None:
@@ -84,14 +85,36 @@ def test_precedence_file_env_argv(tmp_path, monkeypatch) -> None:
     path = tmp_path / "conf.py"
     path.write_text("workers = 2\ntimeout = 11\nkeepalive = 9\n")
     env = {"GUNICORN_CMD_ARGS": "--timeout 12 --keep-alive 3", "PREFORK_CMD_ARGS": "--timeout 13"}
-    app, config = resolve(["-c", str(path), "myapp:app", "--keep-alive", "4"], env)
+    app, config, _ = resolve(["-c", str(path), "myapp:app", "--keep-alive", "4"], env)
     assert app == "myapp:app"
     assert (config.workers, config.timeout, config.keepalive) == (2, 13.0, 4.0)
 
 
 def test_negatable_flags_and_repeatable_bind(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    _, config = resolve(["m:app", "--no-server-header", "-b", "127.0.0.1:1", "-b", "unix:/s",
+    _, config, _ = resolve(["m:app", "--no-server-header", "-b", "127.0.0.1:1", "-b", "unix:/s",
                          "--preload"], {})
     assert config.server_header is False and config.preload_app is True
     assert config.bind == ("127.0.0.1:1", "unix:/s")
+
+
+def test_gunicorn_names_are_mapped_reported_or_refused(tmp_path) -> None:
+    path = tmp_path / "gunicorn.conf.py"
+    path.write_text("asgi_lifespan = 'off'\nstatsd_host = 'localhost:8125'\nworkers = 2\n")
+    assert load_config_file(str(path)) == {"lifespan": "off", "workers": 2,
+                                           IGNORED_KEY: ["statsd_host"]}
+    for line, named in [("dirty_workers = 2", "dirty arbiters"),
+                        ("protocol = 'uwsgi'", "uWSGI"), ("http2_max_frame_size = 1", "HTTP/2")]:
+        path.write_text(line + "\n")
+        with pytest.raises(ConfigError, match=named):
+            load_config_file(str(path))
+    path.write_text("protocol = 'http'\n")
+    assert load_config_file(str(path)) == {}
+
+
+def test_ignored_settings_are_announced(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gunicorn.conf.py").write_text("reload = True\nworkers = 3\n")
+    _, config, notices = resolve(["m:app"], {})
+    assert config.workers == 3
+    assert notices == ["config: gunicorn setting 'reload' is not supported by prefork; ignored"]

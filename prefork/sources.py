@@ -1,0 +1,124 @@
+"""Where settings come from besides the command line: configuration files (Python, as
+``gunicorn.conf.py``, or TOML) and the ``GUNICORN_CMD_ARGS``/``PREFORK_CMD_ARGS`` variables.
+
+A ``gunicorn.conf.py`` may name gunicorn settings prefork does not have. None is dropped
+silently: a few are read under prefork's name (``asgi_lifespan`` is ``lifespan``), the ones whose
+absence would change what the server is (dirty arbiters, the uWSGI protocol, HTTP/2) stop the
+start with one line naming them, and the rest are reported as ignored, one line each, when the
+server starts. This module reads files and nothing else; it never prints.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from prefork.config import SETTINGS_BY_NAME
+from prefork.errors import ConfigError
+
+# gunicorn's names for settings prefork has under another name
+GUNICORN_ALIASES = {
+    "asgi_lifespan": "lifespan",
+    "websocket_max_message_size": "ws_max_size",
+    "http_parser": "http",
+}
+# gunicorn features prefork does not have and that change what the server is: refused
+REFUSED_PREFIXES = ("dirty_", "http2_", "on_dirty_")
+REFUSED = {
+    "protocol": "the uWSGI protocol",
+    "uwsgi_allow_ips": "the uWSGI protocol",
+    "http_protocols": "HTTP/2",
+    "daemon": "daemon mode (run prefork in the foreground under a supervisor)",
+}
+# gunicorn settings prefork accepts but does not act on: reported at start-up
+IGNORED = (
+    "access_log_format", "accesslog", "asgi_disconnect_grace_period", "asgi_loop",
+    "casefold_http_method", "control_socket", "control_socket_disable", "control_socket_mode",
+    "default_proc_name", "disable_redirect_access_to_syslog", "do_handshake_on_connect",
+    "dogstatsd_tags", "enable_backlog_metric", "enable_stdio_inheritance", "forwarder_headers",
+    "header_map", "initgroups", "logconfig_json", "logger_class", "paste",
+    "permit_obsolete_folding", "permit_unconventional_http_method",
+    "permit_unconventional_http_version", "proxy_allow_ips", "proxy_protocol", "pythonpath",
+    "raw_paste_global_conf", "reload", "reload_engine", "reload_extra_files",
+    "secure_scheme_headers", "spew", "ssl_context", "ssl_version", "statsd_host",
+    "statsd_prefix", "strip_header_spaces", "suppress_ragged_eofs", "syslog", "syslog_addr",
+    "syslog_facility", "syslog_prefix", "tmp_upload_dir", "worker_tmp_dir",
+)
+IGNORED_KEY = "__ignored__"  # where load_config_file lists the ignored names
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Settings from a Python file (module-level names, as gunicorn.conf.py) or a TOML file."""
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
+    if path.endswith(".toml"):
+        return _settings_from_toml(path, source)
+    namespace: dict[str, Any] = {"__file__": path, "__name__": "__config__"}
+    try:
+        exec(compile(source, path, "exec"), namespace)
+    except Exception as exc:
+        raise ConfigError(f"config: error in {path}: {type(exc).__name__}: {exc}") from None
+    return translate_gunicorn_names(namespace, path)
+
+
+def translate_gunicorn_names(namespace: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """prefork's settings among a config file's names: aliases renamed, refused features
+    raising ConfigError, other gunicorn settings listed under ``IGNORED_KEY``."""
+    values: dict[str, Any] = {}
+    ignored: list[str] = []
+    for name, value in namespace.items():
+        if name.startswith("_") or name == "config":
+            continue
+        if name in SETTINGS_BY_NAME:
+            values[name] = value
+        elif name in GUNICORN_ALIASES:
+            values[GUNICORN_ALIASES[name]] = value
+        elif name in REFUSED or name.startswith(REFUSED_PREFIXES):
+            if name == "protocol" and str(value).lower() == "http":
+                continue
+            if name == "http_protocols" and str(value).lower() in ("h1", "http/1.1"):
+                continue
+            feature = REFUSED.get(name) or (
+                "HTTP/2" if name.startswith("http2_") else "dirty arbiters")
+            raise ConfigError(f"config: {path} sets {name!r}: {feature} is not supported by "
+                              "prefork")
+        elif name in IGNORED:
+            ignored.append(name)
+    if ignored:
+        values[IGNORED_KEY] = ignored
+    return values
+
+
+def _settings_from_toml(path: str, source: bytes) -> dict[str, Any]:
+    try:
+        import tomllib  # type: ignore[import-not-found, unused-ignore]  # 3.11+; mypy targets 3.10
+    except ModuleNotFoundError:  # Python 3.10
+        raise ConfigError(f"config: TOML files need Python 3.11 or newer ({path})") from None
+    try:
+        document = tomllib.loads(source.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    table = document.get("tool", {}).get("prefork", document)
+    known = set(SETTINGS_BY_NAME) | set(GUNICORN_ALIASES) | set(REFUSED) | set(IGNORED)
+    unknown = sorted(name for name in table
+                     if name not in known and not name.startswith(REFUSED_PREFIXES))
+    if unknown:
+        raise ConfigError(f"config: unknown setting {unknown[0]!r} in {path}")
+    return translate_gunicorn_names(table, path)
+
+
+def env_args(environ: Mapping[str, str]) -> list[list[str]]:
+    """The extra argument lists from GUNICORN_CMD_ARGS then PREFORK_CMD_ARGS (later wins)."""
+    lists = []
+    for name in ("GUNICORN_CMD_ARGS", "PREFORK_CMD_ARGS"):
+        text = environ.get(name, "").strip()
+        if text:
+            try:
+                lists.append(shlex.split(text))
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+    return lists
