@@ -1,25 +1,31 @@
-# The example image: prefork serving examples/hello.py on port 8000.
-# For your own service, install your application the same way and change CMD to name it.
-FROM python:3.11-slim
+# prefork in a container: a build stage makes the wheels, the runtime stage installs only them.
+# For your own service, copy your application into /app and change CMD (the default command
+# serves the demo app). ENTRYPOINT is prefork itself, so `docker run IMAGE myapp:app -w 4` works.
 
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY prefork ./prefork
+RUN pip wheel --wheel-dir /wheels .
+
+FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-
-# Install prefork from the build context; the sources are not kept in the image.
-COPY pyproject.toml README.md /tmp/prefork-src/
-COPY prefork /tmp/prefork-src/prefork
-RUN pip install /tmp/prefork-src && rm -rf /tmp/prefork-src
+COPY --from=build /wheels /wheels
+RUN pip install --no-index --find-links /wheels prefork && rm -rf /wheels
 
 # The application code stays owned by root: the server user can read it, not change it.
 WORKDIR /app
 COPY examples ./examples
-
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin prefork
 USER 10001
 
 EXPOSE 8000
 # TERM is prefork's graceful stop: workers finish in-flight requests within --graceful-timeout.
+# prefork runs as PID 1 here: it reaps every child, including orphans of the app.
 STOPSIGNAL SIGTERM
-CMD ["prefork", "examples.hello:app", "--bind", "0.0.0.0:8000", "--workers", "auto"]
+ENTRYPOINT ["prefork"]
+CMD ["examples.hello:app", "--bind", "0.0.0.0:8000", "--workers", "auto"]
