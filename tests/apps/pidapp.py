@@ -5,6 +5,16 @@ import os
 import time
 
 
+def _leave_an_orphan():
+    """Double fork: the grandchild outlives its parent and is re-parented to PID 1."""
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            time.sleep(0.2)
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -19,6 +29,8 @@ async def app(scope, receive, send):
         os._exit(70)
     if path == "/block":
         time.sleep(float(scope["query_string"] or 30))  # blocks the event loop on purpose
+    if path == "/orphan":
+        _leave_an_orphan()
     if path == "/sleep":
         await asyncio.sleep(float(scope["query_string"] or 1))
     body = str(os.getpid()).encode()

@@ -146,7 +146,8 @@ def test_runs_as_pid_1_and_reaps(tmp_path) -> None:
         f" pidfile={str(tmp_path / 'pid')!r}))\n"
     )
     proc = subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c", script],
+        ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", sys.executable, "-c",
+         script],
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -171,6 +172,12 @@ def test_runs_as_pid_1_and_reaps(tmp_path) -> None:
         wait_until(lambda: sum(b"ready in" in line for line in lines) >= 3, timeout=20)
         assert http_request(port, "/")[0] == 200
         arbiter = next(pid for pid in process_tree(proc.pid) if _parent(pid) == proc.pid)
+        # an orphan of the app is re-parented to PID 1, the arbiter, which must reap it
+        for _ in range(5):
+            assert http_request(port, "/orphan")[0] == 200
+        time.sleep(0.6)
+        zombies = [pid for pid in _children_of(arbiter) if _state(pid) == "Z"]
+        assert not zombies, zombies
         os.kill(arbiter, signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
@@ -181,6 +188,26 @@ def test_runs_as_pid_1_and_reaps(tmp_path) -> None:
             reader.join(5)
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def _children_of(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if _parent(int(entry)) == parent:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0].decode()
+    except OSError:
+        return "gone"
 
 
 def _parent(pid: int) -> int:
