@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from prefork.config import SETTINGS, Setting
+from prefork.sources import GUNICORN_ALIASES, IGNORED, REFUSED, SAME_AS_GUNICORN
 
 __all__ = [
     "END_MARKER",
@@ -36,6 +37,9 @@ __all__ = [
 
 START_MARKER = "<!-- cli-reference:start -->"
 END_MARKER = "<!-- cli-reference:end -->"
+GUNICORN_MARKERS = ("<!-- gunicorn-settings:start -->", "<!-- gunicorn-settings:end -->")
+GUNICORN_NOTICE = ("<!-- Generated from prefork.sources by `python -m prefork.docs`; edit the "
+                   "tables there, not this block. -->")
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 _NOTICE = (
@@ -101,24 +105,48 @@ def render_reference(settings: Sequence[Setting] = SETTINGS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _marker_positions(text: str) -> tuple[int, int]:
-    start = text.find(START_MARKER)
-    end = text.find(END_MARKER)
+def _marker_positions(text: str, markers: tuple[str, str]) -> tuple[int, int]:
+    start_marker, end_marker = markers
+    start = text.find(start_marker)
+    end = text.find(end_marker)
     if start < 0 or end < 0 or end < start:
-        raise ValueError(f"the markers {START_MARKER} and {END_MARKER} are missing or out of order")
-    return start + len(START_MARKER), end
+        raise ValueError(f"the markers {start_marker} and {end_marker} are missing or out of "
+                         "order")
+    return start + len(start_marker), end
 
 
-def extract_block(text: str) -> str:
+def extract_block(text: str, markers: tuple[str, str] = (START_MARKER, END_MARKER)) -> str:
     """What stands between the markers now, without the newline that follows the start one."""
-    start, end = _marker_positions(text)
+    start, end = _marker_positions(text, markers)
     return text[start:end].removeprefix("\n")
 
 
-def replace_block(text: str, block: str) -> str:
+def replace_block(text: str, block: str,
+                  markers: tuple[str, str] = (START_MARKER, END_MARKER)) -> str:
     """``text`` with the content between the markers replaced by ``block``."""
-    start, end = _marker_positions(text)
+    start, end = _marker_positions(text, markers)
     return text[:start] + "\n" + block + text[end:]
+
+
+def render_gunicorn_table() -> str:
+    """Every gunicorn setting and what prefork does with it, from ``prefork.sources``."""
+    rows: list[tuple[str, str, str]] = []
+    for name in SAME_AS_GUNICORN:
+        rows.append((name, "same", f"`{name}`"))
+    for name, ours in GUNICORN_ALIASES.items():
+        rows.append((name, "equivalent", f"`{ours}`"))
+    for name, reason in IGNORED.items():
+        rows.append((name, "ignored, with a start-up warning", reason))
+    for name, feature in REFUSED.items():
+        rows.append((name, "refused at start-up", f"{feature} is not supported"))
+    rows.append(("dirty_*, on_dirty_starting", "refused at start-up",
+                 "dirty arbiters are not supported"))
+    rows.append(("http2_*", "refused at start-up", "HTTP/2 is not supported yet"))
+    lines = [GUNICORN_NOTICE, "", "| gunicorn setting | prefork | setting or reason |",
+             "|---|---|---|"]
+    lines += [f"| `{_cell(name)}` | {status} | {_cell(note)} |"
+              for name, status, note in sorted(rows)]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         current = path.read_text(encoding="utf-8")
         updated = replace_block(current, render_reference())
+        updated = replace_block(updated, render_gunicorn_table(), GUNICORN_MARKERS)
     except (OSError, ValueError) as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 1

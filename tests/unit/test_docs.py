@@ -58,8 +58,9 @@ def test_missing_markers_are_an_error() -> None:
 
 def test_check_and_rewrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n{docs.START_MARKER}\nstale\n{docs.END_MARKER}\n",
-                      encoding="utf-8")
+    start, end = docs.GUNICORN_MARKERS
+    readme.write_text(f"# title\n{docs.START_MARKER}\nstale\n{docs.END_MARKER}\n"
+                      f"{start}\nstale too\n{end}\n", encoding="utf-8")
 
     assert docs.main(["--check", "--readme", str(readme)]) == 1
     error = capsys.readouterr().err
@@ -67,5 +68,16 @@ def test_check_and_rewrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "stale" in readme.read_text(encoding="utf-8")
 
     assert docs.main(["--readme", str(readme)]) == 0
-    assert docs.extract_block(readme.read_text(encoding="utf-8")) == docs.render_reference()
+    text = readme.read_text(encoding="utf-8")
+    assert docs.extract_block(text) == docs.render_reference()
+    assert docs.extract_block(text, docs.GUNICORN_MARKERS) == docs.render_gunicorn_table()
     assert docs.main(["--check", "--readme", str(readme)]) == 0
+
+
+def test_gunicorn_table_covers_every_name_once() -> None:
+    table = docs.render_gunicorn_table()
+    names = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+    assert len(names) == len(set(names))
+    assert {"bind", "worker_class", "statsd_host", "asgi_lifespan", "protocol"} <= set(names)
+    readme = docs.README.read_text(encoding="utf-8")
+    assert docs.extract_block(readme, docs.GUNICORN_MARKERS) == table
