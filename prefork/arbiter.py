@@ -248,8 +248,8 @@ class Arbiter:
         self.scale(self.target - 1)
 
     def handle_sigusr1(self) -> None:
-        self.log.info("reopening log files")
         reopen_log_files(self.log)
+        self.log.info("reopened log files")
         for worker in self.workers.values():
             self._signal_worker(worker, signal.SIGUSR1)
 
