@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from prefork.accesslog import AccessFormatter
 from prefork.errors import ConfigError
 from prefork.proxy import TrustedProxies
 
@@ -182,6 +183,19 @@ def _cert_reqs(value: Any) -> int:
     return number
 
 
+def _access_format(value: Any) -> str:
+    text = str(value)
+    try:
+        AccessFormatter(text)
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix("access_log_format: ")) from None
+    return text
+
+
+def _optional_fd(value: Any) -> int | None:
+    return None if value is None else _non_negative_int(value)
+
+
 def _hook(value: Any) -> Any:
     if value is not None and not callable(value):
         raise ValueError(f"must be a function, got {type(value).__name__}")
@@ -199,6 +213,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("bind", ("-b", "--bind"), _string_list, ("127.0.0.1:8000",),
             "Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N. Repeatable. "
             "Port 0 picks a free port.", "Server socket", metavar="ADDRESS", multiple=True),
+    Setting("fd", ("--fd",), _optional_fd, None,
+            "Serve on this already-open listening socket (as uvicorn's --fd); replaces the "
+            "default bind.", "Server socket", metavar="FD"),
     Setting("backlog", ("--backlog",), _positive_int, 2048,
             "Maximum number of pending connections queued by the kernel per listener.",
             "Server socket", metavar="INT"),
@@ -400,6 +417,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("on_exit", (), _hook, None,
             "Called just before the arbiter exits. Arguments: server.",
             "Server hooks", metavar="CALLABLE"),
+    Setting("accesslog", ("--access-logfile",), _optional_text, None,
+            "Where the access log goes: a file path, or '-' for stdout. Off when unset, as in "
+            "gunicorn.", "Logging", metavar="FILE"),
+    Setting("access_log_format", ("--access-log-format",), _access_format,
+            '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+            "Access log line: gunicorn's atoms (h l u t r m U q H s b B f a T D M L p, "
+            "{header}i, {header}o, {variable}e), or 'json' for one JSON object per line.",
+            "Logging", metavar="FORMAT"),
     Setting("capture_output", ("--capture-output",), _to_bool, False,
             "Send the workers' stdout and stderr to the error log file.", "Logging",
             is_flag=True),
@@ -447,6 +472,7 @@ class Config:
     """The resolved settings; built only through :meth:`from_mapping` so every value is checked."""
 
     bind: tuple[str, ...]
+    fd: int | None
     backlog: int
     dispatch: str
     workers: int
@@ -495,6 +521,8 @@ class Config:
     pidfile: str | None
     loglevel: str
     errorlog: str
+    accesslog: str | None
+    access_log_format: str
     capture_output: bool
     logconfig: str | None
     logconfig_dict: dict[str, Any] | None
@@ -560,6 +588,13 @@ class Config:
             raise ConfigError("certfile: --keyfile was given without --certfile")
         if (self.ca_certs or self.cert_reqs) and not self.certfile:
             raise ConfigError("certfile: client certificate settings need --certfile")
+
+    def listen_addresses(self) -> tuple[str, ...]:
+        """``bind``, with ``--fd N`` as ``fd://N`` in place of the default address."""
+        if self.fd is None:
+            return self.bind
+        default = SETTINGS_BY_NAME["bind"].default
+        return (f"fd://{self.fd}", *(address for address in self.bind if address not in default))
 
     def app_interface(self) -> str:
         """``interface``, or what gunicorn's ``worker_class`` implies when it is ``auto``."""

@@ -89,7 +89,8 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     call_hook(config, "on_starting",
               ServerView(os.getpid(), config, logger, dict, config.worker_count), log=logger)
     source = prepare_app(config, app)
-    listeners = open_listeners(config.bind, config.backlog, config.dispatch_mode())
+    listeners = open_listeners(config.listen_addresses(), config.backlog,
+                               config.dispatch_mode())
     if config.pidfile:
         with open(config.pidfile, "w", encoding="ascii") as handle:
             handle.write(f"{os.getpid()}\n")

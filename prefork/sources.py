@@ -46,8 +46,6 @@ SAME_AS_GUNICORN = (
 )
 # gunicorn settings prefork accepts but does not act on (reported at start-up), and why
 IGNORED = {
-    "access_log_format": "the access log is not built yet",
-    "accesslog": "the access log is not built yet",
     "asgi_disconnect_grace_period": "http.disconnect is delivered as soon as the client goes",
     "asgi_loop": "workers always run uvloop",
     "casefold_http_method": "methods are passed as sent",

@@ -94,7 +94,7 @@ def test_inherited_fd_bind(tmp_path: Path) -> None:
     port = listener.getsockname()[1]
     fd = listener.fileno()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefork", "tests.apps.pidapp:app", "--bind", f"fd://{fd}",
+        [sys.executable, "-m", "prefork", "tests.apps.pidapp:app", "--fd", str(fd),
          "--workers", "2", "--error-logfile", str(tmp_path / "log")],
         cwd=ROOT, pass_fds=[fd], start_new_session=True)
     listener.close()
