@@ -33,7 +33,8 @@ REFUSED = {
 }
 # gunicorn's settings that prefork has under the same name and meaning
 SAME_AS_GUNICORN = (
-    "access_log_format", "accesslog", "backlog", "bind", "ca_certs", "capture_output", "cert_reqs", "certfile", "chdir",
+    "access_log_format", "accesslog", "backlog", "bind", "ca_certs", "capture_output",
+    "cert_reqs", "certfile", "chdir",
     "check_config", "child_exit", "ciphers", "config", "errorlog", "forwarded_allow_ips",
     "graceful_timeout", "group", "keepalive", "keyfile", "limit_request_field_size",
     "limit_request_fields", "limit_request_line", "logconfig", "logconfig_dict", "loglevel",
