@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import grp
 import os
 import pwd
@@ -91,10 +90,10 @@ def set_title(config: Config, role: str) -> None:
         pass
     else:
         setproctitle.setproctitle(title)
-    path = ctypes.util.find_library("c")
-    if path:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(path, use_errno=True).prctl(PR_SET_NAME, title.encode()[:15], 0, 0, 0)
+    # CDLL(None) is the running program with libc already loaded; ctypes.util.find_library
+    # would run ldconfig in a subprocess on every worker start
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, title.encode()[:15], 0, 0, 0)
 
 
 def capture_output(config: Config) -> None:
