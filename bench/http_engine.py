@@ -1,18 +1,28 @@
-"""Microbenchmark of the HTTP engine's Python overhead per request/response cycle.
+"""Microbenchmark of the Python overhead per request/response cycle, without sockets.
 
-Run: ``python bench/http_engine.py``. One cycle = receive a typical browser-like GET with six
+Run: ``python bench/http_engine.py``. Engine rows: receive a typical browser-like GET with six
 header fields, pull its events, send a 200 response with two fields and a 13-byte body, start the
-next cycle. No sockets: this is the cost the engine adds on top of the event loop.
+next cycle; this is the cost the engine adds on top of the event loop.
+
+Protocol rows: the whole worker path for one request on a uvloop loop with a fake transport:
+``data_received`` -> engine -> ASGI scope and cycle -> app task (``examples/hello.py``'s shape:
+two ``send`` calls) -> ``transport.write``, then the next request on the same connection. It
+includes the one loop iteration a task needs to run, which a real server pays too; the
+reference row is that iteration alone (a no-op task per request).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 import h11
 import httptools
 
+from prefork.config import Config
 from prefork.http import Data, EndOfMessage, Response, ServerConnection
 
 REQUEST = (
@@ -89,6 +99,124 @@ def h11_alone(n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
+class FakeTransport:
+    """Just enough of a transport for HttpProtocol: counts what is written."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default)
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+HELLO_BODY = b"Hello, world!"
+HELLO_START = {"type": "http.response.start", "status": 200,
+               "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")]}
+HELLO_BODY_MESSAGE = {"type": "http.response.body", "body": HELLO_BODY}
+
+
+async def hello_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send(HELLO_START)
+    await send(HELLO_BODY_MESSAGE)
+
+
+def hello_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [HELLO_BODY]
+
+
+def protocol_cycles(n: int, interface: str = "asgi", parser: str = "httptools") -> float:
+    """Seconds per request through HttpProtocol on one keep-alive connection."""
+    import uvloop
+
+    from prefork.workers.protocol import HttpProtocol, ServingState
+
+    loop = uvloop.new_event_loop()
+
+    async def run() -> float:
+        config = Config.from_mapping({"http": parser})
+        app: Any = hello_asgi
+        state = ServingState(config, app, {}, lambda count: None)
+        if interface == "wsgi":
+            from prefork.workers.wsgi import WsgiRunner
+            from prefork.wsgi.environ import base_environ
+
+            state.app = hello_wsgi
+            state.cycle_class = WsgiRunner(base_environ(root_path="", errors=None,
+                                                        multithread=False, multiprocess=False,
+                                                        file_wrapper=None),
+                                           None, state.limits.max_buffer)
+        protocol = HttpProtocol(state)
+        transport = FakeTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        data_received = protocol.data_received
+        sleep = asyncio.sleep
+        start = time.perf_counter()
+        for _ in range(n):
+            before = transport.writes
+            data_received(REQUEST)
+            while transport.writes == before:
+                await sleep(0)
+        elapsed = time.perf_counter() - start
+        assert not transport.closed
+        protocol.connection_lost(None)
+        return elapsed / n
+
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+def loop_floor(n: int) -> float:
+    """Reference: one no-op task per request on uvloop, awaited the same way."""
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+
+    async def noop() -> None:
+        pass
+
+    async def run() -> float:
+        sleep = asyncio.sleep
+        start = time.perf_counter()
+        for _ in range(n):
+            task = loop.create_task(noop())
+            while not task.done():
+                await sleep(0)
+        return (time.perf_counter() - start) / n
+
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=100_000, help="cycles per run")
@@ -100,10 +228,13 @@ def main() -> None:
         ("prefork, h11", lambda: cycles("h11", small)),
         ("reference: llhttp, empty callbacks", lambda: floor(args.n)),
         ("reference: bare h11.Connection", lambda: h11_alone(small)),
+        ("protocol, ASGI hello, httptools", lambda: protocol_cycles(args.n)),
+        ("protocol, WSGI hello, httptools", lambda: protocol_cycles(args.n, "wsgi")),
+        ("reference: one no-op task per request", lambda: loop_floor(args.n)),
     ]
     for label, run in rows:
         best = min(run() for _ in range(args.runs))
-        print(f"{label:>36}: {best * 1e6:7.2f} µs per request/response cycle")
+        print(f"{label:>38}: {best * 1e6:7.2f} µs per request/response cycle")
 
 
 if __name__ == "__main__":

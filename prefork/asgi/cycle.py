@@ -30,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
+from prefork.http.connection import ERROR
 from prefork.http.events import Data, EndOfMessage, Response
 
 if TYPE_CHECKING:
@@ -125,6 +127,11 @@ class HttpCycle:
 
     # -- running the app ------------------------------------------------------------------------
 
+    def begin(self, app: Any) -> Coroutine[Any, Any, None]:
+        """The coroutine the protocol runs as this cycle's task (an ASGI app always gets one:
+        ``asyncio.current_task()`` must be its own, for cancel scopes and timeouts)."""
+        return self.run(app)
+
     async def run(self, app: Any) -> None:
         try:
             await app(self.scope, self.receive, self.send)
@@ -151,9 +158,7 @@ class HttpCycle:
         if self.response_state == RESPONSE_NOT_STARTED or self.head is not None:
             self.head = None
             self.trailers = _NO_TRAILERS
-            conn = self.protocol.conn
-            self._complete(conn.send(INTERNAL_ERROR) + conn.send(Data(INTERNAL_ERROR_BODY))
-                           + conn.send(_END))
+            self._complete(self.protocol.conn.send_whole(INTERNAL_ERROR, INTERNAL_ERROR_BODY))
         else:
             self.response_state = RESPONSE_COMPLETE
             self.protocol.abort()
@@ -196,7 +201,12 @@ class HttpCycle:
                 body = _as_bytes(body)
             if not message.get("more_body", False):
                 if self.trailers == _NO_TRAILERS:
-                    self._complete(self._body(body, True))
+                    head = self.head
+                    if head is not None:  # the whole response in one message: one engine call
+                        self.head = None
+                        self._complete(self._whole(head, body))
+                    else:
+                        self._complete(self._body(body, True))
                     return
                 self.awaiting_trailers = True
             self.protocol.write(self._body(body, False))
@@ -250,18 +260,33 @@ class HttpCycle:
         except LocalProtocolError as exc:
             self._broken(exc)
 
+    def _whole(self, head: Response, body: bytes) -> bytes:
+        """Head, body and end of a one-message response (``ServerConnection.send_whole``)."""
+        conn = self.protocol.conn
+        try:
+            return conn.send_whole(head, body)
+        except LocalProtocolError as exc:
+            if conn.our_state == ERROR:  # the head was fine; the body broke its length
+                self._broken(exc)
+            self._bad_head(exc)
+        except (TypeError, ValueError) as exc:
+            self._bad_head(exc)
+
     def _serialise_head(self, head: Response) -> bytes:
         try:
             return self.protocol.conn.send(head)
         except (LocalProtocolError, TypeError, ValueError) as exc:
-            # Nothing was emitted (see ServerConnection): a 500 can still take its place.
-            log.error("ASGI application sent an invalid response head (%s %s): %s",
-                      self.scope["method"], self.scope["path"], exc)
-            self.response_state = RESPONSE_NOT_STARTED
-            self._fail()
-            if isinstance(exc, LocalProtocolError):
-                raise
-            raise LocalProtocolError(f"invalid response head: {exc}", 500) from exc
+            self._bad_head(exc)
+
+    def _bad_head(self, exc: Exception) -> NoReturn:
+        # Nothing was emitted (see ServerConnection): a 500 can still take its place.
+        log.error("ASGI application sent an invalid response head (%s %s): %s",
+                  self.scope["method"], self.scope["path"], exc)
+        self.response_state = RESPONSE_NOT_STARTED
+        self._fail()
+        if isinstance(exc, LocalProtocolError):
+            raise exc
+        raise LocalProtocolError(f"invalid response head: {exc}", 500) from exc
 
     def _broken(self, exc: LocalProtocolError) -> NoReturn:
         """The body broke its framing: the head may be out already, so cut the connection."""

@@ -1,7 +1,8 @@
 """Building the ASGI ``http`` and ``websocket`` scopes from a parsed request (pure: no I/O).
 
 The scope is built once per request on the hot path, so it is one dict literal: no per-key
-calls, and ``unquote`` only runs when the path holds a ``%`` (it returns early otherwise).
+calls, ``unquote`` only when the path holds a ``%``, common methods looked up rather than
+decoded, and the lifespan ``state`` copied only when it holds something.
 ``path`` includes ``root_path`` (ASGI spec 2.3+: "path ... includes the root_path"), while
 ``raw_path`` is the target's path exactly as received.
 """
@@ -15,6 +16,7 @@ from prefork.http.events import Request
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -39,8 +41,15 @@ def http_scope(
     state: dict[str, Any],
 ) -> dict[str, Any]:
     """The ASGI ``http`` scope of ``request``; ``state`` is the lifespan state (copied)."""
-    raw_path, query = split_target(request.target)
-    path = unquote(raw_path.decode("latin-1"))
+    target = request.target
+    if target[:1] == b"/":
+        raw_path, _, query = target.partition(b"?")
+    else:
+        raw_path, query = split_target(target)
+    path = raw_path.decode("latin-1")
+    if "%" in path:
+        path = unquote(path)
+    method = request.method
     return {
         "type": "http",
         "asgi": ASGI_VERSION,
@@ -48,13 +57,13 @@ def http_scope(
         "server": server,
         "client": client,
         "scheme": scheme,
-        "method": request.method.decode("ascii"),
+        "method": METHODS.get(method) or method.decode("ascii"),
         "root_path": root_path,
         "path": root_path + path if root_path else path,
         "raw_path": raw_path,
         "query_string": query,
         "headers": request.headers,
-        "state": state.copy(),
+        "state": state.copy() if state else {},
         "extensions": {"http.response.pathsend": {}, "http.response.trailers": {}},
     }
 

@@ -47,6 +47,7 @@ from prefork.http.events import (
     Response,
     Sentinel,
 )
+from prefork.http.framing import CLOSE_DELIMITED, CONTENT_LENGTH
 from prefork.http.headers import (
     NAME_MEMO,
     REASONS,
@@ -425,6 +426,30 @@ class ServerConnection:
             return out
         return self._send_informational(event)  # type: ignore[arg-type]  # the last kind left
 
+    def send_whole(self, response: Response, body: bytes) -> bytes:
+        """Serialise ``response``, ``Data(body)`` and ``EndOfMessage()`` in one call: the common
+        one-piece response costs one transition check and one join instead of three ``send``s.
+
+        Errors are those of the three calls: a bad head raises with nothing emitted and our side
+        still ``IDLE`` (so :meth:`error_response` can answer 500); a body that breaks the head's
+        ``Content-Length`` raises with our side in ``ERROR``.
+        """
+        if self._our is not IDLE or self._request is None:
+            raise LocalProtocolError(f"cannot send Response in state {self.our_state}", 500)
+        head = self._send_response(response)
+        writer = self._writer
+        if writer.mode == CONTENT_LENGTH and writer.remaining == len(body):
+            writer.remaining = 0  # exactly the announced length: nothing to frame or check
+            self._our = DONE
+            return head + body
+        try:
+            out = head + writer.data(body) + writer.end(())
+        except LocalProtocolError:
+            self._fail_local()
+            raise
+        self._our = DONE
+        return out
+
     def send_body_elsewhere(self, size: int) -> bool:
         """Account for ``size`` body bytes that the I/O layer writes itself (``sendfile``), held
         to the Content-Length like ``Data``. False when the response carries no body on the
@@ -477,7 +502,7 @@ class ServerConnection:
 
         length = framing.parse_content_length(lengths) if lengths else None
         mode = framing.response_framing(status, self._head_request, self._http11, length)
-        keep = self._keep_alive and mode != framing.CLOSE_DELIMITED
+        keep = self._keep_alive and mode != CLOSE_DELIMITED
         if self._waiting_100 and self._their is SEND_BODY:
             keep = False  # the client may never send the body it was told to wait with
         extra = b""
@@ -487,7 +512,7 @@ class ServerConnection:
                 keep = False
             extra = b", ".join(sorted(tokens - {b"close", b"keep-alive"}))
         if length is not None and (
-            mode == framing.CONTENT_LENGTH or framing.sends_content_length(status)
+            mode == CONTENT_LENGTH or framing.sends_content_length(status)
         ):
             parts.append(b"content-length: %d\r\n" % length)
         elif mode == framing.CHUNKED:
@@ -565,8 +590,12 @@ class ServerConnection:
 
     # --- cycles ----------------------------------------------------------------------------------
 
-    def start_next_cycle(self) -> None:
-        """Reset for the next request after both sides finished and the connection is kept."""
+    def start_next_cycle(self) -> bool:
+        """Reset for the next request after both sides finished and the connection is kept.
+
+        Returns whether :meth:`next_event` may have something other than ``NEED_DATA`` now
+        (bytes of the next request are buffered, or the peer closed): when it is False, the
+        caller can skip asking until more bytes arrive."""
         if self._our is not DONE or self._their is not DONE or not self._keep_alive:
             raise LocalProtocolError(
                 f"cannot start a new cycle (our {self.our_state}, their {self.their_state})"
@@ -578,3 +607,4 @@ class ServerConnection:
         if self._blocked:
             self._blocked = False
             self._tokenizer.reset()
+        return bool(self._queue or self._chunks or self._eof)

@@ -1,8 +1,14 @@
 """The vocabulary between the HTTP engine and the layers above it.
 
 Request-side events come out of :meth:`ServerConnection.next_event`; response-side events go
-into :meth:`ServerConnection.send`. All are frozen dataclasses with slots (the shape of h11's
-events), plus two flow-control sentinels. This module does no I/O.
+into :meth:`ServerConnection.send`. All are dataclasses with slots (the shape of h11's events),
+plus two flow-control sentinels. This module does no I/O.
+
+Immutable by convention, not all frozen: :class:`Request`, :class:`Data` and :class:`Response`
+are made on every request, and a frozen dataclass's ``__init__`` stores each field through
+``object.__setattr__``: 1.9 µs for a ``Request`` against 0.4 µs for the same class unfrozen
+(``bench/http_engine.py`` measures the whole cycle). Nothing mutates an event after it is made;
+make a new one instead. Events are compared by value and are not hashable.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """A request head.
 
@@ -43,7 +49,7 @@ class Request:
     upgrade: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Data:
     """A piece of a message body (request body out of the engine, response body into it)."""
 
@@ -57,7 +63,7 @@ class EndOfMessage:
     trailers: Sequence[tuple[bytes, bytes]] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     """A final response head (status 200-999)."""
 

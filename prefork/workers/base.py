@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from prefork.accesslog import AccessLog
 from prefork.app import AppSpec, load_app, resolve_interface
 from prefork.asgi.lifespan import Lifespan
 from prefork.config import Config
@@ -141,6 +142,9 @@ class Worker:
         self.state = ServingState(config=self.config, app=app,
                                   lifespan_state=lifespan.state if lifespan else {},
                                   on_request_done=self._on_request_done)
+        self.state.access_log = AccessLog(
+            self.config.accesslog, self.config.access_log_format,
+            externally_configured=bool(self.config.logconfig or self.config.logconfig_dict))
         executor = self._serve_wsgi(self.state) if interface == "wsgi" else None
         for signum, handler in (
             (signal.SIGTERM, self.drain), (signal.SIGINT, self.stop_now),
@@ -235,6 +239,8 @@ class Worker:
 
     def _reopen_logs(self) -> None:
         reopen_log_files(self.log)
+        if self.state is not None:
+            self.state.access_log.reopen()
 
     # -- stopping -------------------------------------------------------------------------------
 

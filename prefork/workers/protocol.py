@@ -27,9 +27,16 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   keep-alive period, not one per request. The body deadline only runs while reading: a client
   that stopped because we paused it, or that waits for ``100 Continue``, is not stalling.
 
-Hot path: one task per request cycle, started after the request's events already queued have
-been taken (so a GET's app sees its whole request at once) and eagerly where Python supports it
-(3.12+), so a handler that never waits runs to completion inside ``data_received``.
+Hot path (``bench/http_engine.py`` times it with a fake transport): one task per ASGI request
+cycle, started after the request's events already queued have been taken (so a GET's app sees
+its whole request at once) and eagerly where Python supports it (3.12+), so a handler that never
+waits runs to completion inside ``data_received``. On 3.11 there is no eager start, and running
+the coroutine's first step by hand would leave ``asyncio.current_task()`` wrong for cancel scopes
+and ``asyncio.timeout``, so the task costs one loop iteration there. A cycle may also finish
+without any task (``Cycle.begin`` returns None): the inline WSGI runner does, for a GET. A
+request that arrives whole moves no timer until its response is written (the head and body
+deadlines are only set while bytes are awaited); a request from a trusted proxy that carries no
+forwarding field skips the proxy resolution.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
+from prefork.accesslog import AccessLog
 from prefork.asgi.cycle import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, HttpCycle
 from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
@@ -78,7 +86,12 @@ FILE_CHUNK = 256 * 1024
 
 # Timer phases: what the connection's single deadline means.
 _NO_TIMER, _IDLE, _HEAD, _BODY, _LINGER = range(5)
+_BODY_PENDING = 5  # a request started; its body deadline is set when more bytes are needed
 _CONTINUE = InformationalResponse(100)
+# The request fields prefork.proxy.resolve reads (tests/integration/test_proxy_headers.py sends
+# each of them through a server).
+_FORWARDING_FIELDS = frozenset(
+    {b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 
 if sys.version_info >= (3, 12):
 
@@ -114,7 +127,9 @@ class Cycle(Protocol):
 
     def client_gone(self) -> None: ...
 
-    async def run(self, app: Any) -> None: ...
+    def begin(self, app: Any) -> Coroutine[Any, Any, None] | None:
+        """Start the cycle: the coroutine to run as its task, or None when it already ran to
+        its end (and called ``cycle_finished``) without one."""
 
 
 @dataclass
@@ -151,6 +166,7 @@ class ServingState:
         self.connections: set[HttpProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()  # the loop only keeps weak references
         self.counters = Counters()
+        self.access_log = AccessLog(None)  # the worker sets the configured one
         self.draining = False
         self.native_sendfile = True  # until the loop says it has no loop.sendfile
         self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
@@ -225,10 +241,17 @@ class HttpProtocol(asyncio.Protocol):
             return  # lingering: read and drop
         self.conn.receive_data(data)
         phase = self.phase
-        if phase == _IDLE:
-            self._arm(_HEAD, self.state.limits.headers_timeout)
-        elif phase == _BODY:
+        if phase == _BODY:
             self.deadline = self.loop.time() + self.state.limits.body_timeout
+        elif phase == _IDLE:
+            # The head deadline is only armed when these bytes did not hold a whole head: a
+            # keep-alive request in one segment costs no timer update on its way in.
+            started = self.requests_started
+            self._advance()
+            if self.requests_started == started and self.phase == _IDLE and not self.closed \
+                    and self.upgraded is None:
+                self._arm(_HEAD, self.state.limits.headers_timeout)
+            return
         self._advance()
 
     def eof_received(self) -> bool:
@@ -300,13 +323,29 @@ class HttpProtocol(asyncio.Protocol):
             except RemoteProtocolError as exc:
                 self._reject(exc)
                 return
-            if event is NEED_DATA:
+            kind = type(event)
+            if kind is Request:
+                request = cast(Request, event)
+                if request.upgrade == b"websocket" and self.state.websockets:
+                    self._upgrade(request)
+                    return
+                self._start_cycle(request)
+            elif kind is EndOfMessage:
+                if self.phase == _BODY or self.phase == _BODY_PENDING:
+                    self.phase = _NO_TIMER
+                cycle = self.cycle
+                if cycle is not None:
+                    cycle.request_complete()
+                else:  # the discarded body ended: the connection can be reused
+                    self._next_cycle()
+            elif event is NEED_DATA:
+                if self.phase == _BODY_PENDING:  # the body is still to come: now it is timed
+                    self._arm(_BODY, limits.body_timeout)
                 return
-            if event is PAUSED:  # a pipelined request waits for this cycle to end
+            elif event is PAUSED:  # a pipelined request waits for this cycle to end
                 self._pause_reading()
                 return
-            kind = type(event)
-            if kind is Data:
+            elif kind is Data:
                 data = cast(Data, event).data
                 cycle = self.cycle
                 if cycle is not None:
@@ -318,20 +357,6 @@ class HttpProtocol(asyncio.Protocol):
                     if self.discard_left < 0:
                         self._close_after_response()
                         return
-            elif kind is EndOfMessage:
-                if self.phase == _BODY:
-                    self.phase = _NO_TIMER
-                cycle = self.cycle
-                if cycle is not None:
-                    cycle.request_complete()
-                else:  # the discarded body ended: the connection can be reused
-                    self._next_cycle()
-            elif kind is Request:
-                request = cast(Request, event)
-                if request.upgrade == b"websocket" and self.state.websockets:
-                    self._upgrade(request)
-                    return
-                self._start_cycle(request)
             else:  # ConnectionClosed: the client shut down its sending side
                 self._on_eof()
                 return
@@ -340,6 +365,14 @@ class HttpProtocol(asyncio.Protocol):
         """Per request behind a trusted proxy: the client, scheme and host it forwarded (one
         upstream connection carries many clients' requests)."""
         assert self.state.trusted_proxies is not None
+        for name, _ in request.headers:
+            if name in _FORWARDING_FIELDS:
+                break
+        else:
+            # Most requests on a trusted connection carry none of them: skip resolve(), which
+            # parses the peer's address again (5 µs per request, bench/http_engine.py).
+            self.client, self.scheme = self.peer, self.peer_scheme
+            return request
         origin = resolve_forwarded(request.headers, self.peer[0] if self.peer else None,
                                    self.state.trusted_proxies)
         self.client = origin.client or self.peer
@@ -367,15 +400,17 @@ class HttpProtocol(asyncio.Protocol):
         self.requests_started += 1
         if state.draining:
             self.conn.close_after_response()
-        if request.expect_continue:
-            self.phase = _NO_TIMER  # the client waits for us; the body timer starts with 100
-        else:
-            self._arm(_BODY, state.limits.body_timeout)
+        # The body timer starts once the engine needs more bytes (none for a GET, whose end
+        # follows at once); or, when the client waits for 100 Continue, with the 100.
+        self.phase = _NO_TIMER if request.expect_continue else _BODY_PENDING
 
     def _run(self, cycle: Cycle) -> None:
         state = self.state
         state.counters.in_flight += 1
-        task = _start_task(self.loop, cycle.run(state.app))
+        coro = cycle.begin(state.app)
+        if coro is None:
+            return
+        task = _start_task(self.loop, coro)
         if not task.done():
             cycle.task = task
             state.tasks.add(task)
@@ -520,9 +555,9 @@ class HttpProtocol(asyncio.Protocol):
             self._close_after_response()
             return
         their = conn.their_state
-        if their == DONE:
-            self._next_cycle()
-            self._advance()
+        if their == DONE:  # the usual end: kept alive, both sides done
+            if self._reuse():
+                self._advance()
         elif their == SEND_BODY:
             # Answered before the body arrived (a 404 to a POST): drop the rest, then reuse.
             self.discard_left = state.limits.max_buffer
@@ -542,18 +577,28 @@ class HttpProtocol(asyncio.Protocol):
         if cycle.response_state != RESPONSE_COMPLETE and self.cycle is cycle and not self.closed:
             self.abort()
 
-    def _next_cycle(self) -> None:
+    def _next_cycle(self) -> bool:
+        """Start the next cycle if the connection is kept; see :meth:`_reuse`."""
         conn = self.conn
         if conn.our_state != DONE or not conn.keep_alive or self.state.draining:
             self._close_after_response()
-            return
-        conn.start_next_cycle()
+            return False
+        return self._reuse()
+
+    def _reuse(self) -> bool:
+        """Start the next cycle on a kept connection whose both sides are done; True when the
+        engine may already hold events for it (pipelined bytes, or EOF), so that it is worth
+        asking."""
+        conn = self.conn
+        ready = conn.start_next_cycle()
         limits = self.state.limits
-        if conn.buffered_bytes:
+        if ready and conn.buffered_bytes:
             self._arm(_HEAD, limits.headers_timeout)
         else:
             self._arm(_IDLE, limits.keep_alive_timeout)
-        self._resume_reading()
+        if self.reading_paused:
+            self._resume_reading()
+        return ready
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -618,7 +663,7 @@ class HttpProtocol(asyncio.Protocol):
     def _pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
             self.reading_paused = True
-            if self.phase == _BODY:
+            if self.phase == _BODY or self.phase == _BODY_PENDING:
                 self.phase = _NO_TIMER  # we stopped the client: it is not stalling
             with contextlib.suppress(RuntimeError):
                 self.transport.pause_reading()
@@ -659,7 +704,7 @@ class HttpProtocol(asyncio.Protocol):
         self.phase = _NO_TIMER
         if phase == _HEAD:
             self._reject(RemoteProtocolError("request head not received in time", 408))
-        elif phase == _BODY:
+        elif phase in (_BODY, _BODY_PENDING):
             cycle = self.cycle
             if cycle is not None and cycle.response_state == RESPONSE_NOT_STARTED:
                 self._reject(RemoteProtocolError("request body not received in time", 408))

@@ -1,6 +1,6 @@
 """The WSGI runner: one :class:`WsgiCycle` per request, the same interface as the ASGI
 ``HttpCycle`` towards the protocol (``body_received``, ``request_complete``, ``client_gone``,
-``run``; ``response_state``, ``body_size``, ``disconnected``, ``task``).
+``begin``/``run``; ``response_state``, ``body_size``, ``disconnected``, ``task``).
 
 Two ways to run the app, picked per worker by ``--threads``:
 
@@ -15,6 +15,10 @@ Two ways to run the app, picked per worker by ``--threads``:
   (the engine is not thread-safe, so it is only touched there) and the app's thread waits for
   it, and while the transport is paused, so a fast app cannot outrun a slow client.
 
+Inline, a request whose body is complete when its cycle starts (every GET) is answered from
+``begin`` without a task when the app returns a one-piece list, the common case: the app call,
+the head and the write all happen inside the protocol's ``data_received``.
+
 Both ways answer the same: the head goes out with the first non-empty piece; a one-piece list
 without ``Content-Length`` gets one (no chunked framing, one write); a regular file returned as
 ``wsgi.file_wrapper`` goes out through the protocol's ``send_file``. An exception before any
@@ -28,10 +32,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
+from prefork.http.connection import ERROR
 from prefork.http.events import Data, EndOfMessage, Request, Response
 from prefork.wsgi.environ import build_environ
 from prefork.wsgi.filewrapper import file_span
@@ -55,6 +60,7 @@ _CONTENT_LENGTH = b"content-length"
 
 # What a threaded app call ends with; the loop finishes the response from it.
 _DONE, _FAILED, _GONE, _SINGLE, _FILE = range(5)
+_NO_RESULT = object()  # the inline app call raised, and the failure was answered
 
 
 class WsgiRunner:
@@ -141,6 +147,29 @@ class WsgiCycle:
 
     # -- running the app ------------------------------------------------------------------------
 
+    def begin(self, app: Callable[..., Any]) -> Coroutine[Any, Any, None] | None:
+        """Start the cycle. Inline, with the whole request here (a GET), the app is called right
+        away and a one-piece answer completes without a task: None. Otherwise the coroutine
+        that the protocol runs as the cycle's task."""
+        if self.runner.executor is not None or not self.body_complete or self.disconnected:
+            return self.run(app)
+        try:
+            result = self._call_inline(app)
+            if result is _NO_RESULT:
+                self._complete()
+                return None
+            if type(result) is list and len(result) == 1 and self.responder.head is not None:
+                try:
+                    self._send_single(result[0])
+                except Exception as exc:
+                    self._failed(exc)
+                self._complete()  # a list has no close()
+                return None
+        except BaseException:
+            self._finished()
+            raise
+        return self._send_rest(result)
+
     async def run(self, app: Callable[..., Any]) -> None:
         try:
             if self.runner.executor is None:
@@ -148,11 +177,14 @@ class WsgiCycle:
             else:
                 await self._run_threaded(app, self.runner.executor)
         finally:
-            if self.spool is not None:
-                self.spool.close()
-            if self.input is not None:
-                self.input.abort()  # no reader may stay blocked on this request
-            self.protocol.cycle_finished(self)
+            self._finished()
+
+    def _finished(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+        if self.input is not None:
+            self.input.abort()  # no reader may stay blocked on this request
+        self.protocol.cycle_finished(self)
 
     def _environ(self, wsgi_input: Any) -> dict[str, Any]:
         protocol = self.protocol
@@ -163,8 +195,6 @@ class WsgiCycle:
     # -- inline (--threads 1) -------------------------------------------------------------------
 
     async def _run_inline(self, app: Callable[..., Any]) -> None:
-        spool = self.spool
-        assert spool is not None
         if not self.body_complete and not self.disconnected:
             if self.request.expect_continue:
                 self.protocol.send_continue()  # the whole body is wanted before the app runs
@@ -176,13 +206,30 @@ class WsgiCycle:
                     self._waiter = None
         if self.disconnected:
             return
-        responder = self.responder
-        try:
-            result = app(self._environ(spool.stream()), responder.start_response)
-        except Exception as exc:
-            self._failed(exc)
+        result = self._call_inline(app)
+        if result is _NO_RESULT:
             self._complete()
             return
+        await self._send_result(result)
+
+    def _call_inline(self, app: Callable[..., Any]) -> Any:
+        """Call the app with the whole body spooled; _NO_RESULT when it raised (answered)."""
+        spool = self.spool
+        assert spool is not None
+        try:
+            return app(self._environ(spool.stream()), self.responder.start_response)
+        except Exception as exc:
+            self._failed(exc)
+            return _NO_RESULT
+
+    async def _send_rest(self, result: Any) -> None:
+        """The rest of a cycle that ``begin`` started: send an iterable that is not one piece."""
+        try:
+            await self._send_result(result)
+        finally:
+            self._finished()
+
+    async def _send_result(self, result: Any) -> None:
         try:
             await self._send_inline(result)
         except Exception as exc:
@@ -373,7 +420,13 @@ class WsgiCycle:
         conn = self.protocol.conn
         if responder.content_length is not None and len(piece) > responder.content_length:
             piece = piece[:responder.content_length]  # as _emit
-        out = self._head(head) + conn.send(Data(piece)) + conn.send(_END)
+        responder.headers_sent = True
+        try:
+            out = conn.send_whole(head, piece)
+        except LocalProtocolError:
+            if conn.our_state == ERROR:  # the head was accepted; the body broke its length
+                self.response_state = RESPONSE_STARTED
+            raise
         self.response_state = RESPONSE_COMPLETE
         self.protocol.write(out)
 

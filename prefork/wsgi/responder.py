@@ -47,6 +47,10 @@ INTERNAL_ERROR_EVENTS = (INTERNAL_ERROR, Data(INTERNAL_ERROR_BODY), EndOfMessage
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+# Header names checked once: name -> (lower-cased, latin-1 bytes). Apps send the same few names
+# on every response; pure and bounded, like the engine's NAME_MEMO.
+_NAMES: dict[str, tuple[str, bytes]] = {}
+_NAMES_MAX = 1024
 
 
 def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
@@ -62,15 +66,23 @@ def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
         raise TypeError(f"response headers must be a list, not {type(headers).__name__}")
     fields: list[tuple[bytes, bytes]] = []
     length: int | None = None
+    names = _NAMES
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
             raise TypeError(f"a response header must be a (name, value) tuple, got {item!r}")
         name, value = item
-        if type(name) is not str or type(value) is not str:
+        known = names.get(name)
+        if known is None:
+            if type(name) is not str:
+                raise TypeError(f"response header names and values must be str, got {item!r}")
+            if not _TOKEN.match(name):
+                raise ValueError(f"invalid response header name {name!r}")
+            known = (name.lower(), name.encode("latin-1"))
+            if len(names) < _NAMES_MAX:
+                names[name] = known
+        lower, raw_name = known
+        if type(value) is not str:
             raise TypeError(f"response header names and values must be str, got {item!r}")
-        if not _TOKEN.match(name):
-            raise ValueError(f"invalid response header name {name!r}")
-        lower = name.lower()
         if _BAD_VALUE.search(value):
             raise ValueError(f"response header {name!r} has CR, LF or NUL in its value")
         if lower in HOP_BY_HOP and (lower != "connection" or value.strip().lower() != "close"):
@@ -80,7 +92,7 @@ def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
             if not text.isdigit():
                 raise ValueError(f"invalid Content-Length {value!r}")
             length = int(text)
-        fields.append((name.encode("latin-1"), value.encode("latin-1")))
+        fields.append((raw_name, value.encode("latin-1")))
     return Response(int(code), fields, status[4:].encode("latin-1")), length
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 
 import pytest
@@ -49,3 +50,29 @@ def test_proxy_headers_can_be_turned_off() -> None:
     with running_server(origin_app, workers=1, proxy_headers=False) as server:
         seen = json.loads(http_request(server.port, "/", headers=FORWARDED)[2])
         assert seen["client"][0] == "127.0.0.1" and seen["scheme"] == "http"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("field", "value", "key", "expected"), [
+    ("X-Forwarded-For", "203.0.113.9", "client", ["203.0.113.9", 0]),
+    ("X-Forwarded-Proto", "https", "scheme", "https"),
+    ("X-Forwarded-Host", "shop.example", "host", "shop.example"),
+    ("Forwarded", "for=203.0.113.9", "client", ["203.0.113.9", 0]),
+])
+def test_each_forwarding_field_alone_is_honoured(field: str, value: str, key: str,
+                                                 expected: object) -> None:
+    """Each field on its own, then a plain request on the same connection: the protocol skips
+    the proxy resolution for requests that carry none of them, and must not keep the last
+    request's answer."""
+    with running_server(origin_app, workers=1) as server:
+        client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            client.request("GET", "/", headers={field: value})
+            seen = json.loads(client.getresponse().read())
+            client.request("GET", "/")
+            plain = json.loads(client.getresponse().read())
+        finally:
+            client.close()
+        assert seen[key] == expected
+        assert plain["client"][0] == "127.0.0.1" and plain["scheme"] == "http"
+        assert plain["host"].startswith("127.0.0.1:")

@@ -125,6 +125,51 @@ def test_content_length_overrun_and_underrun(parser: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-type", b"text/plain"), (b"content-length", b"5")],  # exact length
+        [(b"content-type", b"text/plain")],  # chunked
+    ],
+)
+def test_send_whole_matches_three_sends(parser: str, headers: list[tuple[bytes, bytes]]) -> None:
+    one = ready(parser)
+    three = ready(parser)
+    out = one.send_whole(Response(200, headers), b"hello")
+    assert out == (three.send(Response(200, headers)) + three.send(Data(b"hello"))
+                   + three.send(EndOfMessage()))
+    assert bytes(client_read(out)[1].data) == b"hello"  # type: ignore[attr-defined]
+    assert one.our_state == "DONE" and one.keep_alive
+    assert one.start_next_cycle() is False  # nothing buffered: no events to ask for
+
+
+def test_send_whole_errors(parser: str) -> None:
+    conn = ready(parser)
+    with pytest.raises(LocalProtocolError):  # a bad head: nothing emitted, a 500 can follow
+        conn.send_whole(Response(200, [(b"x-bad", b"a\nb")]), b"")
+    assert conn.our_state == "IDLE"
+    assert conn.error_response(LocalProtocolError("x", 500)).startswith(b"HTTP/1.1 500 ")
+    for body in (b"ab", b"abcd"):  # shorter and longer than the Content-Length
+        conn = ready(parser)
+        with pytest.raises(LocalProtocolError):
+            conn.send_whole(Response(200, [(b"content-length", b"3")]), body)
+        assert conn.our_state == "ERROR" and not conn.keep_alive
+    conn = ready(parser)
+    conn.send(Response(200, []))
+    with pytest.raises(LocalProtocolError):  # only at the start of a response
+        conn.send_whole(Response(200, []), b"")
+
+
+def test_start_next_cycle_says_when_events_may_be_ready(parser: str) -> None:
+    conn = ready(parser, b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+    respond(conn)
+    assert conn.start_next_cycle() is True  # the pipelined request waits
+    drain(conn)
+    respond(conn)
+    conn.receive_data(b"")
+    assert conn.start_next_cycle() is True  # the EOF is an event to deliver
+
+
+@pytest.mark.parametrize(
     "fields",
     [
         [(b"x-bad", b"a\r\nSet-Cookie: evil=1")],
