@@ -420,7 +420,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("accesslog", ("--access-logfile",), _optional_text, None,
             "Where the access log goes: a file path, or '-' for stdout. Off when unset, as in "
             "gunicorn.", "Logging", metavar="FILE"),
-    Setting("access_log_format", ("--access-log-format",), _access_format,
+    Setting("access_log_format", ("--access-logformat", "--access-log-format"), _access_format,
             '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
             "Access log line: gunicorn's atoms (h l u t r m U q H s b B f a T D M L p, "
             "{header}i, {header}o, {variable}e), or 'json' for one JSON object per line.",

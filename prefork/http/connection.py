@@ -114,7 +114,7 @@ class ServerConnection:
         "_blocked", "_body_budget", "_chunks", "_closing", "_date", "_dead", "_eof", "_error",
         "_head_request", "_http11", "_keep_alive", "_limits", "_our", "_queue", "_queued_bytes",
         "_raw_len", "_request", "_server_line", "_switching", "_their", "_tokenizer",
-        "_waiting_100", "_writer",
+        "_waiting_100", "_writer", "body_sent", "response",
     )  # fmt: skip
 
     def __init__(
@@ -142,6 +142,8 @@ class ServerConnection:
         self._date = (date_cache or DateCache(clock)) if date_header else None
         self._tokenizer = make_tokenizer(parser, self, self._limits)
         self._writer = framing.BodyWriter()
+        self.response: Response | None = None  # the last response head sent
+        self.body_sent = 0  # body bytes of that response that went (or go, by sendfile) out
         self._queue: deque[_Queued] = deque()
         self._chunks: list[bytes] = []
         self._raw_len = 0
@@ -409,11 +411,15 @@ class ServerConnection:
         if state is None or self._request is None:
             raise LocalProtocolError(f"cannot send {kind.__name__} in state {self.our_state}", 500)
         if kind is Data:
+            data = event.data  # type: ignore[union-attr]  # kind is Data
             try:
-                return self._writer.data(event.data)  # type: ignore[union-attr]  # kind is Data
+                out = self._writer.data(data)
             except LocalProtocolError:
                 self._fail_local()
                 raise
+            if out:
+                self.body_sent += len(data)
+            return out
         if kind is Response:
             return self._send_response(event)  # type: ignore[arg-type]  # kind is Response
         if kind is EndOfMessage:
@@ -441,13 +447,17 @@ class ServerConnection:
         if writer.mode == CONTENT_LENGTH and writer.remaining == len(body):
             writer.remaining = 0  # exactly the announced length: nothing to frame or check
             self._our = DONE
+            self.body_sent = len(body)
             return head + body
         try:
-            out = head + writer.data(body) + writer.end(())
+            data = writer.data(body)
+            out = head + data + writer.end(())
         except LocalProtocolError:
             self._fail_local()
             raise
         self._our = DONE
+        if data:
+            self.body_sent = len(body)
         return out
 
     def send_body_elsewhere(self, size: int) -> bool:
@@ -457,16 +467,21 @@ class ServerConnection:
         if self._our is not SEND_BODY:
             raise LocalProtocolError(f"cannot send a body in state {self.our_state}", 500)
         try:
-            return self._writer.elsewhere(size)
+            on_wire = self._writer.elsewhere(size)
         except LocalProtocolError:
             self._fail_local()
             raise
+        if on_wire:
+            self.body_sent += size
+        return on_wire
 
     def _fail_local(self) -> None:
         self._our = ERROR
         self._keep_alive = False
 
     def _send_response(self, event: Response) -> bytes:
+        self.response = event  # for the access log and post_request: what the app answered
+        self.body_sent = 0
         status = event.status_code
         if type(status) is not int or not 200 <= status <= 999:
             raise LocalProtocolError(f"bad final status code {status!r}", 500)

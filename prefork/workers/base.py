@@ -145,6 +145,9 @@ class Worker:
         self.state.access_log = AccessLog(
             self.config.accesslog, self.config.access_log_format,
             externally_configured=bool(self.config.logconfig or self.config.logconfig_dict))
+        self.state.worker_view = self.view
+        self.state.observing = bool(self.state.access_log.enabled or self.config.pre_request
+                                    or self.config.post_request)
         executor = self._serve_wsgi(self.state) if interface == "wsgi" else None
         for signum, handler in (
             (signal.SIGTERM, self.drain), (signal.SIGINT, self.stop_now),

@@ -57,6 +57,7 @@ from prefork.asgi.cycle import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, HttpCycl
 from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import RemoteProtocolError
+from prefork.hooks import WorkerView
 from prefork.http.connection import CLOSED, DONE, SEND_BODY, ServerConnection
 from prefork.http.events import (
     NEED_DATA,
@@ -70,6 +71,7 @@ from prefork.http.headers import DateCache
 from prefork.http.limits import Limits
 from prefork.proxy import TrustedProxies
 from prefork.proxy import resolve as resolve_forwarded
+from prefork.workers import observation
 
 if TYPE_CHECKING:
     from prefork.asgi.websocket import WebSocketCycle
@@ -167,6 +169,9 @@ class ServingState:
         self.tasks: set[asyncio.Task[None]] = set()  # the loop only keeps weak references
         self.counters = Counters()
         self.access_log = AccessLog(None)  # the worker sets the configured one
+        self.worker_view: WorkerView | None = None  # the hooks' ``worker``
+        # an access log or a pre/post_request hook: only then is each request observed
+        self.observing = False
         self.draining = False
         self.native_sendfile = True  # until the loop says it has no loop.sendfile
         self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
@@ -178,9 +183,9 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "advancing", "again", "client", "closed", "conn", "cycle", "deadline", "discard_left",
-        "lingering", "loop", "peer", "peer_scheme", "peer_trusted", "pending", "phase",
-        "reading_paused", "requests_started", "scheme", "server", "state", "timer", "timer_at",
-        "transport", "upgraded", "write_paused", "write_waiter",
+        "lingering", "loop", "observation", "peer", "peer_scheme", "peer_trusted", "pending",
+        "phase", "reading_paused", "requests_started", "scheme", "server", "state", "timer",
+        "timer_at", "transport", "upgraded", "write_paused", "write_waiter",
     )  # fmt: skip
 
     def __init__(self, state: ServingState) -> None:
@@ -210,6 +215,7 @@ class HttpProtocol(asyncio.Protocol):
         self.again = False
         self.requests_started = 0
         self.upgraded: WebSocketCycle | None = None
+        self.observation: observation.Observation | None = None
         self.peer: tuple[str, int] | None = None
         self.peer_scheme = "http"
         self.peer_trusted = False
@@ -230,7 +236,12 @@ class HttpProtocol(asyncio.Protocol):
         trusted = self.state.trusted_proxies
         self.peer_trusted = trusted is not None and trusted.trusts(
             self.peer[0] if self.peer else None)
-        self.state.connections.add(self)
+        connections = self.state.connections
+        connections.add(self)
+        if len(connections) > self.state.config.worker_connections:
+            # over --worker-connections: a clear answer instead of a silent queue
+            self._reject(RemoteProtocolError("too many connections to this worker", 503))
+            return
         self._arm(_IDLE, self.state.limits.keep_alive_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -387,6 +398,8 @@ class HttpProtocol(asyncio.Protocol):
         if self.peer_trusted:
             request = self._forwarded(request)
         state = self.state
+        if state.observing:
+            self.observation = observation.begin(self, request)
         cycle: Cycle
         if state.cycle_class is None:
             scope = http_scope(request, scheme=self.scheme, client=self.client,
@@ -483,6 +496,8 @@ class HttpProtocol(asyncio.Protocol):
         if transport is None or self.closed:
             raise ConnectionResetError("the connection is closed")
         state = self.state
+        if not state.config.sendfile:  # --no-sendfile: bodies from files are read and written
+            return await self._send_file_by_reads(transport, file, offset, count)
         if state.native_sendfile:
             try:
                 return await self.loop.sendfile(transport, file, offset, count, fallback=False)
@@ -494,6 +509,10 @@ class HttpProtocol(asyncio.Protocol):
         if (sock is not None and transport.get_extra_info("sslcontext") is None
                 and transport.get_write_buffer_size() == 0):
             return await self._sendfile_on_duplicate(sock.fileno(), file, offset, count)
+        return await self._send_file_by_reads(transport, file, offset, count)
+
+    async def _send_file_by_reads(self, transport: asyncio.Transport, file: IO[bytes],
+                                  offset: int, count: int) -> int:
         file.seek(offset)
         sent = 0
         while sent < count and not self.closed:
@@ -544,6 +563,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def response_complete(self) -> None:
         state = self.state
+        if self.observation is not None:
+            observation.end(self, self.observation, self.cycle)
+            self.observation = None
         counters = state.counters
         counters.requests += 1
         state.on_request_done(counters.requests)

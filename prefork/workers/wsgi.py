@@ -83,8 +83,8 @@ class WsgiCycle:
     """One WSGI request; created by the protocol when a request head arrives."""
 
     __slots__ = (
-        "_waiter", "body_complete", "disconnected", "input", "left", "loop", "protocol",
-        "request", "responder", "response_state", "runner", "spool", "task",
+        "_waiter", "body_complete", "disconnected", "environ", "input", "left", "loop",
+        "protocol", "request", "responder", "response_state", "runner", "spool", "task",
     )  # fmt: skip
 
     def __init__(self, protocol: HttpProtocol, request: Request, runner: WsgiRunner) -> None:
@@ -93,6 +93,7 @@ class WsgiCycle:
         self.request = request
         self.runner = runner
         self.response_state = RESPONSE_NOT_STARTED
+        self.environ: dict[str, Any] | None = None  # for post_request and the access log
         self.disconnected = False
         self.body_complete = False
         self.task: asyncio.Task[None] | None = None
@@ -188,9 +189,10 @@ class WsgiCycle:
 
     def _environ(self, wsgi_input: Any) -> dict[str, Any]:
         protocol = self.protocol
-        return build_environ(self.runner.base_environ, self.request, scheme=protocol.scheme,
-                             client=protocol.client, server=protocol.server,
-                             wsgi_input=wsgi_input)
+        self.environ = build_environ(self.runner.base_environ, self.request,
+                                     scheme=protocol.scheme, client=protocol.client,
+                                     server=protocol.server, wsgi_input=wsgi_input)
+        return self.environ
 
     # -- inline (--threads 1) -------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from prefork.testing import http_request, running_server
+from prefork.testing import http_request, running_server, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.apps.envapp:app"
@@ -123,3 +123,35 @@ def test_wsgi_app_from_the_config_file(tmp_path: Path) -> None:
     conf.write_text(f"wsgi_app = {APP!r}\nworkers = 4\n")
     printed = _run("-c", str(conf), "--print-config")
     assert printed.returncode == 0 and "wsgi_app" in printed.stdout and APP in printed.stdout
+
+
+@pytest.mark.timeout(60)
+def test_worker_connections_over_the_limit_get_a_503() -> None:
+    import socket as socketlib
+
+    with running_server(APP, workers=1, worker_connections=3) as server:
+        idle = [socketlib.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+        try:
+            status, headers, _ = http_request(server.port, "/")
+            assert status == 503 and headers["connection"] == "close"
+        finally:
+            for sock in idle:
+                sock.close()
+        # once the worker has seen the idle ones close, there is room again
+        wait_until(lambda: http_request(server.port, "/")[0] == 200, timeout=10)
+
+
+@pytest.mark.timeout(60)
+def test_no_sendfile_still_serves_files(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+
+    async def file_app(scope, receive, send):
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.pathsend", "path": str(path)})
+
+    for sendfile in (True, False):
+        with running_server(file_app, workers=1, sendfile=sendfile) as server:
+            assert http_request(server.port, "/")[2] == data

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from prefork.testing import wait_until
+from prefork.testing import http_request, wait_until
 
 CONF = '''
 import json, os
@@ -55,6 +55,14 @@ def worker_exit(server, worker):
 def worker_abort(worker):
     _mark("worker_abort", worker_pid=worker.pid)
 
+def pre_request(worker, req):
+    _mark("pre_request", method=req.method, path=req.path, query=req.query,
+          agent=dict(req.headers).get("USER-AGENT"))
+
+def post_request(worker, req, environ, resp):
+    _mark("post_request", path=req.path, status=resp.status, sent=resp.sent,
+          scope_type=environ.get("type"))
+
 def on_exit(server):
     _mark("on_exit")
     raise RuntimeError("a broken hook must not take the server down")
@@ -89,6 +97,16 @@ def test_hooks_fire_in_order(cli, tmp_path: Path) -> None:
                for m in marks if m["hook"] in ("post_fork", "post_worker_init"))
     assert marks[0]["workers"] == 2
     assert "when_ready hook ran" in process.output()
+
+    port = int(process.output().split("127.0.0.1:")[1].split(";")[0])
+    assert http_request(port, "/some/where?x=1", headers={"User-Agent": "probe"})[0] == 200
+    wait_until(lambda: "post_request" in _names(markers), timeout=10)
+    pre = next(m for m in _marks(markers) if m["hook"] == "pre_request")
+    post = next(m for m in _marks(markers) if m["hook"] == "post_request")
+    assert (pre["method"], pre["path"], pre["query"], pre["agent"]) == (
+        "GET", "/some/where", "x=1", "probe")
+    assert post["status"] == "200 OK" and post["sent"] > 0 and post["scope_type"] == "http"
+    assert pre["pid"] == post["pid"] != arbiter
 
     os.kill(arbiter, signal.SIGTTIN)
     wait_until(lambda: any(
