@@ -6,24 +6,28 @@ the listeners. The loop dispatches signals to ``handle_<name>`` methods, reaps e
 ``waitpid(-1, WNOHANG)``, checks heartbeats and stop deadlines, and refills empty worker slots
 when the restart policy (``prefork.supervision``) allows. It never imports app code unless the
 app was preloaded, and it never handles a request.
+
+It is longer than the house's 600 lines because it is one state machine: the signal handlers,
+the worker table, the deadlines and the embedder's commands all read and change the same
+records. What stands alone lives elsewhere: the restart policy (``supervision``), the hand-off
+of accepted connections (``dispatch``), the binary upgrade (``upgrade``), the sockets.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import selectors
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prefork.config import Config
+from prefork.dispatch import HandOff
 from prefork.errors import (
     BOOT_EXIT_CODES,
     WORKER_EXIT_ABORTED,
@@ -37,15 +41,15 @@ from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import (
     BootFailed,
     Command,
-    Connections,
     Heartbeat,
     Ready,
     Reply,
     Retiring,
 )
 from prefork.logging import reopen_log_files
-from prefork.sockets import INHERITED_FDS_VARIABLE, ListenerSet, handover_environment
+from prefork.sockets import ListenerSet
 from prefork.supervision import BreakerState, RestartPolicy, RestartSettings, WorkerState
+from prefork.upgrade import start_new_arbiter, take_back
 
 ARBITER_EXIT_OK = 0
 ARBITER_EXIT_BOOT_FAILED = 3  # no worker could be kept alive: the circuit breaker is open
@@ -56,7 +60,6 @@ HANDLED_SIGNALS = (
 )
 ABORT_GRACE = 2.0  # seconds between SIGABRT (stack dump) and SIGKILL for a hung worker
 FAST_STOP_GRACE = 2.0  # seconds workers get after SIGQUIT before SIGKILL
-ACCEPT_BATCH = 64
 
 # A worker process: receives (the current config, slot, its channel end, listeners for its
 # slot, the hooks' view of itself) after fork, so a reload's settings reach new workers.
@@ -141,8 +144,8 @@ class Arbiter:
         self.exit_code = ARBITER_EXIT_OK
         self.last_boot_reason = ""
         self.ready_announced = False
-        self.round_robin_next = 0
-        self.accepting: set[socket.socket] = set()  # listeners the arbiter accepts on
+        self.hand_off = HandOff(self.selector, logger, self._serving_workers,
+                                self._close_channel)  # type: ignore[arg-type]  # WorkerRecord
         self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
         self._wakeup_read = -1
         self._wakeup_write = -1
@@ -265,27 +268,11 @@ class Arbiter:
         if self.upgrade_pid is not None or self.stopping:
             self.log.warning("SIGUSR2: an upgrade is already running; ignored")
             return
-        for listener in self.listeners:
-            listener.handed_over = True
-        pid = os.fork()
-        if pid == 0:  # becomes the new arbiter
-            try:
-                env = dict(os.environ)
-                env[INHERITED_FDS_VARIABLE] = handover_environment(self.listeners, os.getpid())
-                os.chdir(self.upgrade_cwd)
-                call_hook(self.config, "pre_exec", self.view, log=self.log)
-                signal.set_wakeup_fd(-1)
-                for signum in HANDLED_SIGNALS:
-                    signal.signal(signum, signal.SIG_DFL)
-                os.execve(sys.executable, [sys.executable, "-m", "prefork",
-                                           *self.upgrade_command], env)
-            finally:
-                os._exit(127)
+        pid = start_new_arbiter(
+            self.listeners, self.upgrade_command, self.upgrade_cwd, self.config.pidfile,
+            lambda: call_hook(self.config, "pre_exec", self.view, log=self.log),
+            HANDLED_SIGNALS)
         self.upgrade_pid = pid
-        pidfile = self.config.pidfile
-        if pidfile:
-            with contextlib.suppress(OSError):
-                os.rename(pidfile, pidfile + ".oldbin")
         self.log.info("SIGUSR2: started new arbiter %d on the same listeners; send SIGTERM to "
                       "%d once it serves", pid, os.getpid())
 
@@ -299,7 +286,7 @@ class Arbiter:
             return
         self.stopping = mode
         self.log.info("%s shutdown of %d workers", mode, len(self.workers))
-        self._stop_accepting()
+        self.hand_off.stop()
         grace = self.config.graceful_timeout if graceful else FAST_STOP_GRACE
         self.stop_deadline = now + grace
         for worker in list(self.workers.values()):
@@ -567,12 +554,7 @@ class Arbiter:
     def _on_upgrade_exit(self, status: int) -> None:
         """The new arbiter of a binary upgrade died while this one still runs: take back."""
         self.upgrade_pid = None
-        for listener in self.listeners:
-            listener.handed_over = False
-        pidfile = self.config.pidfile
-        if pidfile:
-            with contextlib.suppress(OSError):
-                os.rename(pidfile + ".oldbin", pidfile)
+        take_back(self.listeners, self.config.pidfile)
         self.log.error("the new arbiter of the binary upgrade exited (%s); still serving",
                        _describe_status(status))
 
@@ -618,6 +600,11 @@ class Arbiter:
         self._release_removed_slots()
         self._check_breaker(now)
 
+    def _serving_workers(self) -> list[WorkerRecord]:
+        return sorted((w for w in self.workers.values()
+                       if w.state is WorkerState.SERVING and not w.stop_requested
+                       and w.channel_open), key=_by_slot)
+
     def _crash_budget_spent(self) -> bool:
         """While workers are crashing, count the ones still booting as crashes to come: a boot
         loop then forks at most --breaker-threshold workers within the window, not threshold
@@ -645,23 +632,14 @@ class Arbiter:
             elif self.config.dispatch_mode() == "reuseport":
                 wanted = {sock for ls in self.listeners
                           for slot, sock in ls.slot_sockets().items() if slot not in serving}
-        for sock in wanted - self.accepting:
-            sock.setblocking(False)
-            self.selector.register(sock, selectors.EVENT_READ, self._on_listener)
-        for sock in self.accepting - wanted:
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(sock)
-        self.accepting = wanted
+        self.hand_off.serve(wanted)
 
     def _release_removed_slots(self) -> None:
         in_use = {w.slot for w in self.workers.values()}
         for listener in self.listeners:
             for slot, sock in listener.slot_sockets().items():
                 if slot >= self.target and slot not in in_use:
-                    if sock in self.accepting:
-                        self._on_listener_socket(sock)  # hand over what is still queued
-                        self.selector.unregister(sock)
-                        self.accepting.discard(sock)
+                    self.hand_off.drain(sock)
                     listener.release_slot(slot)
 
     def _check_breaker(self, now: float) -> None:
@@ -676,56 +654,6 @@ class Arbiter:
         self._reply("failed", {"reason": reason})
         self.exit_code = ARBITER_EXIT_BOOT_FAILED
         self.stopping = "fast"
-
-    # -- roundrobin dispatch --------------------------------------------------------------------
-
-    def _on_listener(self, key: selectors.SelectorKey) -> None:
-        self._on_listener_socket(key.fileobj)  # type: ignore[arg-type]  # registered sockets
-
-    def _on_listener_socket(self, listener: socket.socket) -> None:
-        accepted: list[socket.socket] = []
-        for _ in range(ACCEPT_BATCH):
-            try:
-                conn, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self.log.error("accept failed: %s", exc)
-                    break
-                continue
-            accepted.append(conn)
-        for conn in accepted:
-            self._hand_over(conn)
-
-    def _hand_over(self, conn: socket.socket) -> None:
-        """Give the connection to the next serving worker; skip draining, full or dead ones."""
-        try:
-            candidates = sorted(
-                (w for w in self.workers.values()
-                 if w.state is WorkerState.SERVING and not w.stop_requested and w.channel_open),
-                key=_by_slot,
-            )
-            count = len(candidates)
-            for step in range(count):
-                worker = candidates[(self.round_robin_next + step) % count]
-                try:
-                    sent = worker.channel.send(Connections(count=1), [conn.fileno()])
-                except ChannelClosed:
-                    self._close_channel(worker)
-                    continue
-                if sent:
-                    self.round_robin_next = (self.round_robin_next + step + 1) % count
-                    return
-            self.log.warning("no worker could take a connection; closing it")
-        finally:
-            conn.close()
-
-    def _stop_accepting(self) -> None:
-        for sock in self.accepting:
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(sock)
-        self.accepting = set()
 
     # -- embedder control -----------------------------------------------------------------------
 

@@ -37,6 +37,10 @@ without any task (``Cycle.begin`` returns None): the inline WSGI runner does, fo
 request that arrives whole moves no timer until its response is written (the head and body
 deadlines are only set while bytes are awaited); a request from a trusted proxy that carries no
 forwarding field skips the proxy resolution.
+
+Size: over 600 lines, since every transport-facing rule above shares the connection's state
+(timers, flow control, the current cycle); the request-independent parts live elsewhere
+(``prefork.http`` for HTTP, ``asgi``/``wsgi`` cycles for the app, ``observation`` for logs).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ Rule: the loop side (``feed``, ``finish``, ``abort``) never blocks; only the app
 
 from __future__ import annotations
 
+import abc
 import io
 import tempfile
 import threading
@@ -37,15 +38,15 @@ SPILL_SIZE = 1024 * 1024
 _READ_SIZE = 64 * 1024
 
 
-class InputStream:
+class InputStream(abc.ABC):
     """The reading API over ``_next_chunk``; subclasses supply pieces of the body."""
 
     def __init__(self) -> None:
         self._buffer = b""  # read from the source, not yet given to the app
 
+    @abc.abstractmethod
     def _next_chunk(self, size: int) -> bytes:
         """At most ``size`` bytes (any amount if negative); ``b""`` at the end of the body."""
-        raise NotImplementedError
 
     def read(self, size: int | None = -1) -> bytes:
         buffer = self._buffer
