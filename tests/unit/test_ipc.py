@@ -52,3 +52,17 @@ def test_channel_passes_fds_and_reports_close() -> None:
         os.close(read_fd)
         os.close(write_fd)
         right.close()
+
+
+def test_codec_does_no_io() -> None:
+    import ast
+    from pathlib import Path
+
+    import prefork.ipc.codec as codec
+
+    tree = ast.parse(Path(codec.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"asyncio", "socket", "selectors", "threading", "os"}
