@@ -31,5 +31,20 @@ lint: install-test
 	$(VENV)/bin/ruff check prefork tests bench
 	$(VENV)/bin/mypy
 
+# Peers at pinned versions, in their own environment so they never meet prefork's test deps.
+BENCH_VENV := bench/venv
+PEERS := uvicorn==0.54.0 uvloop==0.23.0 httptools==0.9.0 gunicorn==27.0.1
+
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q $(PEERS)
+	touch $@
+
+bench: install $(BENCH_VENV)/.installed
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) bench/http_engine.py
+	$(PY) bench/peers.py --peers-venv $(BENCH_VENV)/bin --rounds 4
+	$(PY) bench/dispatch.py --rounds 3
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info
