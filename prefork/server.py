@@ -135,13 +135,24 @@ def _file_reloader(config: Config) -> Callable[[], Config]:
     return reload
 
 
+def config_from_settings(settings: dict[str, Any]) -> Config:
+    """The embedding API's settings: keyword arguments over the file named by ``config``."""
+    if isinstance(settings.get("bind"), str):
+        settings = {**settings, "bind": (settings["bind"],)}
+    file_values: dict[str, Any] = {}
+    if settings.get("config"):
+        file_values = load_config_file(str(settings["config"]))
+        file_values.pop(IGNORED_KEY, None)
+    return Config.from_mapping({**file_values, **settings})
+
+
 def serve(app: AppSource, **settings: Any) -> int:
     """Serve ``app`` (an import string or an app object) in this process until stopped.
 
     Settings are the names of the settings table (``bind``, ``workers``, ...). Returns the
     arbiter's exit status; raises ``PreforkError`` for bad settings or a failed start.
     """
-    return run_arbiter(Config.from_mapping(settings), app)
+    return run_arbiter(config_from_settings(settings), app)
 
 
 class Server:
@@ -155,7 +166,7 @@ class Server:
         if isinstance(settings.get("bind"), str):
             settings["bind"] = (settings["bind"],)
         self.app = app
-        self.config = Config.from_mapping(settings)
+        self.config = config_from_settings(settings)
         self.pid: int | None = None
         self.exit_status: int | None = None
         self.info: dict[str, Any] = {}

@@ -178,3 +178,12 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.mark.timeout(60)
+def test_server_reads_the_config_file_it_is_given(tmp_path: Path) -> None:
+    conf = tmp_path / "prefork.conf.py"
+    conf.write_text("workers = 3\nmax_requests = 1000\n")
+    with running_server("tests.apps.pidapp:app", config=str(conf), workers=2) as server:
+        assert server.config.max_requests == 1000  # from the file
+        assert len(server.worker_pids()) == 2  # the keyword argument wins
