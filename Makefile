@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test run test lint typecheck bench clean
+.PHONY: install install-test run test lint typecheck bench fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ bench: install $(BENCH_VENV)/.installed
 	$(PY) bench/http_engine.py
 	$(PY) bench/peers.py --peers-venv $(BENCH_VENV)/bin --rounds 4
 	$(PY) bench/dispatch.py --rounds 3
+
+# Coverage-guided fuzzing of the HTTP engine (atheris); not part of CI.
+fuzz: install-test
+	$(PIP) install -q atheris
+	mkdir -p fuzz/corpus
+	$(PY) fuzz/http_engine.py -max_len=4096 -timeout=5 -max_total_time=600 fuzz/corpus tests/corpus
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info

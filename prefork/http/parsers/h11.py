@@ -99,6 +99,11 @@ class H11Tokenizer:
         self._pump()
 
     def _check_partial(self, buf: bytes) -> None:
+        # A CR that does not start a CRLF (a final one may still wait for its LF) is refused now:
+        # a head whose lines end in bare CR never shows an end, so h11 would wait for it until the
+        # headers timeout where llhttp answers 400 at once (RFC 9112 §2.2: bare CR is invalid).
+        if buf.count(b"\r") != buf.count(b"\r\n") + buf.endswith(b"\r"):
+            raise RemoteProtocolError("bare CR in request head", 400)
         line_end = buf.find(b"\n")
         if line_end == -1:
             if len(buf) > self._max_line + 1:
