@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test run test lint typecheck bench fuzz clean
+.PHONY: install install-test nginx run test lint typecheck bench fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,14 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PIP) install -q -e '.[test]'
 	touch $@
 
+# nginx (with the stream module, which sends PROXY protocol headers) for the end-to-end proxy
+# tests; they skip with a reason where it cannot be installed (no root, no apt).
+nginx:
+	@command -v nginx >/dev/null && test -e /usr/lib/nginx/modules/ngx_stream_module.so || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     --no-install-recommends nginx-light libnginx-mod-stream >/dev/null) || \
+	  echo "nginx could not be installed: the nginx tests will be skipped"
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -22,7 +30,7 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(VENV)/bin/prefork examples.hello:app --workers auto --bind 127.0.0.1:8000
 
-test: install-test
+test: install-test nginx
 	$(VENV)/bin/ruff check prefork tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q

@@ -136,6 +136,20 @@ def _forwarded_ips(value: Any) -> str:
     return text
 
 
+def _proxy_ips(value: Any) -> str:
+    try:
+        return _forwarded_ips(value)
+    except ConfigError as exc:  # its message names forwarded_allow_ips; this is another setting
+        raise ValueError(str(exc).partition(": ")[2]) from None
+
+
+def _proxy_protocol(value: Any) -> bool:
+    """A bool, or gunicorn 24's mode names: v1, v2 and auto all mean on (both are accepted)."""
+    if isinstance(value, str) and value.strip().lower() in {"auto", "v1", "v2"}:
+        return True
+    return _to_bool(value)
+
+
 WORKER_CLASSES = {
     "sync": "wsgi", "gthread": "wsgi", "asgi": "asgi",
     "uvicorn.workers.uvicornworker": "asgi", "uvicorn_worker.uvicornworker": "asgi",
@@ -348,6 +362,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated addresses or CIDR networks of proxies whose forwarding headers are "
             "trusted, or '*' for any peer (only behind a proxy that overwrites them).",
             "Proxies", metavar="ADDRESSES"),
+    Setting("proxy_protocol", ("--proxy-protocol",), _proxy_protocol, False,
+            "Expect a PROXY protocol header (v1 or v2, as HAProxy and nginx send) before the "
+            "first request from peers in --proxy-allow-ips, and take the client address from "
+            "it; such a header from any other peer is refused. A config file's gunicorn modes "
+            "v1, v2 and auto all turn it on.", "Proxies", is_flag=True),
+    Setting("proxy_allow_ips", ("--proxy-allow-ips", "--proxy-allow-from"), _proxy_ips,
+            "127.0.0.1,::1",
+            "Comma-separated addresses or CIDR networks of load balancers that must send a "
+            "PROXY protocol header, or '*' for any peer (with --proxy-protocol).", "Proxies",
+            metavar="ADDRESSES"),
     Setting("server_header", ("--server-header",), _to_bool, True,
             "Send a 'Server: prefork' header when the app sets none.", "HTTP", is_flag=True,
             negatable=True),
@@ -514,6 +538,8 @@ class Config:
     ws_per_message_deflate: bool
     proxy_headers: bool
     forwarded_allow_ips: str
+    proxy_protocol: bool
+    proxy_allow_ips: str
     server_header: bool
     date_header: bool
     user: str | None
@@ -590,6 +616,10 @@ class Config:
             raise ConfigError("certfile: --keyfile was given without --certfile")
         if (self.ca_certs or self.cert_reqs) and not self.certfile:
             raise ConfigError("certfile: client certificate settings need --certfile")
+        if self.proxy_protocol and self.certfile:
+            # the header precedes the TLS handshake, which the loop's TLS transport runs before
+            # any byte reaches the protocol: terminate TLS at the balancer instead
+            raise ConfigError("proxy_protocol: not supported with --certfile (TLS)")
 
     def listen_addresses(self) -> tuple[str, ...]:
         """``bind``, with ``--fd N`` as ``fd://N`` in place of the default address."""

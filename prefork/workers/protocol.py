@@ -21,6 +21,10 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
 * **Flow control.** Reading stops while the app has not consumed ``max_buffer`` bytes of body
   or while a pipelined request waits; the app's ``send`` waits while the transport's buffer is
   above its high-water mark. Memory per connection is bounded by both.
+* **PROXY protocol.** With ``--proxy-protocol`` a :class:`ProxyHeaderReader` takes the first
+  bytes (in the slot a WebSocket session takes after an upgrade, so no request pays a check for
+  it) and hands the rest to the engine once the header is read; see its docstring for who must
+  and who must not send one.
 * **Timers.** One timer per connection and a deadline per phase (idle keep-alive, request head,
   request body, lingering). Moving a deadline later is a float store: the timer fires at the old
   time, sees the new deadline and re-arms, so a keep-alive connection costs about one timer per
@@ -75,6 +79,8 @@ from prefork.http.headers import DateCache
 from prefork.http.limits import Limits
 from prefork.proxy import TrustedProxies
 from prefork.proxy import resolve as resolve_forwarded
+from prefork.proxy_protocol import NEED_MORE, ProxyHeader, starts_like_header
+from prefork.proxy_protocol import parse as parse_proxy_header
 from prefork.workers import observation
 
 if TYPE_CHECKING:
@@ -180,6 +186,9 @@ class ServingState:
         self.native_sendfile = True  # until the loop says it has no loop.sendfile
         self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
                                 if config.proxy_headers else None)
+        # --proxy-protocol: the balancers that must send a PROXY header (None: feature off)
+        self.proxy_senders = (TrustedProxies.parse(config.proxy_allow_ips)
+                              if config.proxy_protocol else None)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -218,7 +227,9 @@ class HttpProtocol(asyncio.Protocol):
         self.advancing = False
         self.again = False
         self.requests_started = 0
-        self.upgraded: WebSocketCycle | None = None
+        # who takes the bytes instead of the engine: a WebSocket session, or before the first
+        # request the PROXY header reader (so the hot path pays no extra check for it)
+        self.upgraded: WebSocketCycle | ProxyHeaderReader | None = None
         self.observation: observation.Observation | None = None
         self.peer: tuple[str, int] | None = None
         self.peer_scheme = "http"
@@ -246,6 +257,10 @@ class HttpProtocol(asyncio.Protocol):
             # over --worker-connections: a clear answer instead of a silent queue
             self._reject(RemoteProtocolError("too many connections to this worker", 503))
             return
+        senders = self.state.proxy_senders
+        if senders is not None:
+            required = senders.trusts(self.peer[0] if self.peer else None)
+            self.upgraded = ProxyHeaderReader(self, required)
         self._arm(_IDLE, self.state.limits.keep_alive_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -741,6 +756,74 @@ class HttpProtocol(asyncio.Protocol):
                 self.close()  # the discarded rest of a body stalled
         else:  # _IDLE or _LINGER
             self.close()
+
+
+class ProxyHeaderReader:
+    """The first bytes of a connection when ``--proxy-protocol`` is on, before the engine sees
+    any. From a peer in ``--proxy-allow-ips`` a PROXY header (v1 or v2) is required: its source
+    address becomes the connection's peer and client (so ``--forwarded-allow-ips``, the app's
+    client and the access log all follow it), and the bytes after it go to the engine. From any
+    other peer a PROXY header is refused (it could claim any address) and anything else is
+    HTTP. Either way a 400 answers what is refused, and the connection closes."""
+
+    __slots__ = ("buffer", "protocol", "required")
+
+    def __init__(self, protocol: HttpProtocol, required: bool) -> None:
+        self.protocol = protocol
+        self.required = required
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        if protocol.closed:
+            return  # timed out waiting for the rest of the header: lingering
+        buffer = self.buffer = self.buffer + data
+        header: ProxyHeader | None = None
+        try:
+            if self.required:
+                parsed = parse_proxy_header(buffer)
+                if parsed is NEED_MORE:
+                    self._wait()
+                    return
+                header, used = parsed
+            else:
+                looks = starts_like_header(buffer)
+                if looks is None:
+                    self._wait()
+                    return
+                if looks:
+                    raise RemoteProtocolError("PROXY header from a peer not in --proxy-allow-ips")
+                used = 0
+        except RemoteProtocolError as exc:
+            protocol.upgraded = None
+            protocol._reject(exc)
+            return
+        protocol.upgraded = None
+        if header is not None and header.family != "unix":  # a unix path is no client address
+            protocol.peer = protocol.client = header.source
+            trusted = protocol.state.trusted_proxies
+            protocol.peer_trusted = trusted is not None and trusted.trusts(header.source[0])
+        protocol._arm(_IDLE, protocol.state.limits.keep_alive_timeout)
+        if len(buffer) > used:
+            protocol.data_received(buffer[used:])
+
+    def _wait(self) -> None:
+        """A partial header: from now on it must complete within the request head's time."""
+        protocol = self.protocol
+        if protocol.phase == _IDLE:
+            protocol._arm(_HEAD, protocol.state.limits.headers_timeout)
+
+    def eof_received(self) -> None:
+        self.protocol.close()
+
+    def connection_lost(self, _exc: Exception | None) -> None:
+        self.buffer = b""
+
+    def shutdown(self) -> None:
+        """Draining: like a connection whose first request has not arrived yet."""
+        protocol = self.protocol
+        if protocol.phase == _IDLE:
+            protocol._arm(_IDLE, FIRST_REQUEST_GRACE)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
