@@ -92,8 +92,13 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     listeners = open_listeners(config.listen_addresses(), config.backlog,
                                config.dispatch_mode())
     if config.pidfile:
-        with open(config.pidfile, "w", encoding="ascii") as handle:
-            handle.write(f"{os.getpid()}\n")
+        try:
+            _write_pidfile(config.pidfile)
+        except OSError as exc:
+            for listener in listeners:
+                listener.close()
+            raise BootError(f"pidfile: cannot write {config.pidfile}: "
+                            f"{exc.strerror or exc}") from None
     try:
         drop_privileges(config)
     except PreforkError:
@@ -110,6 +115,23 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
             # after a binary upgrade the pidfile is the new arbiter's; ours is .oldbin
             for path in (config.pidfile, config.pidfile + ".oldbin"):
                 _remove_if_ours(path)
+
+
+def _write_pidfile(path: str) -> None:
+    """Write our pid with mode 0o644, never through a symlink planted at ``path``.
+
+    O_NOFOLLOW makes open fail (ELOOP) where the last component is a symlink, so a user who can
+    write the pidfile's directory cannot redirect the arbiter's write (often made as root) onto
+    another file. The explicit fchmod gives 0o644 whatever the umask, and also to a pidfile left
+    by an earlier run; it is skipped for a file someone else owns, where it could only fail."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, PIDFILE_MODE)
+    with open(fd, "w", encoding="ascii") as handle:
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, PIDFILE_MODE)
+        handle.write(f"{os.getpid()}\n")
+
+
+PIDFILE_MODE = 0o644
 
 
 def _remove_if_ours(pidfile: str) -> None:

@@ -113,7 +113,17 @@ def _ensure_port_free(address: BindAddress) -> None:
     _tcp_socket(address, backlog=1, reuse_port=False).close()
 
 
+UNIX_SOCKET_MODE = 0o660
+
+
 def _unix_socket(address: BindAddress, backlog: int) -> socket.socket:
+    """Bind and listen on a Unix socket path, replacing a stale socket left by a dead server.
+
+    The socket file gets mode 0o660 (owner and group may connect, others may not) whatever the
+    process umask is; prefork's umask defaults to 0, which would otherwise leave it 0o777. The
+    chmod happens after bind and before listen, so no connection is accepted while the file
+    still has the umask's mode. gunicorn leaves the mode to the umask; prefork is stricter by
+    default, and a wider mode is a ``chmod`` away for a deployment that wants one."""
     path = address.path
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISSOCK(os.stat(path).st_mode):
@@ -129,6 +139,7 @@ def _unix_socket(address: BindAddress, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
+        os.chmod(path, UNIX_SOCKET_MODE)
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
