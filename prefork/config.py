@@ -251,6 +251,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("worker_connections", ("--worker-connections",), _positive_int, 1000,
             "Most simultaneous client connections per worker.", "Worker processes",
             metavar="INT"),
+    Setting("limit_concurrency", ("--limit-concurrency",), _non_negative_int, 0,
+            "Most requests in flight per worker; a request past it gets 503 and the connection "
+            "closes, without reaching the app (uvicorn's option). 0 means no limit.",
+            "Worker processes", metavar="INT"),
     Setting("interface", ("--interface",), _choice(*INTERFACES), "auto",
             "Application interface; 'auto' detects ASGI 3, ASGI 2 or WSGI.", "Worker processes",
             choices=INTERFACES),
@@ -504,6 +508,7 @@ class Config:
     workers: int
     worker_class: str | None
     worker_connections: int
+    limit_concurrency: int
     interface: str
     http: str
     threads: int

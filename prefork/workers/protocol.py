@@ -178,6 +178,8 @@ class ServingState:
         self.connections: set[HttpProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()  # the loop only keeps weak references
         self.counters = Counters()
+        # --limit-concurrency: past this many requests in flight, a new one gets 503
+        self.max_in_flight = config.limit_concurrency or sys.maxsize
         self.access_log = AccessLog(None)  # the worker sets the configured one
         self.worker_view: WorkerView | None = None  # the hooks' ``worker``
         # an access log or a pre/post_request hook: only then is each request observed
@@ -355,6 +357,10 @@ class HttpProtocol(asyncio.Protocol):
                 return
             kind = type(event)
             if kind is Request:
+                if self.state.counters.in_flight >= self.state.max_in_flight:
+                    # a clear answer at once, never an unbounded queue (uvicorn's 503)
+                    self._reject(RemoteProtocolError("too many requests in flight", 503))
+                    return
                 request = cast(Request, event)
                 if request.upgrade == b"websocket" and self.state.websockets:
                     self._upgrade(request)
