@@ -394,7 +394,7 @@ def _compile(fmt: str, clock: _Clock) -> _Compiled:
 
 # --- the formatter -----------------------------------------------------------------------------
 
-# A JSON string literal, non-ASCII and control characters as \\uXXXX (json.dumps's ensure_ascii).
+# A JSON string literal; non-ASCII and control characters escaped (json.dumps's ensure_ascii).
 _quote = encode_basestring_ascii
 _JSON_READS = frozenset((b"referer", b"user-agent", b"x-request-id"))
 
