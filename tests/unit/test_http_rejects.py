@@ -7,7 +7,7 @@ RemoteProtocolError with the same ``status_hint``.
 from __future__ import annotations
 
 import pytest
-from http_fixtures import drain, make, parser
+from http_fixtures import drain, make, merge_data, parser
 
 from prefork.errors import RemoteProtocolError
 from prefork.http import Data, EndOfMessage, Limits
@@ -47,6 +47,30 @@ REJECTS: dict[str, tuple[bytes, int]] = {
                             b"-3\r\nabc\r\n0\r\n\r\n", 400),
     "chunk-missing-crlf": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
                            b"3\r\nabcX0\r\n\r\n", 400),
+    # h11 takes up to 20 hex digits; past 2**64 a 64-bit parser reads another framing.
+    "chunk-size-hex-overflow": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                                b"fffffffffffffffff1\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-size-17-digits": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                             b"10000000000000003\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-size-20-digits-later-chunk": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked"
+                                         b"\r\n\r\n1\r\na\r\nffffffffffffffffffff\r\nabc\r\n0"
+                                         b"\r\n\r\n", 400),
+    "chunk-ext-control-char": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                               b"3;a=\x01\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-ext-nul": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                      b"3;a\x00b\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-ext-bare-cr": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                          b"3;a\rb\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-ext-cr-before-crlf": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n"
+                                 b"\r\n3;a\r\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-ext-del": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                      b"3;a=\x7f\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-last-ext-control-char": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked"
+                                    b"\r\n\r\n3\r\nabc\r\n0;a=\x1b\r\n\r\n", 400),
+    "chunk-trailer-obs-fold": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                               b"3\r\nabc\r\n0\r\nX: a\r\n b\r\n\r\n", 400),
+    "chunk-trailer-obs-fold-tab": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked"
+                                   b"\r\n\r\n3\r\nabc\r\n0\r\nX: a\r\n\tb\r\n\r\n", 400),
     "obs-fold": (b"GET / HTTP/1.1\r\n" + H + b"X: a\r\n b\r\n\r\n", 400),
     "obs-fold-tab": (b"GET / HTTP/1.1\r\n" + H + b"X: a\r\n\tb\r\n\r\n", 400),
     "space-before-first-field": (b"GET / HTTP/1.1\r\n Host: h\r\n\r\n", 400),
@@ -175,3 +199,51 @@ def test_body_at_limit_is_fine(parser: str) -> None:
     conn = make(parser, SMALL)
     conn.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789")
     assert drain(conn)[1:] == [Data(b"0123456789"), EndOfMessage()]
+
+
+# --- chunked framing that must still pass -----------------------------------------------------
+
+CHUNKED_OK = (
+    b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5;name=value;q=\"a b\"\r\nhello\r\n"
+    b"0000000000000006;x=y;z\r\n world\r\n"
+    b"A;empty\r\n\r\n\r\n\r\n\r\n\r\n\r\n"
+    b"0;last=1\r\nX-Trailer: t\r\nX-Other: \t2\r\n\r\n"
+)
+CHUNKED_OK_EVENTS = [
+    Data(b"hello world\r\n\r\n\r\n\r\n\r\n"),
+    EndOfMessage([(b"x-trailer", b"t"), (b"x-other", b"2")]),
+]
+
+
+def _events(parser: str, pieces: list[bytes]) -> list[object]:
+    conn = make(parser)
+    events: list[object] = []
+    for piece in pieces:
+        conn.receive_data(piece)
+        events += drain(conn)
+    return merge_data(events)
+
+
+def test_chunked_with_extensions_and_trailers_split_anywhere(parser: str) -> None:
+    raw = CHUNKED_OK
+    assert _events(parser, [raw])[1:] == CHUNKED_OK_EVENTS
+    for cut in range(1, len(raw)):
+        assert _events(parser, [raw[:cut], raw[cut:]])[1:] == CHUNKED_OK_EVENTS, cut
+    assert _events(parser, [bytes([b]) for b in raw])[1:] == CHUNKED_OK_EVENTS
+
+
+def test_chunked_body_then_pipelined_request(parser: str) -> None:
+    # Bytes after the chunked body's end belong to the next request and are not its framing.
+    raw = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    nxt = b"GET / HTTP/1.1\r\nHost: h\r\n \x01: 1\r\n\r\n"
+    conn = make(parser)
+    conn.receive_data(raw + nxt)
+    assert drain(conn)[1:] == [Data(b"abc"), EndOfMessage()]
+
+
+@pytest.mark.parametrize("case", sorted(c for c in REJECTS if c.startswith("chunk-")))
+def test_chunked_reject_split_anywhere(parser: str, case: str) -> None:
+    raw, status = REJECTS[case]
+    for cut in range(1, len(raw)):
+        assert _raise_status(parser, [raw[:cut], raw[cut:]]) == status, cut

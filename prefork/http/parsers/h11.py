@@ -8,7 +8,13 @@ own keep-alive rules (it does not keep HTTP/1.0 connections alive) do not apply.
 h11 is more lenient than llhttp about the raw head: it accepts bare LF line ends, obs-fold
 (which it joins), control characters in values, leading empty lines, and it merges repeated
 ``Content-Length`` values. The head is therefore located and checked here first (a few C-speed
-scans, :func:`_check_head`) so that both backends refuse the same bytes. This module does no I/O.
+scans, :func:`_check_head`) so that both backends refuse the same bytes.
+
+In a chunked body h11 also accepts chunk sizes of up to 20 hex digits (past 2**64, where 64-bit
+parsers read another framing), any byte but LF in a chunk extension, and obs-fold in trailers.
+:class:`_ChunkedFraming` follows the chunked framing on the raw bytes alongside h11 (data bytes are
+skipped by count, lines are checked with C-speed scans) and refuses those before h11 sees them.
+It runs only for chunked bodies. This module does no I/O.
 """
 
 from __future__ import annotations
@@ -23,11 +29,22 @@ from prefork.http.parsers import Sink
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+# Group 1 is non-empty for Content-Length and empty for Transfer-Encoding; group 2 is the value.
+_FRAMING_FIELD = re.compile(
+    rb"^(?:(c)ontent-length|transfer-encoding)[ \t]*:([^\r\n]*)", re.IGNORECASE | re.MULTILINE
+)
+_HEX_RUN = re.compile(rb"[0-9A-Fa-f]*")
+_NOT_EXT = re.compile(rb"[^\t\x20-\x7e]")  # a chunk extension is visible ASCII, SP and HTAB
+_MAX_CHUNK_SIZE_DIGITS = 16  # 16 hex digits hold any 64-bit size; llhttp refuses larger values
+
+_SIZE_LINE, _DATA, _TRAILER, _DONE = range(4)
 
 
-def _check_head(head: bytes) -> None:
-    """Refuse what llhttp refuses and h11 would accept in a complete request head."""
+def _check_head(head: bytes) -> bool:
+    """Refuse what llhttp refuses and h11 would accept in a complete request head.
+
+    Returns True when the head has a ``Transfer-Encoding`` field (a chunked body, or a head the
+    connection refuses)."""
     lf = head.count(b"\n")
     if head.count(b"\r\n") != lf or head.count(b"\r") != lf:
         raise RemoteProtocolError("line ends in a request head must be CRLF", 400)
@@ -35,11 +52,114 @@ def _check_head(head: bytes) -> None:
         raise RemoteProtocolError("obsolete line folding in request head", 400)
     if _CONTROL.search(head) is not None:
         raise RemoteProtocolError("control character in request head", 400)
-    lengths = _CONTENT_LENGTH.findall(head)
+    fields = _FRAMING_FIELD.findall(head)
+    if not fields:
+        return False
+    lengths = [value for is_length, value in fields if is_length]
     if len(lengths) > 1:
         raise RemoteProtocolError("repeated Content-Length", 400)
     if lengths and not lengths[0].strip(b" \t").isdigit():
         raise RemoteProtocolError(f"bad Content-Length {lengths[0][:32]!r}", 400)
+    return len(lengths) != len(fields)
+
+
+class _ChunkedFraming:
+    """The framing of a chunked request body, followed on the raw bytes alongside h11.
+
+    It finds what h11 accepts and llhttp refuses: a chunk size of more than 16 hex digits, a byte
+    other than visible ASCII, SP and HTAB after the size (chunk extensions: no CTL, NUL or bare
+    CR), and a trailer line that starts with SP or HTAB (obs-fold). Anything else that is wrong
+    (no size, a bad chunk end) is h11's to refuse; a bare LF ending a size line is refused here,
+    as h11 would refuse it once a CRLF arrives. Input may be split anywhere.
+    """
+
+    __slots__ = ("_cr", "_digits", "_ext", "_first", "_line", "_size", "_skip", "_state")
+
+    def __init__(self) -> None:
+        self._state = _SIZE_LINE
+        self._digits = 0  # hex digits of the size line so far
+        self._ext = False  # past the hex digits of the size line
+        self._size = 0
+        self._cr = False  # the last piece ended in a CR inside a size line
+        self._skip = 0  # data bytes and their CRLF still to come
+        self._line = 0  # length of the trailer line so far
+        self._first = 0  # first byte of the trailer line
+
+    def check(self, data: bytes) -> tuple[int, str] | None:
+        """Follow ``data``; return the offset of the first byte to refuse and why, or None."""
+        i = 0
+        n = len(data)
+        while i < n:
+            state = self._state
+            if state == _DATA:
+                left = n - i
+                if self._skip >= left:
+                    self._skip -= left
+                    return None
+                i += self._skip
+                self._state = _SIZE_LINE
+                self._digits = self._size = 0
+                self._ext = False
+                continue
+            if state == _DONE:
+                return None
+            end = data.find(b"\n", i)
+            stop = n if end == -1 else end
+            if state == _TRAILER:
+                if self._line == 0 and stop > i:
+                    self._first = data[i]
+                    if self._first in (0x20, 0x09):
+                        return i, "obsolete line folding in chunked trailer"
+                if end == -1:
+                    self._line += n - i
+                    return None
+                length = self._line + end - i
+                if length == 0 or (length == 1 and self._first == 0x0D):
+                    self._state = _DONE  # the empty line: the end of the message
+                    return None
+                self._line = 0
+                i = end + 1
+                continue
+            # _SIZE_LINE
+            start = i
+            pending_cr = self._cr
+            if pending_cr:
+                self._cr = False
+                if end != i:
+                    return i, "bare CR in chunk size line"
+            if not self._ext:
+                hex_end = _HEX_RUN.match(data, i, stop).end()  # type: ignore[union-attr]
+                digits = self._digits + hex_end - i
+                if digits > _MAX_CHUNK_SIZE_DIGITS:
+                    return i + _MAX_CHUNK_SIZE_DIGITS - self._digits, "chunk size too large"
+                if hex_end > i:
+                    self._size = (self._size << 4 * (hex_end - i)) | int(data[i:hex_end], 16)
+                    self._digits = digits
+                    i = hex_end
+                if i < stop:
+                    self._ext = True
+            tail = stop
+            if stop > i and data[stop - 1] == 0x0D:
+                tail -= 1  # the CR of the line's CRLF (checked below) or of a bare CR (next piece)
+                if end == -1:
+                    self._cr = True
+            bad = _NOT_EXT.search(data, i, tail)
+            if bad is not None:
+                return bad.start(), "control character in chunk extension"
+            if end == -1:
+                return None
+            if not (pending_cr if end == start else data[end - 1] == 0x0D):
+                return end, "bare LF in chunk size line"
+            i = end + 1
+            if self._digits == 0:
+                self._state = _DONE  # no size: h11 refuses the line
+            elif self._size == 0:
+                self._state = _TRAILER
+                self._line = 0
+            else:
+                self._state = _DATA
+                self._skip = self._size + 2
+        return None
 
 
 def _remote_error(exc: h11.RemoteProtocolError) -> RemoteProtocolError:
@@ -53,7 +173,8 @@ def _remote_error(exc: h11.RemoteProtocolError) -> RemoteProtocolError:
 
 class H11Tokenizer:
     __slots__ = (
-        "_conn", "_head", "_head_len", "_in_head", "_max_field", "_max_head", "_max_line", "_sink"
+        "_chunked", "_conn", "_head", "_head_len", "_in_head", "_max_field", "_max_head",
+        "_max_line", "_sink",
     )  # fmt: skip
 
     def __init__(self, sink: Sink, limits: Limits) -> None:
@@ -64,6 +185,7 @@ class H11Tokenizer:
         self._head_len = 0
         self._head = b""
         self._in_head = True
+        self._chunked: _ChunkedFraming | None = None
         self._conn = self._new_connection()
 
     def _new_connection(self) -> h11.Connection:
@@ -77,6 +199,7 @@ class H11Tokenizer:
         self._conn = self._new_connection()
         self._head = b""
         self._in_head = True
+        self._chunked = None
 
     def feed(self, data: bytes) -> None:
         if self._in_head:
@@ -89,14 +212,35 @@ class H11Tokenizer:
                 self._head = buf
                 return
             head_end = match.end()
-            self._check_partial(buf[:head_end])
-            _check_head(buf[:head_end])
+            head = buf[:head_end]
+            self._check_partial(head)
+            chunked = _check_head(head)
             self._head_len = head_end
             self._head = b""
             self._in_head = False
-            data = buf
-        self._conn.receive_data(data)
-        self._pump()
+            if not chunked:
+                self._conn.receive_data(buf)
+                self._pump()
+                return
+            # The head alone first: the body bytes are checked before h11 sees them, and only
+            # once the head is known to start a chunked body (not a protocol switch).
+            self._conn.receive_data(head)
+            data = buf[head_end:]
+            if self._pump(data):
+                return
+            self._chunked = _ChunkedFraming()
+        chunked_body = self._chunked
+        if chunked_body is not None:
+            refused = chunked_body.check(data)
+            if refused is not None:
+                offset, reason = refused
+                if offset:  # what comes before is reported first, as llhttp does
+                    self._conn.receive_data(data[:offset])
+                    self._pump()
+                raise RemoteProtocolError(reason, 400)
+        if data:
+            self._conn.receive_data(data)
+            self._pump()
 
     def _check_partial(self, buf: bytes) -> None:
         # A CR that does not start a CRLF (a final one may still wait for its LF) is refused now:
@@ -113,7 +257,9 @@ class H11Tokenizer:
         if len(buf) > self._max_head:
             raise RemoteProtocolError("request head too large", 431)
 
-    def _pump(self) -> None:
+    def _pump(self, tail: bytes = b"") -> bool:
+        """Turn h11's events into sink calls; True once stopped (``tail``, bytes not given to h11
+        yet, then follows h11's unused bytes to the sink)."""
         conn = self._conn
         sink = self._sink
         while True:
@@ -128,15 +274,15 @@ class H11Tokenizer:
                 if self._head_len > self._max_field:
                     check_field_sizes(headers, self._max_field)
                 if sink.on_head(event.method, event.target, event.http_version, headers):
-                    self._stop()
-                    return
+                    self._stop(tail)
+                    return True
             elif isinstance(event, h11.EndOfMessage):
                 sink.on_end(list(event.headers))
-                self._stop()
-                return
+                self._stop(tail)
+                return True
             else:  # NEED_DATA (PAUSED and ConnectionClosed cannot happen before we stop)
-                return
+                return False
 
-    def _stop(self) -> None:
+    def _stop(self, tail: bytes) -> None:
         rest, _closed = self._conn.trailing_data
-        self._sink.on_unparsed(bytes(rest))
+        self._sink.on_unparsed(bytes(rest) + tail)
