@@ -63,9 +63,10 @@ def test_repeated_crashes_back_off_exponentially_then_reset() -> None:
             assert want <= gap < want + 0.9, (gaps, expected)
         # A worker that lived past --restart-backoff-reset resets the backoff.
         time.sleep(3.2)
+        before = _slot_pid(server)
         started = time.monotonic()
         _crash(server.port)
-        wait_until(lambda: _slot_pid(server), timeout=10, interval=0.01)
+        wait_until(lambda: (p := _slot_pid(server)) and p != before, timeout=10, interval=0.01)
         assert time.monotonic() - started < 0.9
         assert server.stats()["restarts"]["0"] == 6, server.stats()
 
