@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,27 +87,33 @@ def test_ipv6_bind() -> None:
         assert status == 200
 
 
-@pytest.mark.timeout(60)
-def test_inherited_fd_bind(tmp_path: Path) -> None:
+def _serve_on_inherited_socket(command: Callable[[int], list[str]],
+                               check: Callable[[], None] = lambda: None) -> None:
+    """Start ``command(fd)`` with a listening socket passed as ``fd``; a request must be
+    answered on that socket's port, ``check`` must pass, and TERM must stop it with status 0."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
     fd = listener.fileno()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefork", "tests.apps.pidapp:app", "--fd", str(fd),
-         "--workers", "2", "--error-logfile", str(tmp_path / "log")],
-        cwd=ROOT, pass_fds=[fd], start_new_session=True)
+    proc = subprocess.Popen(command(fd), cwd=ROOT, pass_fds=[fd], start_new_session=True)
     listener.close()
     try:
-        status = wait_until(lambda: _try_get(port), timeout=20)
-        assert status == 200
+        assert wait_until(lambda: _try_get(port), timeout=20) == 200
+        check()
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.mark.timeout(60)
+def test_inherited_fd_bind(tmp_path: Path) -> None:
+    _serve_on_inherited_socket(lambda fd: [
+        sys.executable, "-m", "prefork", "tests.apps.pidapp:app", "--fd", str(fd),
+        "--workers", "2", "--error-logfile", str(tmp_path / "log")])
 
 
 def _try_get(port: int) -> int | None:
@@ -155,29 +162,23 @@ def test_bad_settings_raise_config_error() -> None:
 
 @pytest.mark.timeout(60)
 def test_systemd_socket_activation(tmp_path: Path) -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    fd = listener.fileno()
-    # what systemd does before exec: the socket as fd 3, LISTEN_PID naming the process itself
-    script = (f"import os, sys; os.dup2({fd}, 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
-              f"os.environ['LISTEN_FDS'] = '1'; os.execv(sys.executable, [sys.executable, '-m', "
-              f"'prefork', 'tests.apps.pidapp:app', '--workers', '2', '--bind', '127.0.0.1:1', "
-              f"'--error-logfile', {str(tmp_path / 'log')!r}])")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, pass_fds=[fd],
-                            start_new_session=True)
-    listener.close()
-    try:
-        # --bind is ignored: systemd's socket is the listener
-        assert wait_until(lambda: _try_get(port), timeout=20) == 200
-        assert "fd://3" in (tmp_path / "log").read_text()
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    log = tmp_path / "log"
+
+    def command(fd: int) -> list[str]:
+        # what systemd does before exec: the socket as fd 3, LISTEN_PID naming the process
+        script = (f"import os, sys; os.dup2({fd}, 3); "
+                  "os.environ['LISTEN_PID'] = str(os.getpid()); os.environ['LISTEN_FDS'] = '1'; "
+                  "os.execv(sys.executable, [sys.executable, '-m', 'prefork', "
+                  "'tests.apps.pidapp:app', '--workers', '2', '--bind', '127.0.0.1:1', "
+                  f"'--error-logfile', {str(log)!r}])")
+        return [sys.executable, "-c", script]
+
+    # --bind is ignored: systemd's socket is the listener
+    _serve_on_inherited_socket(command, lambda: _assert_in("fd://3", log))
+
+
+def _assert_in(text: str, path: Path) -> None:
+    assert text in path.read_text()
 
 
 @pytest.mark.timeout(60)
