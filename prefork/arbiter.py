@@ -47,6 +47,8 @@ from prefork.ipc.messages import (
     Retiring,
 )
 from prefork.logging import reopen_log_files
+from prefork.procstat import ProcessSample, cpu_percent
+from prefork.procstat import sample as sample_process
 from prefork.sockets import ListenerSet
 from prefork.supervision import BreakerState, RestartPolicy, RestartSettings, WorkerState
 from prefork.upgrade import start_new_arbiter, take_back
@@ -58,6 +60,7 @@ HANDLED_SIGNALS = (
     signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGTTIN,
     signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD, signal.SIGWINCH,
 )
+SAMPLE_INTERVAL = 1.0  # seconds between /proc samples of each worker (RSS, CPU)
 ABORT_GRACE = 2.0  # seconds between SIGABRT (stack dump) and SIGKILL for a hung worker
 FAST_STOP_GRACE = 2.0  # seconds workers get after SIGQUIT before SIGKILL
 
@@ -88,12 +91,21 @@ class WorkerRecord:
     restarts: int = 0
     channel_open: bool = True
     age: int = 0  # spawn counter, gunicorn's worker.age
+    sample: ProcessSample | None = None  # the latest /proc sample (every SAMPLE_INTERVAL)
+    sampled_at: float = 0.0
+    cpu_percent: float = 0.0
+
+    @property
+    def rss(self) -> int:
+        return self.sample.rss if self.sample else 0
 
     def as_dict(self, now: float) -> dict[str, Any]:
         return {
             "pid": self.pid, "slot": self.slot, "state": self.state.value,
             "uptime": round(now - self.started_at, 3), "requests": self.requests,
             "in_flight": self.in_flight, "connections": self.connections,
+            "rss": self.rss, "cpu_percent": round(self.cpu_percent, 1),
+            "restarts": self.restarts, "retiring": self.retiring,
         }
 
 
@@ -344,6 +356,8 @@ class Arbiter:
             "target": self.target,
             "breaker": self.policy.state.value,
             "restarts": {slot: history.restarts for slot, history in self.slots.items()},
+            "slots": {slot: {"restarts": history.restarts, "last_exit": history.last_exit}
+                      for slot, history in sorted(self.slots.items())},
             "ports": [ls.port for ls in self.listeners if ls.address.kind == "tcp"],
         }
 
@@ -589,6 +603,7 @@ class Arbiter:
                         worker.abort_sent_at = now
                         self._signal_worker(worker, signal.SIGKILL)
             return
+        self._sample_workers(now)
         self._start_pending_replacement()
         for slot in range(self.target):
             if self._slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
@@ -599,6 +614,18 @@ class Arbiter:
         self._update_accepting()
         self._release_removed_slots()
         self._check_breaker(now)
+
+    def _sample_workers(self, now: float) -> None:
+        """Resident memory and CPU of each worker, once a second."""
+        for worker in self.workers.values():
+            if now - worker.sampled_at < SAMPLE_INTERVAL:
+                continue
+            current = sample_process(worker.pid)
+            if current is None:
+                continue
+            if worker.sample is not None:
+                worker.cpu_percent = cpu_percent(worker.sample, current, now - worker.sampled_at)
+            worker.sample, worker.sampled_at = current, now
 
     def _serving_workers(self) -> list[WorkerRecord]:
         return sorted((w for w in self.workers.values()

@@ -218,6 +218,33 @@ def _hook(value: Any) -> Any:
     return value
 
 
+def _optional_address(value: Any) -> str | None:
+    """HOST:PORT (for --metrics-bind and --statsd-host); checked here so a typo fails at start."""
+    text = _optional_text(value)
+    if text is None:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    if not host.strip("[]"):
+        raise ValueError(f"expected HOST:PORT with a host, got {text!r}")
+    return text
+
+
+def _health_path(value: Any) -> str | None:
+    text = _optional_text(value)
+    if text is not None and (not text.startswith("/") or any(c in text for c in " ?#")):
+        raise ValueError(f"must be a path starting with '/' (no query), got {text!r}")
+    return text
+
+
+def _file_mode(value: Any) -> int:
+    number = _umask(value)
+    if number & 0o077 and number & 0o700 == 0:
+        raise ValueError(f"the owner needs access, got {oct(number)}")
+    return number
+
+
 _log_level = _choice("critical", "error", "warning", "info", "debug")
 
 
@@ -281,6 +308,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_requests_jitter", ("--max-requests-jitter",), _non_negative_int, 0,
             "Add a random 0..N to each worker's max-requests so workers do not recycle together.",
             "Worker processes", metavar="INT"),
+    Setting("max_worker_lifetime", ("--max-worker-lifetime",), _non_negative_float, 0.0,
+            "Replace a worker after it has lived this many seconds (0 = never); rolling, as "
+            "--max-requests.", "Worker processes", metavar="SECONDS"),
+    Setting("max_worker_lifetime_jitter", ("--max-worker-lifetime-jitter",),
+            _non_negative_float, 0.0,
+            "Add a random 0..N seconds to each worker's lifetime limit.", "Worker processes",
+            metavar="SECONDS"),
+    Setting("max_worker_memory", ("--max-worker-memory",), _non_negative_float, 0.0,
+            "Replace a worker whose resident memory stays above this many MB for three samples "
+            "in a row (sampled every second; 0 = never); rolling, as --max-requests.",
+            "Worker processes", metavar="MB"),
+    Setting("max_worker_memory_jitter", ("--max-worker-memory-jitter",), _non_negative_float,
+            0.0,
+            "Add a random 0..N MB to each worker's memory limit.", "Worker processes",
+            metavar="MB"),
     Setting("preload_app", ("--preload",), _to_bool, False,
             "Import the application in the arbiter before forking workers.", "Worker processes",
             is_flag=True),
@@ -447,6 +489,41 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("on_exit", (), _hook, None,
             "Called just before the arbiter exits. Arguments: server.",
             "Server hooks", metavar="CALLABLE"),
+    Setting("on_message", (), _hook, None,
+            "Called in the arbiter for each prefork.worker.send(obj) from app code. Arguments: "
+            "server, worker, obj.", "Server hooks", metavar="CALLABLE"),
+    Setting("on_broadcast", (), _hook, None,
+            "Called in every worker for each prefork.worker.broadcast(obj). Arguments: worker, "
+            "obj.", "Server hooks", metavar="CALLABLE"),
+    # -- operations -----------------------------------------------------------------------------
+    Setting("control_socket", ("--control-socket",), _optional_text, None,
+            "Unix socket for 'prefork ctl' (status, reload, scale, recycle, stop). Default: "
+            "$XDG_RUNTIME_DIR/prefork.ctl, or /tmp/prefork-UID/prefork.ctl.", "Operations",
+            metavar="PATH"),
+    Setting("control_socket_disable", ("--no-control-socket",), _to_bool, False,
+            "Do not open the control socket.", "Operations", is_flag=True),
+    Setting("control_socket_mode", ("--control-socket-mode",), _file_mode, 0o600,
+            "Permissions of the control socket (octal); its owner is the server's user.",
+            "Operations", metavar="MODE"),
+    Setting("metrics_bind", ("--metrics-bind",), _optional_address, None,
+            "Serve Prometheus metrics, summed over workers, from the arbiter on HOST:PORT "
+            "(path /metrics). Off when unset.", "Operations", metavar="HOST:PORT"),
+    Setting("statsd_host", ("--statsd-host",), _optional_address, None,
+            "Send StatsD metrics (gunicorn's names) over UDP to HOST:PORT. Off when unset.",
+            "Operations", metavar="HOST:PORT"),
+    Setting("statsd_prefix", ("--statsd-prefix",), _text, "",
+            "Prefix for StatsD metric names (a dot is added).", "Operations", metavar="PREFIX"),
+    Setting("dogstatsd_tags", ("--dogstatsd-tags",), _text, "",
+            "Comma-separated DogStatsD tags added to every StatsD metric.", "Operations",
+            metavar="TAGS"),
+    Setting("health_path", ("--health-path",), _health_path, None,
+            "Answer GET on this path in the worker, without calling the app: 200 while serving, "
+            "503 once draining (e.g. /_prefork/health). Off when unset.", "Operations",
+            metavar="PATH"),
+    Setting("shutdown_delay", ("--shutdown-delay",), _non_negative_float, 0.0,
+            "On SIGTERM, fail the health path at once and keep serving for this many seconds "
+            "before the graceful stop (time for a load balancer to stop routing here).",
+            "Operations", metavar="SECONDS"),
     Setting("accesslog", ("--access-logfile",), _optional_text, None,
             "Where the access log goes: a file path, or '-' for stdout. Off when unset, as in "
             "gunicorn.", "Logging", metavar="FILE"),
@@ -455,6 +532,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Access log line: gunicorn's atoms (h l u t r m U q H s b B f a T D M L p, "
             "{header}i, {header}o, {variable}e), or 'json' for one JSON object per line.",
             "Logging", metavar="FORMAT"),
+    Setting("log_format", ("--log-format",), _choice("text", "json"), "text",
+            "Error log and access log lines: text, or json (one object per line with stable "
+            "field names; the access log adds the client's X-Request-ID).", "Logging",
+            choices=("text", "json")),
     Setting("capture_output", ("--capture-output",), _to_bool, False,
             "Send the workers' stdout and stderr to the error log file.", "Logging",
             is_flag=True),
@@ -517,6 +598,10 @@ class Config:
     keepalive: float
     max_requests: int
     max_requests_jitter: int
+    max_worker_lifetime: float
+    max_worker_lifetime_jitter: float
+    max_worker_memory: float
+    max_worker_memory_jitter: float
     preload_app: bool
     restart_backoff_base: float
     restart_backoff_cap: float
@@ -556,6 +641,7 @@ class Config:
     errorlog: str
     accesslog: str | None
     access_log_format: str
+    log_format: str
     capture_output: bool
     logconfig: str | None
     logconfig_dict: dict[str, Any] | None
@@ -584,6 +670,17 @@ class Config:
     worker_exit: Callable[..., Any] | None
     nworkers_changed: Callable[..., Any] | None
     on_exit: Callable[..., Any] | None
+    on_message: Callable[..., Any] | None
+    on_broadcast: Callable[..., Any] | None
+    control_socket: str | None
+    control_socket_disable: bool
+    control_socket_mode: int
+    metrics_bind: str | None
+    statsd_host: str | None
+    statsd_prefix: str
+    dogstatsd_tags: str
+    health_path: str | None
+    shutdown_delay: float
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Config:

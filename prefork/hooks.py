@@ -21,7 +21,7 @@ from prefork.config import Config
 HOOK_NAMES = (
     "on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init",
     "worker_int", "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit",
-    "worker_exit", "nworkers_changed", "on_exit",
+    "worker_exit", "nworkers_changed", "on_exit", "on_message", "on_broadcast",
 )
 FATAL_HOOKS = frozenset({"on_starting", "when_ready"})
 

@@ -51,6 +51,24 @@ class Retiring:
     reason: str
 
 
+@message
+@dataclass(frozen=True, slots=True)
+class AppMessage:
+    """``prefork.worker.send(obj)`` from app code, for the ``on_message`` hook (JSON data)."""
+
+    KIND: ClassVar[int] = 5
+    data: Any
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class BroadcastRequest:
+    """``prefork.worker.broadcast(obj)``: the arbiter relays it to every worker."""
+
+    KIND: ClassVar[int] = 6
+    data: Any
+
+
 # -- arbiter -> worker -------------------------------------------------------------------------
 
 
@@ -69,6 +87,24 @@ class Drain:
     """Stop accepting, finish in-flight requests, then exit (the channel form of SIGTERM)."""
 
     KIND: ClassVar[int] = 11
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A relayed ``prefork.worker.broadcast(obj)``, for every worker's ``on_broadcast``."""
+
+    KIND: ClassVar[int] = 12
+    data: Any
+    origin: int  # pid of the worker that broadcast it
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class Unready:
+    """Shutdown is coming (--shutdown-delay): fail the health path, keep serving."""
+
+    KIND: ClassVar[int] = 13
 
 
 # -- embedder <-> arbiter ------------------------------------------------------------------------

@@ -1,0 +1,45 @@
+"""What Linux's ``/proc`` says about a process: resident memory and CPU time.
+
+The arbiter samples its workers once a second for ``prefork ctl status``, the metrics and the
+``--max-worker-memory`` recycling; reading two small files per worker costs about 20 µs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSample:
+    rss: int  # bytes
+    cpu_seconds: float  # user + system since the process started
+
+
+def sample(pid: int, proc: str = "/proc") -> ProcessSample | None:
+    """Memory and CPU time of ``pid``, or None when it is gone (or /proc is not there)."""
+    try:
+        with open(f"{proc}/{pid}/statm", "rb") as handle:
+            resident_pages = int(handle.read().split()[1])
+        with open(f"{proc}/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except (OSError, ValueError, IndexError):
+        return None
+    # The command name (field 2) is in parentheses and may itself hold spaces or parentheses:
+    # the fields that follow start after the last ')'.
+    fields = stat[stat.rfind(b")") + 2:].split()
+    try:
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    except (IndexError, ValueError):
+        return None
+    return ProcessSample(rss=resident_pages * PAGE_SIZE, cpu_seconds=ticks / CLOCK_TICKS)
+
+
+def cpu_percent(before: ProcessSample | None, after: ProcessSample, elapsed: float) -> float:
+    """CPU use between two samples, in percent of one core (100 = one core busy)."""
+    if before is None or elapsed <= 0:
+        return 0.0
+    return max(0.0, (after.cpu_seconds - before.cpu_seconds) / elapsed * 100.0)
