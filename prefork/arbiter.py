@@ -45,6 +45,7 @@ from prefork.ipc.messages import (
     Ready,
     Reply,
     Retiring,
+    Unready,
 )
 from prefork.logging import reopen_log_files
 from prefork.procstat import ProcessSample, cpu_percent
@@ -159,6 +160,7 @@ class Arbiter:
         self.hand_off = HandOff(self.selector, logger, self._serving_workers,
                                 self._close_channel)  # type: ignore[arg-type]  # WorkerRecord
         self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
+        self.shutdown_at: float | None = None  # when the announced shutdown (SIGTERM) begins
         self._wakeup_read = -1
         self._wakeup_write = -1
 
@@ -246,7 +248,11 @@ class Arbiter:
         self._reap()
 
     def handle_sigterm(self) -> None:
-        self.begin_stop(graceful=True)
+        delay = self.config.shutdown_delay
+        if delay and self.shutdown_at is None and not self.stopping:
+            self.announce_shutdown(delay)
+        else:  # no delay, or a second SIGTERM: stop now
+            self.begin_stop(graceful=True)
 
     def handle_sigint(self) -> None:
         self.begin_stop(graceful=False)
@@ -303,6 +309,20 @@ class Arbiter:
         self.stop_deadline = now + grace
         for worker in list(self.workers.values()):
             self._stop_worker(worker, graceful=graceful, grace=grace)
+
+    def announce_shutdown(self, delay: float) -> None:
+        """--shutdown-delay: workers fail the health path at once and keep serving; the
+        graceful stop begins ``delay`` seconds later (a load balancer's time to notice)."""
+        self.shutdown_at = self.clock() + delay
+        self.log.info("SIGTERM: failing health checks, serving %gs more before the graceful "
+                      "stop", delay)
+        for worker in self.workers.values():
+            self._send_unready(worker)
+
+    def _send_unready(self, worker: WorkerRecord) -> None:
+        if worker.channel_open:
+            with contextlib.suppress(ChannelClosed):
+                worker.channel.send(Unready())
 
     def reload(self) -> None:
         """Re-read the config file and replace every worker, each old one draining only once its
@@ -477,6 +497,8 @@ class Arbiter:
         for old in self._workers_in_slot(worker.slot):
             if old is not worker and old.retiring:
                 self._stop_worker(old, graceful=True, grace=self.config.graceful_timeout)
+        if self.shutdown_at is not None:
+            self._send_unready(worker)
         self._announce_ready()
 
     def _on_retiring(self, worker: WorkerRecord, reason: str) -> None:
@@ -602,6 +624,9 @@ class Arbiter:
                     if worker.abort_sent_at is None:
                         worker.abort_sent_at = now
                         self._signal_worker(worker, signal.SIGKILL)
+            return
+        if self.shutdown_at is not None and now >= self.shutdown_at:
+            self.begin_stop(graceful=True)
             return
         self._sample_workers(now)
         self._start_pending_replacement()

@@ -740,6 +740,13 @@ class Config:
         """``dispatch``; gunicorn's ``--reuse-port`` asks for ``reuseport``."""
         return "reuseport" if self.reuse_port else self.dispatch
 
+    def access_format(self) -> str:
+        """``access_log_format``; ``json`` when --log-format json leaves it at its default."""
+        if self.log_format == "json" and (
+                self.access_log_format == SETTINGS_BY_NAME["access_log_format"].default):
+            return "json"
+        return self.access_log_format
+
     def worker_count(self) -> int:
         """The number of workers to run: ``workers``, or the usable cores for ``auto``."""
         return self.workers or usable_cpu_count()

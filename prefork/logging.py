@@ -1,16 +1,20 @@
 """The error log: one format for the arbiter and the workers, reopened on SIGUSR1.
 
 Lines look like gunicorn's (``[time] [pid] [LEVEL] message``) so existing log parsers keep
-working. The access log lives here too once it exists; request logging never blocks serving:
-a handler that fails to write drops the record (``logging.raiseExceptions`` is off).
+working; ``--log-format json`` writes one JSON object per line instead, with the fields
+``time`` (ISO 8601, milliseconds, UTC offset), ``level``, ``logger``, ``pid``, ``message`` and,
+for a logged exception, ``exception`` (the traceback text). Logging never blocks serving: a
+handler that fails to write drops the record (``logging.raiseExceptions`` is off).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.config
 import os
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from prefork.errors import ConfigError
@@ -23,7 +27,34 @@ LINE_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 
 
-def configure_error_log(destination: str, level: str) -> logging.Logger:
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record; field names are stable (log pipelines key on them)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
+        offset = time.strftime("%z", time.localtime(record.created))
+        line: dict[str, object] = {
+            "time": f"{seconds}.{int(record.msecs):03d}{offset[:3]}:{offset[3:]}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line)
+
+
+def line_formatter(log_format: str) -> logging.Formatter:
+    """The error log's formatter for ``--log-format`` (text or json)."""
+    if log_format == "json":
+        return JsonLineFormatter()
+    return logging.Formatter(LINE_FORMAT, DATE_FORMAT)
+
+
+def configure_error_log(destination: str, level: str, log_format: str = "text") -> logging.Logger:
     """Point the error logger at ``destination`` ('-' is stderr) at ``level``."""
     logging.raiseExceptions = False
     logger = logging.getLogger(ERROR_LOGGER)
@@ -37,7 +68,7 @@ def configure_error_log(destination: str, level: str) -> logging.Logger:
             handler = logging.FileHandler(destination, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"errorlog: cannot open {destination}: {exc.strerror}") from None
-    handler.setFormatter(logging.Formatter(LINE_FORMAT, DATE_FORMAT))
+    handler.setFormatter(line_formatter(log_format))
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False

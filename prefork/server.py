@@ -74,7 +74,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         return 0
     apply_environment(config)
     apply_umask(config)
-    logger = configure_error_log(config.errorlog, config.loglevel)
+    logger = configure_error_log(config.errorlog, config.loglevel, config.log_format)
     configure_logging_from(config)
     for notice in notices or ():
         logger.warning(notice)
@@ -267,7 +267,8 @@ class Server:
             return self.exit_status
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM if graceful else signal.SIGINT)
-        limit = timeout if timeout is not None else self.config.graceful_timeout + 10.0
+        limit = timeout if timeout is not None else (
+            self.config.shutdown_delay + self.config.graceful_timeout + 10.0)
         return self._reap(limit)
 
     def _reap(self, timeout: float) -> int | None:

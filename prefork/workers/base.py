@@ -37,7 +37,15 @@ from prefork.errors import (
 )
 from prefork.hooks import ServerView, WorkerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
-from prefork.ipc.messages import BootFailed, Connections, Drain, Heartbeat, Ready, Retiring
+from prefork.ipc.messages import (
+    BootFailed,
+    Connections,
+    Drain,
+    Heartbeat,
+    Ready,
+    Retiring,
+    Unready,
+)
 from prefork.logging import ERROR_LOGGER, reopen_log_files
 from prefork.process import capture_output, set_title
 from prefork.sockets import tls_context
@@ -143,7 +151,7 @@ class Worker:
                                   lifespan_state=lifespan.state if lifespan else {},
                                   on_request_done=self._on_request_done)
         self.state.access_log = AccessLog(
-            self.config.accesslog, self.config.access_log_format,
+            self.config.accesslog, self.config.access_format(),
             externally_configured=bool(self.config.logconfig or self.config.logconfig_dict))
         self.state.worker_view = self.view
         self.state.observing = bool(self.state.access_log.enabled or self.config.pre_request
@@ -214,6 +222,8 @@ class Worker:
                     os.close(fd)
                 if isinstance(msg, Drain):
                     self.drain()
+                elif isinstance(msg, Unready) and self.state is not None:
+                    self.state.unready = self.state.closing_connections = True
 
     async def _adopt(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         try:
@@ -258,6 +268,7 @@ class Worker:
             server.close()
         assert self._stopped is not None and self.state is not None
         self.state.draining = True
+        self.state.closing_connections = True
         self._stopped.set_result(None)
 
     def stop_now(self) -> None:

@@ -82,6 +82,7 @@ from prefork.proxy import resolve as resolve_forwarded
 from prefork.proxy_protocol import NEED_MORE, ProxyHeader, starts_like_header
 from prefork.proxy_protocol import parse as parse_proxy_header
 from prefork.workers import observation
+from prefork.workers.health import HealthCycle, is_health_request
 
 if TYPE_CHECKING:
     from prefork.asgi.websocket import WebSocketCycle
@@ -185,6 +186,12 @@ class ServingState:
         # an access log or a pre/post_request hook: only then is each request observed
         self.observing = False
         self.draining = False
+        # --shutdown-delay announced: the health path answers 503 while requests are still
+        # served; each connection closes after its current response so clients move on.
+        self.unready = False
+        self.closing_connections = False  # draining or unready
+        self.health_path: bytes | None = (config.health_path.encode("latin-1")
+                                          if config.health_path else None)
         self.native_sendfile = True  # until the loop says it has no loop.sendfile
         self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
                                 if config.proxy_headers else None)
@@ -423,20 +430,24 @@ class HttpProtocol(asyncio.Protocol):
         if self.peer_trusted:
             request = self._forwarded(request)
         state = self.state
-        if state.observing:
-            self.observation = observation.begin(self, request)
         cycle: Cycle
-        if state.cycle_class is None:
-            scope = http_scope(request, scheme=self.scheme, client=self.client,
-                               server=self.server, root_path=state.root_path,
-                               state=state.lifespan_state)
-            cycle = HttpCycle(self, scope, request.expect_continue)
+        if state.health_path is not None and is_health_request(request.target,
+                                                               state.health_path):
+            cycle = HealthCycle(self, request)
         else:
-            cycle = state.cycle_class(self, request)
+            if state.observing:
+                self.observation = observation.begin(self, request)
+            if state.cycle_class is None:
+                scope = http_scope(request, scheme=self.scheme, client=self.client,
+                                   server=self.server, root_path=state.root_path,
+                                   state=state.lifespan_state)
+                cycle = HttpCycle(self, scope, request.expect_continue)
+            else:
+                cycle = state.cycle_class(self, request)
         self.cycle = cycle
         self.pending = cycle
         self.requests_started += 1
-        if state.draining:
+        if state.closing_connections:
             self.conn.close_after_response()
         # The body timer starts once the engine needs more bytes (none for a GET, whose end
         # follows at once); or, when the client waits for 100 Continue, with the 100.

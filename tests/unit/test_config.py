@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from prefork.cli import resolve
@@ -118,3 +120,21 @@ def test_ignored_settings_are_announced(tmp_path, monkeypatch) -> None:
     _, config, notices = resolve(["m:app"], {})
     assert config.workers == 3
     assert notices == ["config: gunicorn setting 'reload' is not supported by prefork; ignored"]
+
+
+def test_json_error_log_lines_carry_the_exception() -> None:
+    import json
+    import logging
+
+    from prefork.logging import JsonLineFormatter
+
+    try:
+        raise ValueError("bad \"thing\"\n")
+    except ValueError:
+        record = logging.LogRecord("prefork.error", logging.ERROR, __file__, 1,
+                                   "failed: %s", ("x",), sys.exc_info())
+    line = JsonLineFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "failed: x" and entry["level"] == "error"
+    assert 'ValueError: bad "thing"' in entry["exception"]
