@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefork.config import Config
+from prefork.control import ControlServer
+from prefork.cpus import usable_cpus
 from prefork.dispatch import HandOff
 from prefork.errors import (
     BOOT_EXIT_CODES,
@@ -39,7 +41,9 @@ from prefork.errors import (
 from prefork.hooks import ServerView, WorkerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import (
+    AppMessage,
     BootFailed,
+    BroadcastRequest,
     Command,
     Heartbeat,
     Ready,
@@ -48,11 +52,14 @@ from prefork.ipc.messages import (
     Unready,
 )
 from prefork.logging import reopen_log_files
+from prefork.metrics.collector import MetricsCollector
 from prefork.procstat import ProcessSample, cpu_percent
 from prefork.procstat import sample as sample_process
+from prefork.recycling import RecycleLimits, RecyclePolicy, WorkerFacts
 from prefork.sockets import ListenerSet
 from prefork.supervision import BreakerState, RestartPolicy, RestartSettings, WorkerState
 from prefork.upgrade import start_new_arbiter, take_back
+from prefork.worker import relay_broadcast
 
 ARBITER_EXIT_OK = 0
 ARBITER_EXIT_BOOT_FAILED = 3  # no worker could be kept alive: the circuit breaker is open
@@ -131,6 +138,8 @@ class Arbiter:
         clock: Callable[[], float] = time.monotonic,
         reload_config: Callable[[], Config] | None = None,
         upgrade_command: list[str] | None = None,
+        control_socket: ControlServer | None = None,
+        metrics: MetricsCollector | None = None,
     ) -> None:
         self.config = config
         self.reload_config = reload_config  # re-reads every settings source on SIGHUP
@@ -140,7 +149,8 @@ class Arbiter:
         self.upgrade_pid: int | None = None
         self.age = 0
         self.view = ServerView(os.getpid(), config, logger, self._worker_views,
-                               lambda: self.target)
+                               lambda: self.target,
+                               lambda data: self._broadcast(data, os.getpid()))
         self.listeners = listeners
         self.worker_main = worker_main
         self.log = logger
@@ -160,6 +170,10 @@ class Arbiter:
         self.hand_off = HandOff(self.selector, logger, self._serving_workers,
                                 self._close_channel)  # type: ignore[arg-type]  # WorkerRecord
         self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
+        self.recycler = RecyclePolicy()  # --max-worker-lifetime, --max-worker-memory
+        self.control_socket = control_socket  # prefork ctl
+        # --metrics-bind and --statsd-host (bound by run_arbiter before privileges drop)
+        self.metrics = metrics or MetricsCollector(config, logger)
         self.shutdown_at: float | None = None  # when the announced shutdown (SIGTERM) begins
         self._wakeup_read = -1
         self._wakeup_write = -1
@@ -191,6 +205,11 @@ class Arbiter:
             "arbiter %d listening on %s; %d workers; dispatch %s",
             os.getpid(), addresses, self.target, self.config.dispatch_mode(),
         )
+        if not self.config.workers:
+            self.log.info("workers auto: %s", usable_cpus())
+        if self.control_socket is not None:
+            self.control_socket.attach(self.selector, self, self.clock)
+        self.metrics.start(self.selector, self.stats)
         for slot in range(self.target):
             self.slots.setdefault(slot, SlotHistory())
         call_hook(self.config, "when_ready", self.view, log=self.log)
@@ -368,6 +387,19 @@ class Arbiter:
                 self._stop_worker(worker, graceful=True, grace=self.config.graceful_timeout)
             self.policy.forget_slot(slot)
 
+    def recycle(self, pid: int | None = None) -> list[int]:
+        """Replace worker ``pid``, or every worker for None, one at a time: each old worker
+        drains only once its replacement is ready. Returns the pids queued; raises LookupError
+        for a pid that is not a live worker (or is already being replaced)."""
+        chosen = [w for w in sorted(self._active_workers(), key=_by_slot)
+                  if pid is None or w.pid == pid]
+        if pid is not None and not chosen:
+            raise LookupError(f"no worker with pid {pid} to recycle")
+        for worker in chosen:
+            if worker.pid not in self.replacements_pending:
+                self._on_retiring(worker, "recycle requested")
+        return [w.pid for w in chosen if w.pid in self.replacements_pending]
+
     def stats(self) -> dict[str, Any]:
         now = self.clock()
         return {
@@ -379,6 +411,7 @@ class Arbiter:
             "slots": {slot: {"restarts": history.restarts, "last_exit": history.last_exit}
                       for slot, history in sorted(self.slots.items())},
             "ports": [ls.port for ls in self.listeners if ls.address.kind == "tcp"],
+            "metrics_port": self.metrics.port,
         }
 
     # -- workers --------------------------------------------------------------------------------
@@ -400,11 +433,13 @@ class Arbiter:
         self.age += 1
         view = WorkerView(0, os.getpid(), self.age, slot, self.config, self.log)
         call_hook(self.config, "pre_fork", self.view, view, log=self.log)
+        block = self.metrics.before_fork()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
                 self._forget_arbiter_state(keep=slot_sockets)
+                self.metrics.in_worker(block)
                 arbiter_end.close()
                 view.pid = os.getpid()
                 call_hook(self.config, "post_fork", self.view, view, log=self.log)
@@ -414,6 +449,7 @@ class Arbiter:
             finally:
                 os._exit(code)
         worker_end.close()
+        self.metrics.forked(pid, block)
         now = self.clock()
         record = WorkerRecord(pid=pid, slot=slot, channel=arbiter_end, started_at=now,
                               last_seen=now, restarts=self.slots[slot].restarts, age=self.age)
@@ -435,6 +471,8 @@ class Arbiter:
             worker.channel.close()
         if self.control is not None:
             self.control.close()
+        if self.control_socket is not None:
+            self.control_socket.abandon()
         kept = {sock.fileno() for sock in keep}
         for listener in self.listeners:
             for sock in listener.all_sockets():
@@ -477,6 +515,17 @@ class Arbiter:
                 self.last_boot_reason = msg.reason
             elif isinstance(msg, Retiring):
                 self._on_retiring(worker, msg.reason)
+            elif isinstance(msg, AppMessage):
+                call_hook(self.config, "on_message", self.view, WorkerView(
+                    worker.pid, os.getpid(), worker.age, worker.slot, self.config, self.log),
+                    msg.data, log=self.log)
+            elif isinstance(msg, BroadcastRequest):
+                self._broadcast(msg.data, worker.pid)
+
+    def _broadcast(self, data: Any, origin: int) -> int:
+        """prefork.worker.broadcast: every worker with an open channel, the sender included."""
+        return relay_broadcast([(w.pid, w.channel) for w in self.workers.values()
+                                if w.channel_open], data, origin, self.log)
 
     def _close_channel(self, worker: WorkerRecord) -> None:
         if worker.channel_open:
@@ -506,6 +555,7 @@ class Arbiter:
             return
         self.log.info("worker %d (slot %d) retiring: %s", worker.pid, worker.slot, reason)
         self.replacements_pending.append(worker.pid)
+        self.metrics.retire_requested(worker.pid, reason)
 
     def _start_pending_replacement(self) -> None:
         """Rolling recycle, one worker at a time: never two replacements booting together."""
@@ -577,6 +627,8 @@ class Arbiter:
             self.replacements_pending.remove(worker.pid)
         self.policy.record_exit(worker.slot, crashed=crashed, lifetime=lifetime,
                                 was_ready=worker.ready_at is not None)
+        self.metrics.worker_exited(worker, crashed=crashed, stopping=bool(self.stopping),
+                                   target=self.target)
         call_hook(self.config, "child_exit", self.view,
                   WorkerView(worker.pid, os.getpid(), worker.age, worker.slot, self.config,
                              self.log), log=self.log)
@@ -591,6 +643,8 @@ class Arbiter:
         """The new arbiter of a binary upgrade died while this one still runs: take back."""
         self.upgrade_pid = None
         take_back(self.listeners, self.config.pidfile)
+        if self.control_socket is not None:
+            self.control_socket.reclaim()
         self.log.error("the new arbiter of the binary upgrade exited (%s); still serving",
                        _describe_status(status))
 
@@ -618,6 +672,9 @@ class Arbiter:
         self._reap()
         now = self.clock()
         self._check_deadlines(now)
+        if self.control_socket is not None:
+            self.control_socket.expire(now)
+        self.metrics.tick(now)
         if self.stopping:
             if now > self.stop_deadline:
                 for worker in self.workers.values():
@@ -629,6 +686,7 @@ class Arbiter:
             self.begin_stop(graceful=True)
             return
         self._sample_workers(now)
+        self._check_recycling(now)
         self._start_pending_replacement()
         for slot in range(self.target):
             if self._slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
@@ -651,6 +709,18 @@ class Arbiter:
             if worker.sample is not None:
                 worker.cpu_percent = cpu_percent(worker.sample, current, now - worker.sampled_at)
             worker.sample, worker.sampled_at = current, now
+
+    def _check_recycling(self, now: float) -> None:
+        """--max-worker-lifetime and --max-worker-memory: queue a rolling replacement."""
+        limits = RecycleLimits.from_config(self.config)
+        if not limits.enabled:
+            return
+        candidates = [WorkerFacts(w.pid, now - w.started_at, w.rss, w.sampled_at)
+                      for w in self.workers.values()
+                      if w.state is WorkerState.SERVING and not w.retiring
+                      and not w.stop_requested and w.pid not in self.replacements_pending]
+        for pid, reason in self.recycler.review(candidates, limits):
+            self._on_retiring(self.workers[pid], reason)
 
     def _serving_workers(self) -> list[WorkerRecord]:
         return sorted((w for w in self.workers.values()
@@ -734,11 +804,19 @@ class Arbiter:
             elif msg.name == "stop":
                 self.begin_stop(graceful=bool(msg.argument))
                 self._reply("stop", {})
+            elif msg.name == "recycle":  # argument: a worker's pid, 0 for all
+                try:
+                    self._reply("recycle", {"recycling": self.recycle(msg.argument or None)})
+                except LookupError as exc:
+                    self._reply("recycle", {"error": str(exc)})
 
     def _close(self) -> None:
         signal.set_wakeup_fd(-1)
         for listener in self.listeners:
             listener.close()
+        if self.control_socket is not None:
+            self.control_socket.close()
+        self.metrics.close()
         self.selector.close()
         for fd in (self._wakeup_read, self._wakeup_write):
             with contextlib.suppress(OSError):

@@ -120,6 +120,10 @@ def _environment_defaults(environ: dict[str, str]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["ctl"]:  # an app spec is module:attribute, never the word "ctl"
+        from prefork.ctl import main as ctl_main
+
+        ctl_main(args[1:])
     try:
         environ = dict(os.environ)
         app, config, notices = resolve(args, environ)

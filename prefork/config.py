@@ -16,12 +16,12 @@ The module is over 600 lines because the table is data: one entry per option, wi
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from prefork.accesslog import AccessFormatter
+from prefork.cpus import usable_cpus
 from prefork.errors import ConfigError
 from prefork.proxy import TrustedProxies
 
@@ -753,11 +753,9 @@ class Config:
 
 
 def usable_cpu_count() -> int:
-    """Cores this process may run on (CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    """CPUs this process may use: its CPU affinity, capped by a cgroup CPU quota (containers);
+    at least 1. ``prefork.cpus`` explains the sources."""
+    return usable_cpus().count
 
 
 def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,12 +46,14 @@ class ServerView:
 
     def __init__(self, pid: int, cfg: Config, log: logging.Logger,
                  workers: Callable[[], dict[int, WorkerView]],
-                 num_workers: Callable[[], int]) -> None:
+                 num_workers: Callable[[], int],
+                 broadcast: Callable[[Any], int] | None = None) -> None:
         self.pid = pid
         self.cfg = cfg
         self.log = log
         self._workers = workers
         self._num_workers = num_workers
+        self._broadcast = broadcast
 
     @property
     def WORKERS(self) -> dict[int, WorkerView]:
@@ -60,6 +62,11 @@ class ServerView:
     @property
     def num_workers(self) -> int:
         return self._num_workers()
+
+    def broadcast(self, obj: Any) -> int:
+        """Relay ``obj`` to every worker's ``on_broadcast`` (origin: the arbiter's pid); how
+        many workers it was queued for. TypeError/ValueError as ``prefork.worker.send``."""
+        return self._broadcast(obj) if self._broadcast is not None else 0
 
 
 def call_hook(config: Config, name: str, *args: Any, log: logging.Logger | None = None) -> None:

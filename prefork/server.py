@@ -22,11 +22,13 @@ from typing import Any
 from prefork.app import check_app_spec, load_app, parse_app_spec, resolve_interface
 from prefork.arbiter import Arbiter
 from prefork.config import SETTINGS_BY_NAME, Config
+from prefork.control import open_control_socket
 from prefork.errors import AppLoadError, BootError, ConfigError, PreforkError
 from prefork.hooks import ServerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Command, Reply
 from prefork.logging import configure_error_log, configure_logging_from
+from prefork.metrics.collector import MetricsCollector
 from prefork.process import apply_environment, apply_umask, drop_privileges, set_title
 from prefork.sockets import open_listeners, tls_context
 from prefork.sources import IGNORED_KEY, load_config_file
@@ -99,18 +101,30 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
                 listener.close()
             raise BootError(f"pidfile: cannot write {config.pidfile}: "
                             f"{exc.strerror or exc}") from None
+    control_socket = None
+    metrics: MetricsCollector | None = None
     try:
+        control_socket = open_control_socket(config, logger)  # chowned to the user we drop to
+        metrics = MetricsCollector.open(config, logger)  # --metrics-bind may be a low port
         drop_privileges(config)
     except PreforkError:
+        if metrics is not None:
+            metrics.close()
+        if control_socket is not None:
+            control_socket.close()
         for listener in listeners:
             listener.close()
         raise
     set_title(config, "arbiter")
     try:
         arbiter = Arbiter(config, listeners, worker_main(source), logger, control,
-                          reload_config=reload_config, upgrade_command=upgrade_command)
+                          reload_config=reload_config, upgrade_command=upgrade_command,
+                          control_socket=control_socket, metrics=metrics)
         return arbiter.run()
     finally:
+        metrics.close()  # closed by the arbiter already, unless it failed to start
+        if control_socket is not None:
+            control_socket.close()  # the arbiter closed it already, unless it failed to start
         if config.pidfile:
             # after a binary upgrade the pidfile is the new arbiter's; ours is .oldbin
             for path in (config.pidfile, config.pidfile + ".oldbin"):
@@ -260,6 +274,17 @@ class Server:
     def scale(self, workers: int) -> None:
         """Run this many workers (as repeated SIGTTIN/SIGTTOU)."""
         self._command("scale", workers, 5.0)
+
+    def recycle(self, pid: int | str = "all") -> list[int]:
+        """Replace one worker (its pid) or ``"all"``, one at a time, each old worker draining
+        once its replacement is ready (as ``prefork ctl recycle``); returns the pids queued.
+        Raises PreforkError for a pid that is not a live worker."""
+        if pid != "all" and (isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0):
+            raise PreforkError(f"recycle: expected a worker's pid or 'all', got {pid!r}")
+        data = self._command("recycle", 0 if pid == "all" else int(pid), 5.0)
+        if "error" in data:
+            raise PreforkError(f"recycle: {data['error']}")
+        return [int(worker) for worker in data["recycling"]]
 
     def stop(self, graceful: bool = True, timeout: float | None = None) -> int | None:
         """Stop the arbiter and its workers; returns the arbiter's exit status."""

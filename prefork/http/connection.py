@@ -310,21 +310,29 @@ class ServerConnection:
             raise RemoteProtocolError("request line too long", 414)
         if len(headers) > limits.max_headers:
             raise RemoteProtocolError("too many header fields", 431)
+        http11 = http_version == b"1.1"
         fields = dict(headers)
         if len(fields) == len(headers):
-            # No repeated names (the common case): six dict lookups instead of a loop.
-            hosts = 0 if fields.get(b"host") is None else 1
+            # No repeated names (the common case): a few dict lookups and no lists.
+            if fields.get(b"host") is None and http11:  # RFC 9112 §3.2: Host in HTTP/1.1
+                raise RemoteProtocolError("missing Host", 400)
             value = fields.get(b"content-length")
-            lengths = [value] if value is not None else _NONE
-            value = fields.get(b"transfer-encoding")
-            codings = [value] if value is not None else _NONE
+            coding = fields.get(b"transfer-encoding")
+            if value is None and coding is None:
+                length = 0
+            else:
+                length = framing.request_body_length(
+                    _NONE if value is None else [value], _NONE if coding is None else [coding],
+                    http_version)
             value = fields.get(b"connection")
-            connection = [value] if value is not None else _NONE
             expect = fields.get(b"expect")
             upgrade = fields.get(b"upgrade")
+            connection = _NONE if value is None else [value]
         else:
             hosts = 0
-            lengths, codings, connection = [], [], []
+            lengths: list[bytes] = []
+            codings: list[bytes] = []
+            connection = []
             expect = upgrade = None
             for name, value in headers:
                 if name in _REQUEST_FIELDS:
@@ -340,14 +348,13 @@ class ServerConnection:
                         expect = value
                     else:
                         upgrade = value
-        http11 = http_version == b"1.1"
-        if hosts != 1 and (hosts or http11):  # RFC 9112 §3.2: exactly one Host in HTTP/1.1
-            raise RemoteProtocolError("missing Host" if not hosts else "repeated Host", 400)
-        length = (
-            framing.request_body_length(lengths, codings, http_version)
-            if (lengths or codings)
-            else 0
-        )
+            if hosts != 1 and (hosts or http11):  # RFC 9112 §3.2: exactly one Host in HTTP/1.1
+                raise RemoteProtocolError("missing Host" if not hosts else "repeated Host", 400)
+            length = (
+                framing.request_body_length(lengths, codings, http_version)
+                if (lengths or codings)
+                else 0
+            )
         max_body = limits.max_body_size
         if max_body is not None and length > max_body:
             raise RemoteProtocolError("request body too large", 413)
@@ -491,8 +498,10 @@ class ServerConnection:
         reason = event.reason
         line = None if reason else STATUS_LINES.get(status)
         parts = [line or status_line(status, reason)]
-        lengths: list[bytes] | None = None
-        connection: list[bytes] | None = None
+        # The fields the engine reads are rare: one scalar each, a list only for a repeated
+        # Connection field (no allocation for a response without them).
+        length_value: bytes | None = None
+        connection: bytes | list[bytes] | None = None
         has_server = has_date = False
         fields = event.headers
         memo = NAME_MEMO
@@ -500,14 +509,18 @@ class ServerConnection:
             lname = memo.get(name) or lower_name(name)
             if lname in _RESPONSE_FIELDS:
                 if lname == b"content-length":
-                    if lengths is None:
-                        lengths = []
-                    lengths.append(value)
+                    if length_value is None:
+                        length_value = value
+                    elif value != length_value:
+                        raise LocalProtocolError("conflicting Content-Length values", 500)
                     continue
                 if lname == b"connection":
                     if connection is None:
-                        connection = []
-                    connection.append(value)
+                        connection = value
+                    elif isinstance(connection, list):
+                        connection.append(value)
+                    else:
+                        connection = [connection, value]
                     continue
                 if lname == b"server":
                     has_server = True
@@ -516,36 +529,43 @@ class ServerConnection:
                 else:  # transfer-encoding, keep-alive: ours to decide
                     continue
             parts += (name, b": ", value, b"\r\n")
-        app_end = len(parts)  # the status line, then four parts per field line
+        lines = 1 + (len(parts) - 1) // 4  # the status line, then four parts per field line
 
-        length = framing.parse_content_length(lengths) if lengths else None
+        length = None if length_value is None else framing.parse_content_length(length_value)
         mode = framing.response_framing(status, self._head_request, self._http11, length)
         keep = self._keep_alive and mode != CLOSE_DELIMITED
         if self._waiting_100 and self._their is SEND_BODY:
             keep = False  # the client may never send the body it was told to wait with
         extra = b""
         if connection is not None:
-            tokens = _tokens(connection)
+            tokens = _tokens(connection if isinstance(connection, list) else [connection])
             if b"close" in tokens:
                 keep = False
             extra = b", ".join(sorted(tokens - {b"close", b"keep-alive"}))
         if length is not None and (
             mode == CONTENT_LENGTH or framing.sends_content_length(status)
         ):
-            parts.append(b"content-length: %d\r\n" % length)
+            parts.append(framing.content_length_line(length))
+            lines += 1
         elif mode == framing.CHUNKED:
             parts.append(framing.TRANSFER_ENCODING_CHUNKED)
+            lines += 1
         if not keep:
             parts.append(b"connection: close, %s\r\n" % extra if extra else _CLOSE_LINE)
+            lines += 1
         elif not self._http11:
             parts.append(_KEEP_ALIVE_LINE)
+            lines += 1
         elif extra:
             parts.append(b"connection: %s\r\n" % extra)
+            lines += 1
         date = self._date
         if date is not None and not has_date:
             parts.append(date.line())
+            lines += 1
         if self._server_line and not has_server:
             parts.append(self._server_line)
+            lines += 1
         parts.append(b"\r\n")
         try:
             head = b"".join(parts)
@@ -553,11 +573,13 @@ class ServerConnection:
             raise find_bad_line(fields, reason) from None
         # One count per line end instead of a regex per value: a CR, LF or NUL smuggled into a
         # value or reason shows up as a line too many.
-        lines = 1 + (app_end - 1) // 4 + (len(parts) - app_end)
+        lines += 1  # the empty line
         if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\x00" in head:
             raise find_bad_line(fields, reason)
 
-        self._writer.start(mode, length)
+        writer = self._writer
+        writer.mode = mode
+        writer.remaining = length or 0
         self._our = SEND_BODY
         self._waiting_100 = False
         if not keep:

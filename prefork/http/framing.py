@@ -87,16 +87,12 @@ def content_length_line(length: int) -> bytes:
     return b"content-length: %d\r\n" % length
 
 
-def parse_content_length(values: Sequence[bytes]) -> int:
-    """The application's Content-Length: digits, and repeated values must agree."""
-    first = values[0]
-    for value in values:
-        if value != first:
-            raise LocalProtocolError("conflicting Content-Length values", 500)
-    value = first.strip()
-    if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
-        raise LocalProtocolError(f"bad Content-Length {first[:32]!r}", 500)
-    return int(value)
+def parse_content_length(value: bytes) -> int:
+    """The application's Content-Length (repeated values were compared by the caller)."""
+    digits = value.strip()
+    if not digits.isdigit() or len(digits) > _MAX_LENGTH_DIGITS:
+        raise LocalProtocolError(f"bad Content-Length {value[:32]!r}", 500)
+    return int(digits)
 
 
 class BodyWriter:

@@ -39,6 +39,7 @@ from prefork.hooks import ServerView, WorkerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import (
     BootFailed,
+    Broadcast,
     Connections,
     Drain,
     Heartbeat,
@@ -47,8 +48,10 @@ from prefork.ipc.messages import (
     Unready,
 )
 from prefork.logging import ERROR_LOGGER, reopen_log_files
+from prefork.metrics.recorder import request_recorder
 from prefork.process import capture_output, set_title
 from prefork.sockets import tls_context
+from prefork.worker import attach_worker, deliver_broadcast
 from prefork.workers.protocol import HttpProtocol, ServingState
 from prefork.workers.wsgi import WsgiRunner
 from prefork.wsgi.environ import ErrorStream, base_environ
@@ -101,6 +104,7 @@ class Worker:
         set_title(self.config, "worker")
         capture_output(self.config)
         faulthandler.enable(file=sys.stderr, all_threads=True)
+        attach_worker(self.channel, self.view, self.config)  # prefork.worker.send() from app code
         # SIGABRT comes from the heartbeat watchdog: dump every thread's stack, give the
         # worker_abort hook its chance, and go. If the loop is stuck in C code this handler
         # never runs and the arbiter's SIGKILL follows.
@@ -156,6 +160,7 @@ class Worker:
         self.state.worker_view = self.view
         self.state.observing = bool(self.state.access_log.enabled or self.config.pre_request
                                     or self.config.post_request)
+        self.state.metrics = request_recorder(self.config, loop, self.log)
         executor = self._serve_wsgi(self.state) if interface == "wsgi" else None
         for signum, handler in (
             (signal.SIGTERM, self.drain), (signal.SIGINT, self.stop_now),
@@ -224,6 +229,8 @@ class Worker:
                     self.drain()
                 elif isinstance(msg, Unready) and self.state is not None:
                     self.state.unready = self.state.closing_connections = True
+                elif isinstance(msg, Broadcast):
+                    deliver_broadcast(msg)
 
     async def _adopt(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         try:

@@ -86,6 +86,7 @@ from prefork.workers.health import HealthCycle, is_health_request
 
 if TYPE_CHECKING:
     from prefork.asgi.websocket import WebSocketCycle
+    from prefork.metrics.recorder import RequestRecorder
 
 log = logging.getLogger("prefork.error")
 
@@ -198,6 +199,8 @@ class ServingState:
         # --proxy-protocol: the balancers that must send a PROXY header (None: feature off)
         self.proxy_senders = (TrustedProxies.parse(config.proxy_allow_ips)
                               if config.proxy_protocol else None)
+        # --metrics-bind / --statsd-host: records each response (None: off, one test per request)
+        self.metrics: RequestRecorder | None = None
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -205,9 +208,9 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "advancing", "again", "client", "closed", "conn", "cycle", "deadline", "discard_left",
-        "lingering", "loop", "observation", "peer", "peer_scheme", "peer_trusted", "pending",
-        "phase", "reading_paused", "requests_started", "scheme", "server", "state", "timer",
-        "timer_at", "transport", "upgraded", "write_paused", "write_waiter",
+        "head_at", "lingering", "loop", "observation", "peer", "peer_scheme", "peer_trusted",
+        "pending", "phase", "reading_paused", "requests_started", "scheme", "server", "state",
+        "timer", "timer_at", "transport", "upgraded", "write_paused", "write_waiter",
     )  # fmt: skip
 
     def __init__(self, state: ServingState) -> None:
@@ -236,6 +239,7 @@ class HttpProtocol(asyncio.Protocol):
         self.advancing = False
         self.again = False
         self.requests_started = 0
+        self.head_at = 0.0  # perf_counter() when the request's head arrived (metrics on only)
         # who takes the bytes instead of the engine: a WebSocket session, or before the first
         # request the PROXY header reader (so the hot path pays no extra check for it)
         self.upgraded: WebSocketCycle | ProxyHeaderReader | None = None
@@ -430,6 +434,8 @@ class HttpProtocol(asyncio.Protocol):
         if self.peer_trusted:
             request = self._forwarded(request)
         state = self.state
+        if state.metrics is not None:
+            self.head_at = time.perf_counter()
         cycle: Cycle
         if state.health_path is not None and is_health_request(request.target,
                                                                state.health_path):
@@ -599,6 +605,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def response_complete(self) -> None:
         state = self.state
+        if state.metrics is not None:
+            state.metrics.response_complete(self)
         if self.observation is not None:
             observation.end(self, self.observation, self.cycle)
             self.observation = None

@@ -111,8 +111,9 @@ def _socket_inodes(pid: int) -> list[int]:
 
 @pytest.mark.timeout(60)
 def test_arbiter_listens_only_on_configured_binds(tmp_path: Path) -> None:
-    path = tmp_path / "prefork.sock"
-    with running_server(APP, workers=2, bind=("127.0.0.1:0", f"unix:{path}")) as server:
+    path, control = tmp_path / "prefork.sock", tmp_path / "prefork.ctl"
+    with running_server(APP, workers=2, bind=("127.0.0.1:0", f"unix:{path}"),
+                        control_socket=str(control)) as server:
         pid = server.pid
         assert pid is not None
         inodes = _socket_inodes(pid)
@@ -129,5 +130,5 @@ def test_arbiter_listens_only_on_configured_binds(tmp_path: Path) -> None:
                 other.append(inode)
         assert other == [], f"sockets that are neither binds nor socketpairs: {other}"
         assert tcp_ports and set(tcp_ports) == {server.port}, tcp_ports
-        assert unix_listeners == [str(path)]
+        assert sorted(unix_listeners) == sorted([str(path), str(control)])
         assert unnamed >= 1

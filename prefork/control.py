@@ -1,0 +1,475 @@
+"""The arbiter's control socket for ``prefork ctl``: status, reload, scale, recycle, stop.
+
+Wire format, one request per connection, each way one line of JSON::
+
+    client  -> arbiter   {"command": "scale", "change": 2}\\n
+    arbiter -> client    {"target": 4, "previous": 2}\\n        or  {"error": "..."}\\n
+    the arbiter closes the connection once the reply is sent
+
+Commands and their arguments: ``status``; ``reload``; ``scale`` with ``workers`` (a count) or
+``change`` (+N/-N); ``recycle`` with ``pid`` (a worker's pid, or "all"); ``stop`` with
+``graceful`` (default true).
+
+It is served from the arbiter's selector loop and must never stall supervision: every socket is
+non-blocking, a request is at most ``MAX_REQUEST`` bytes, a client has ``CLIENT_DEADLINE``
+seconds from connect until its reply is written, and at most ``MAX_CLIENTS`` are served at once
+(the arbiter closes any more at once). A client that connects and sends nothing costs one fd
+until its deadline and nothing else.
+
+Who may connect is decided by the file: mode ``--control-socket-mode`` (0600), owned by the
+server's user. Anyone who can connect can stop the server, so the default path is in a
+directory only this user can write: ``$XDG_RUNTIME_DIR`` (systemd makes it 0700 per user), else
+``/tmp/prefork-UID`` created 0700 and refused if someone else owns it or it is writable by
+others (a directory planted in /tmp by another user could hold a symlink). Changing commands are
+logged with the peer's pid and uid (``SO_PEERCRED``).
+
+A live socket at the path is another arbiter's: an explicit ``--control-socket`` then fails to
+start, the default path only logs a warning (many servers on one host must still start). The
+exception is a USR2 binary upgrade: the socket belongs to our parent, the old arbiter, and the
+new arbiter takes the path over; the old one then leaves it alone on exit, since the path no
+longer names its socket (checked by inode), and binds it again if the new arbiter dies first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import grp
+import json
+import logging
+import os
+import pwd
+import selectors
+import socket
+import stat
+import struct
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from prefork.config import Config
+from prefork.errors import BootError
+
+__all__ = ["CLIENT_DEADLINE", "MAX_CLIENTS", "MAX_REQUEST", "ControlServer", "Operations",
+           "default_socket_path", "ensure_private_directory", "open_control_socket",
+           "private_tmp_directory"]
+
+MAX_REQUEST = 4096  # bytes; the longest real request is under 60
+MAX_CLIENTS = 16
+CLIENT_DEADLINE = 5.0  # seconds from connect to the reply written
+SOCKET_NAME = "prefork.ctl"
+PRIVATE_DIR_MODE = 0o700
+
+
+class Operations(Protocol):
+    """What the control socket needs of the arbiter."""
+
+    target: int
+    stopping: str | None
+    replacements_pending: list[int]
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def reload(self) -> None: ...
+
+    def scale(self, count: int) -> None: ...
+
+    def recycle(self, pid: int | None = None) -> list[int]: ...
+
+    def begin_stop(self, graceful: bool) -> None: ...
+
+
+# -- where the socket lives -----------------------------------------------------------------------
+
+
+def default_socket_path(environ: Mapping[str, str], uid: int, tmp: str = "/tmp") -> str:
+    """``$XDG_RUNTIME_DIR/prefork.ctl`` when that names a writable directory, else
+    ``/tmp/prefork-UID/prefork.ctl``. Computes only; the server checks the directory."""
+    runtime = environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK | os.X_OK):
+        return os.path.join(runtime, SOCKET_NAME)
+    return os.path.join(private_tmp_directory(uid, tmp), SOCKET_NAME)
+
+
+def private_tmp_directory(uid: int, tmp: str = "/tmp") -> str:
+    """The directory of the default path when there is no ``$XDG_RUNTIME_DIR``."""
+    return os.path.join(tmp, f"prefork-{uid}")
+
+
+def ensure_private_directory(directory: str) -> None:
+    """Create ``directory`` 0700, or check that an existing one is safe to put our socket in:
+    a real directory (not a symlink), ours, not writable by group or others."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(directory, PRIVATE_DIR_MODE)
+    try:
+        info = os.lstat(directory)
+    except OSError as exc:
+        raise BootError(f"control_socket: cannot use {directory}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise BootError(f"control_socket: {directory} is not a directory")
+    if info.st_uid != os.geteuid():
+        raise BootError(f"control_socket: {directory} belongs to uid {info.st_uid}, not us")
+    if info.st_mode & 0o022:
+        raise BootError(f"control_socket: {directory} is writable by others "
+                        f"(mode {oct(stat.S_IMODE(info.st_mode))})")
+
+
+def open_control_socket(config: Config, log: logging.Logger,
+                        environ: Mapping[str, str] | None = None) -> ControlServer | None:
+    """Bind the control socket (before privileges are dropped); None when it is disabled.
+
+    An explicit ``control_socket`` that cannot be used raises BootError naming the setting; a
+    problem with the default path is logged as a warning and the server runs without one.
+    """
+    if config.control_socket_disable:
+        return None
+    environ = os.environ if environ is None else environ
+    path = config.control_socket or default_socket_path(environ, os.getuid())
+    try:
+        if os.path.dirname(path) == private_tmp_directory(os.getuid()):
+            ensure_private_directory(os.path.dirname(path))
+        sock = listen(path, config.control_socket_mode, _owner(config), log)
+    except BootError as exc:
+        if config.control_socket is not None:
+            raise
+        log.warning("%s; running without a control socket (give each server its own "
+                    "--control-socket)", exc)
+        return None
+    return ControlServer(sock, path, config.control_socket_mode, log)
+
+
+def listen(path: str, mode: int, owner: tuple[int, int] | None,
+           log: logging.Logger) -> socket.socket:
+    """A listening Unix socket at ``path`` with ``mode`` and ``owner``; raises BootError."""
+    _clear_path(path, log)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        # chmod and chown before listen(): until then a connect is refused, so no client gets
+        # in while the file still has the umask's mode
+        os.chmod(path, mode)
+        if owner is not None:
+            os.chown(path, *owner)
+        sock.listen(MAX_CLIENTS)
+    except OSError as exc:
+        sock.close()
+        raise BootError(f"control_socket: cannot listen on {path}: "
+                        f"{exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _clear_path(path: str, log: logging.Logger) -> None:
+    """Remove a stale socket at ``path``; a live one is another arbiter's (BootError), unless
+    it is our parent's: then this is the new arbiter of a binary upgrade and takes over."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BootError(f"control_socket: cannot use {path}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(info.st_mode):
+        raise BootError(f"control_socket: {path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+        owner: int | None = _peer_credentials(probe)[0]
+    except OSError:
+        owner = None  # refused: nobody listens, the socket file was left by a dead server
+    finally:
+        probe.close()
+    if owner is not None and owner != os.getppid():
+        raise BootError(f"control_socket: {path} is in use by arbiter {owner}")
+    if owner is not None:
+        log.info("control socket: taking %s over from arbiter %d (binary upgrade)", path, owner)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the peer: struct ucred, three ints."""
+    size = struct.calcsize("3i")
+    pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                         size))
+    return pid, uid, gid
+
+
+def _owner(config: Config) -> tuple[int, int] | None:
+    """The uid and gid the socket file gets: the server's ``user``/``group`` when we start as
+    root (the arbiter then drops to them); -1 leaves one unchanged. Unknown names are left to
+    ``drop_privileges``, which fails with the setting's name right after."""
+    if os.geteuid() != 0 or not (config.user or config.group):
+        return None
+    try:
+        uid = _id_of(config.user, lambda name: pwd.getpwnam(name).pw_uid)
+        gid = _id_of(config.group, lambda name: grp.getgrnam(name).gr_gid)
+        if gid == -1 and uid != -1:
+            gid = pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return None
+    return uid, gid
+
+
+def _id_of(name: str | None, lookup: Callable[[str], int]) -> int:
+    if not name:
+        return -1
+    return int(name) if name.isdigit() else lookup(name)
+
+
+# -- serving it -----------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Client:
+    sock: socket.socket
+    deadline: float
+    peer: tuple[int, int, int]
+    inbox: bytearray = field(default_factory=bytearray)
+    outbox: bytes = b""
+    answered: bool = False
+
+
+class ControlServer:
+    """The listening control socket and its clients, served from the arbiter's selector."""
+
+    def __init__(self, sock: socket.socket, path: str, mode: int,
+                 log: logging.Logger) -> None:
+        self.sock = sock
+        self.path = path
+        self.mode = mode
+        self.log = log
+        self._identity = _identity(path)
+        self._clients: dict[socket.socket, _Client] = {}
+        self._selector: selectors.BaseSelector | None = None
+        self._operations: Operations | None = None
+        self._clock: Callable[[], float] = time.monotonic
+        self._closed = False
+
+    def attach(self, selector: selectors.BaseSelector, operations: Operations,
+               clock: Callable[[], float] = time.monotonic) -> None:
+        """Serve on ``selector``: its callbacks are called with the selector key."""
+        self._selector, self._operations, self._clock = selector, operations, clock
+        selector.register(self.sock, selectors.EVENT_READ, self._on_accept)
+        self.log.info("control socket at %s", self.path)
+
+    def expire(self, now: float) -> None:
+        """Drop clients past their deadline (called from the arbiter's loop)."""
+        for client in [c for c in self._clients.values() if now > c.deadline]:
+            self._drop(client)
+
+    def reclaim(self) -> None:
+        """After a failed binary upgrade: bind the path again if it is no longer ours."""
+        if self._closed or self._selector is None or _identity(self.path) == self._identity:
+            return
+        try:
+            sock = listen(self.path, self.mode, None, self.log)
+        except BootError as exc:
+            self.log.warning("%s; prefork ctl cannot reach this arbiter", exc)
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(self.sock)
+        self.sock.close()
+        self.sock, self._identity = sock, _identity(self.path)
+        self._selector.register(sock, selectors.EVENT_READ, self._on_accept)
+
+    def close(self) -> None:
+        """At the arbiter's exit: close everything and remove the path if it is still ours."""
+        if self._closed:
+            return
+        self.abandon()
+        if _identity(self.path) == self._identity:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def abandon(self) -> None:
+        """In a freshly forked worker: close the inherited fds, leave the path alone."""
+        self._closed = True
+        for client in self._clients.values():
+            client.sock.close()
+        self._clients.clear()
+        self.sock.close()
+
+    # -- connections --------------------------------------------------------------------------
+
+    def _on_accept(self, _key: selectors.SelectorKey) -> None:
+        assert self._selector is not None
+        for _ in range(MAX_CLIENTS):
+            try:
+                conn, _address = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: the client sees a closed connection
+                self.log.warning("control socket: accept failed: %s", exc)
+                return
+            if len(self._clients) >= MAX_CLIENTS:
+                conn.close()
+                continue
+            conn.setblocking(False)
+            try:
+                peer = _peer_credentials(conn)
+            except OSError:
+                conn.close()
+                continue
+            client = _Client(conn, self._clock() + CLIENT_DEADLINE, peer)
+            self._clients[conn] = client
+            self._selector.register(conn, selectors.EVENT_READ,
+                                    functools.partial(self._on_client, client))
+
+    def _on_client(self, client: _Client, _key: selectors.SelectorKey) -> None:
+        if client.answered:
+            self._flush(client)
+            return
+        try:
+            data = client.sock.recv(MAX_REQUEST + 1 - len(client.inbox))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(client)
+            return
+        client.inbox += data
+        line, newline, _ = bytes(client.inbox).partition(b"\n")
+        if newline or (not data and line):
+            self._answer(client, self._execute(line, client.peer))
+        elif not data:
+            self._drop(client)  # connected and left without a word (e.g. a liveness probe)
+        elif len(client.inbox) > MAX_REQUEST:
+            self._answer(client, {"error": f"request longer than {MAX_REQUEST} bytes"})
+
+    def _answer(self, client: _Client, reply: dict[str, Any]) -> None:
+        client.answered = True
+        client.outbox = (json.dumps(reply, separators=(",", ":")) + "\n").encode()
+        self._flush(client)
+        if client.outbox and self._selector is not None and client.sock in self._clients:
+            self._selector.modify(client.sock, selectors.EVENT_WRITE,
+                                  functools.partial(self._on_client, client))
+
+    def _flush(self, client: _Client) -> None:
+        try:
+            sent = client.sock.send(client.outbox)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(client)
+            return
+        client.outbox = client.outbox[sent:]
+        if not client.outbox:
+            # Closing with unread input makes the kernel reset the connection, and the client
+            # would see ECONNRESET instead of the reply (an over-long request): read it first.
+            with contextlib.suppress(OSError):
+                for _ in range(4):
+                    if not client.sock.recv(65536):
+                        break
+            self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        if self._clients.pop(client.sock, None) is None:
+            return
+        if self._selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(client.sock)
+        client.sock.close()
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def _execute(self, line: bytes, peer: tuple[int, int, int]) -> dict[str, Any]:
+        assert self._operations is not None
+        try:
+            request = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            return {"error": "the request is not a JSON object"}
+        if not isinstance(request, dict) or not isinstance(request.get("command"), str):
+            return {"error": 'the request needs a "command" (status, reload, scale, recycle, '
+                             'stop)'}
+        name = request["command"]
+        handler = COMMANDS.get(name)
+        if handler is None:
+            return {"error": f"unknown command {name!r} (status, reload, scale, recycle, stop)"}
+        if name != "status":
+            self.log.info("control: %s requested by pid %d (uid %d)", name, peer[0], peer[1])
+        try:
+            return handler(self._operations, request)
+        except RequestError as exc:
+            return {"error": str(exc)}
+        except Exception as exc:  # a control request must never take the arbiter down
+            self.log.exception("control: %s failed", name)
+            return {"error": f"{name} failed: {type(exc).__name__}: {exc}"}
+
+
+class RequestError(Exception):
+    """A control request with a bad argument; its message is the reply's ``error``."""
+
+
+def _status(operations: Operations, _request: dict[str, Any]) -> dict[str, Any]:
+    """The arbiter's stats, with each worker's slot history next to it."""
+    stats = operations.stats()
+    slots = stats.get("slots", {})
+    workers = []
+    for worker in stats.get("workers", []):
+        history = slots.get(worker["slot"], {})
+        workers.append({**worker, "restarts": history.get("restarts", worker["restarts"]),
+                        "last_exit": history.get("last_exit", "")})
+    return {**stats, "workers": workers, "stopping": operations.stopping,
+            "recycling": list(operations.replacements_pending)}
+
+
+def _replaceable(operations: Operations) -> list[int]:
+    return [worker["pid"] for worker in operations.stats().get("workers", [])
+            if worker["state"] != "draining" and not worker["retiring"]]
+
+
+def _reload(operations: Operations, _request: dict[str, Any]) -> dict[str, Any]:
+    replacing = [] if operations.stopping else _replaceable(operations)
+    operations.reload()
+    return {"replacing": replacing}
+
+
+def _scale(operations: Operations, request: dict[str, Any]) -> dict[str, Any]:
+    previous = operations.target
+    if "workers" in request:
+        count = _integer(request["workers"], "workers")
+    elif "change" in request:
+        count = previous + _integer(request["change"], "change")
+    else:
+        raise RequestError('scale needs "workers" (a count) or "change" (+N or -N)')
+    if count < 1:
+        raise RequestError(f"cannot scale to {count} workers (1 at least)")
+    operations.scale(count)
+    return {"target": operations.target, "previous": previous}
+
+
+def _recycle(operations: Operations, request: dict[str, Any]) -> dict[str, Any]:
+    target = request.get("pid", "all")
+    pid = None if target == "all" else _integer(target, "pid")
+    try:
+        return {"recycling": operations.recycle(pid)}
+    except LookupError as exc:
+        raise RequestError(str(exc.args[0]) if exc.args else "no such worker") from None
+
+
+def _stop(operations: Operations, request: dict[str, Any]) -> dict[str, Any]:
+    graceful = request.get("graceful", True)
+    if not isinstance(graceful, bool):
+        raise RequestError('"graceful" must be true or false')
+    operations.begin_stop(graceful=graceful)
+    return {"stopping": operations.stopping}
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f'"{name}" must be an integer, got {value!r}')
+    return value
+
+
+COMMANDS: dict[str, Callable[[Operations, dict[str, Any]], dict[str, Any]]] = {
+    "status": _status, "reload": _reload, "scale": _scale, "recycle": _recycle, "stop": _stop,
+}
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino

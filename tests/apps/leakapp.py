@@ -1,0 +1,24 @@
+"""ASGI app for recycling tests: ``/leak`` keeps 2 MB more each time; every answer is the pid."""
+
+import os
+
+LEAK_BYTES = 2 * 1024 * 1024
+_kept: list[bytes] = []
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["path"] == "/leak":
+        _kept.append(b"\x01" * LEAK_BYTES)  # written, so resident (a calloc'd page is not)
+    body = str(os.getpid()).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
