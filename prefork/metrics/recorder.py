@@ -92,6 +92,20 @@ class RequestRecorder:
         if statsd is not None:
             statsd.request(status, duration)
 
+    def rejected(self, status: int) -> None:
+        """A request the worker answered itself with an error (400, 408, 413, 431, or 503 from
+        --limit-concurrency): counted by status class, with no duration (no app ran)."""
+        values = self.values
+        if values is not None:
+            slot = self.status_slots[status // 100]
+            if slot < 0:
+                slot = self._new_status_class(status // 100)
+            values[slot] += 1.0
+        statsd = self.statsd
+        if statsd is not None:
+            statsd.increment("gunicorn.requests")
+            statsd.increment(f"gunicorn.request.status.{status}")
+
     def _new_status_class(self, status_class: int) -> int:
         assert self.block is not None
         with self.block.lock:

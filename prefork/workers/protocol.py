@@ -510,6 +510,8 @@ class HttpProtocol(asyncio.Protocol):
             self.abort()
             return
         self.write(answer)
+        if self.state.metrics is not None:
+            self.state.metrics.rejected(exc.status_hint if 400 <= exc.status_hint <= 599 else 500)
         self._linger()
 
     # -- called by the cycle --------------------------------------------------------------------

@@ -74,6 +74,20 @@ def test_totals_over_two_workers() -> None:
         assert scrape(server, "/metrics?name=x")[0] == 200
 
 
+def test_requests_the_worker_refuses_are_counted() -> None:
+    with running_server(APP, workers=1, metrics_bind="127.0.0.1:0",
+                        limit_request_line=100) as server:
+        assert http_request(server.port, "/" + "x" * 200)[0] == 414
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: z\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
+        assert http_request(server.port, "/")[0] == 200
+        found = wait_until(lambda: (f := samples(server))[
+            'prefork_requests_total{status="4xx"}'] == 2 and f, timeout=5)
+        assert found[REQUESTS_2XX] == 1
+        assert found["prefork_request_duration_seconds_count"] == 1  # the app's request only
+
+
 @pytest.mark.timeout(90)
 def test_sigkill_mid_run_loses_no_count_and_never_goes_back() -> None:
     """Clients send all the time; a worker is SIGKILLed between two of its responses: the 2xx
