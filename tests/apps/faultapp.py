@@ -11,20 +11,12 @@ WSGI ``wsgi_app``: ``/abort-request?FILE`` and ``/abort-response?FILE`` record e
 import asyncio
 import time
 
+from tests.apps.lifespan import acknowledge_lifespan
+
 
 def _record(path, line):
     with open(path, "a") as handle:
         handle.write(line + "\n")
-
-
-async def _lifespan(receive, send):
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def _answer(send, body):
@@ -36,7 +28,7 @@ async def _answer(send, body):
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await acknowledge_lifespan(receive, send)
         return
     path = scope["path"]
     query = scope["query_string"].decode()

@@ -2,19 +2,15 @@
 
 import os
 
+from tests.apps.lifespan import acknowledge_lifespan
+
 LEAK_BYTES = 2 * 1024 * 1024
 _kept: list[bytes] = []
 
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await acknowledge_lifespan(receive, send)
     if scope["path"] == "/leak":
         _kept.append(b"\x01" * LEAK_BYTES)  # written, so resident (a calloc'd page is not)
     body = str(os.getpid()).encode()

@@ -10,6 +10,7 @@ import os
 import time
 
 from prefork.metrics import Counter, Gauge, Histogram
+from tests.apps.lifespan import acknowledge_lifespan
 
 HITS = Counter("app_hits_total", "Hits by route.", labelnames=("route",))
 LATENCY = Histogram("app_latency_seconds", "Observed latencies.", buckets=(0.1, 0.5, 1.0))
@@ -20,13 +21,7 @@ LEVEL_ALL = Gauge("app_level_each", "Level, per worker.", aggregate="all")
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await acknowledge_lifespan(receive, send)
     path = scope["path"]
     query = scope["query_string"].decode() or "0"
     status = 200

@@ -4,6 +4,8 @@ import asyncio
 import os
 import time
 
+from tests.apps.lifespan import acknowledge_lifespan
+
 
 def _leave_an_orphan():
     """Double fork: the grandchild outlives its parent and is re-parented to PID 1."""
@@ -17,13 +19,7 @@ def _leave_an_orphan():
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await acknowledge_lifespan(receive, send)
     path = scope["path"]
     if path == "/crash":
         os._exit(70)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from prefork.testing import http_request, parse_response, running_server
+from tests.apps.lifespan import acknowledge_lifespan
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -49,13 +50,7 @@ def recording_app(log_path: str) -> Any:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await acknowledge_lifespan(receive, send)
         record(f"start {scope['method']} {scope['path']}")
         size = 0
         while True:
