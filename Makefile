@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test nginx run test lint typecheck bench fuzz clean
+.PHONY: install install-test nginx redis run test lint typecheck bench bench-install fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ nginx:
 	     --no-install-recommends nginx-light libnginx-mod-stream >/dev/null) || \
 	  echo "nginx could not be installed: the nginx tests will be skipped"
 
+# redis-server for the examples/sessions test, which fails (does not skip) without it when
+# run as root: installing it is this target's job.
+redis:
+	@command -v redis-server >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     --no-install-recommends redis-server >/dev/null) || \
+	  echo "redis-server could not be installed: tests/process/test_sessions_example.py will fail"
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -30,7 +38,7 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(VENV)/bin/prefork examples.hello:app --workers auto --bind 127.0.0.1:8000
 
-test: install-test nginx
+test: install-test nginx redis
 	$(VENV)/bin/ruff check prefork tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
@@ -40,19 +48,26 @@ lint: install-test
 	$(VENV)/bin/mypy
 
 # Peers at pinned versions, in their own environment so they never meet prefork's test deps.
+# prefork is installed there too (editable: the working tree is what gets measured), so every
+# server runs on the same uvloop, httptools and framework versions.
 BENCH_VENV := bench/venv
-PEERS := uvicorn==0.54.0 uvloop==0.23.0 httptools==0.9.0 gunicorn==27.0.1
+PEERS := uvicorn==0.54.0 uvloop==0.23.0 httptools==0.9.0 gunicorn==27.0.1 \
+	uvicorn-worker==0.4.0 granian==2.8.7 hypercorn==0.18.0 websockets==17.4
+BENCH_FRAMEWORKS := starlette==1.10.0 fastapi==0.165.0 pydantic==2.14.4 flask==3.1.3
+# e.g. make bench BENCH_ARGS="--duration 2 --rounds 1 --scenarios hello --servers prefork,uvicorn"
+BENCH_ARGS ?= --rounds 4 --duration 10
 
-$(BENCH_VENV)/.installed:
+$(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install -q $(PEERS)
+	$(BENCH_VENV)/bin/python -m pip install -q $(PEERS) $(BENCH_FRAMEWORKS) -e .
 	touch $@
+
+bench-install: $(BENCH_VENV)/.installed
 
 bench: install $(BENCH_VENV)/.installed
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) bench/http_engine.py
-	$(PY) bench/peers.py --peers-venv $(BENCH_VENV)/bin --rounds 4
-	$(PY) bench/dispatch.py --rounds 3
+	$(BENCH_VENV)/bin/python -m bench.suite $(BENCH_ARGS)
 
 # Coverage-guided fuzzing of the HTTP engine (atheris); not part of CI.
 fuzz: install-test
