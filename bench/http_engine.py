@@ -6,9 +6,15 @@ next cycle; this is the cost the engine adds on top of the event loop.
 
 Protocol rows: the whole worker path for one request on a uvloop loop with a fake transport:
 ``data_received`` -> engine -> ASGI scope and cycle -> app task (``examples/hello.py``'s shape:
-two ``send`` calls) -> ``transport.write``, then the next request on the same connection. It
-includes the one loop iteration a task needs to run, which a real server pays too; the
-reference row is that iteration alone (a no-op task per request).
+two ``send`` calls) or inline WSGI call -> ``transport.write``, then the next request on the same
+connection. Each request is fed from a plain loop callback, as a socket's read callback feeds a
+real server (never from inside a task, where a task could not start eagerly), and the next one
+once the response is written. The rows include the loop iteration an app task waits for; the
+reference rows are a no-op task per request and the driver alone (one callback per request).
+The 64 KB rows answer with ``bench/apps/large_body.py``'s body.
+
+Timings move with whatever else runs on the machine: take the best of several runs, and compare
+two versions in the same minute (or count instructions under ``valgrind --tool=cachegrind``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import h11
@@ -100,11 +106,13 @@ def h11_alone(n: int) -> float:
 
 
 class FakeTransport:
-    """Just enough of a transport for HttpProtocol: counts what is written."""
+    """Just enough of a transport for HttpProtocol: counts what is written, and calls
+    ``on_write`` (once) after the next write, as the next read would come after a response."""
 
     def __init__(self) -> None:
         self.writes = 0
         self.closed = False
+        self.on_write: Callable[[], None] | None = None
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(
@@ -112,6 +120,13 @@ class FakeTransport:
 
     def write(self, data: bytes) -> None:
         self.writes += 1
+        callback = self.on_write
+        if callback is not None:
+            self.on_write = None
+            callback()
+
+    def writelines(self, pieces: Iterable[bytes]) -> None:
+        self.write(b"")
 
     def close(self) -> None:
         self.closed = True
@@ -135,38 +150,77 @@ class FakeTransport:
 
 
 HELLO_BODY = b"Hello, world!"
-HELLO_START = {"type": "http.response.start", "status": 200,
-               "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")]}
-HELLO_BODY_MESSAGE = {"type": "http.response.body", "body": HELLO_BODY}
+LARGE_BODY = b"x" * 65536  # bench/apps/large_body.py's
 
 
-async def hello_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    await send(HELLO_START)
-    await send(HELLO_BODY_MESSAGE)
+def asgi_app(body: bytes) -> Callable[..., Any]:
+    """``examples/hello.py``'s shape: a head with a Content-Length, then the body."""
+    start = {"type": "http.response.start", "status": 200,
+             "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]}
+    message = {"type": "http.response.body", "body": body}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(start)
+        await send(message)
+
+    return app
 
 
-def hello_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
-    return [HELLO_BODY]
+def wsgi_app(body: bytes) -> Callable[..., Any]:
+    headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", headers)
+        return [body]
+
+    return app
 
 
-def protocol_cycles(n: int, interface: str = "asgi", parser: str = "httptools") -> float:
+def _drive(loop: asyncio.AbstractEventLoop, n: int, transport: FakeTransport,
+           data_received: Callable[[bytes], None]) -> float:
+    """Seconds per request: each request is fed from a plain loop callback, as a socket's read
+    callback would feed it (never from inside a task), and the next one after the response."""
+    finished: asyncio.Future[float] = loop.create_future()
+    call_soon = loop.call_soon
+    remaining = n
+    start = 0.0
+
+    def feed() -> None:
+        nonlocal remaining
+        if remaining == 0:
+            finished.set_result(time.perf_counter() - start)
+            return
+        remaining -= 1
+        before = transport.writes
+        data_received(REQUEST)
+        if transport.writes == before:
+            transport.on_write = lambda: call_soon(feed)
+        else:
+            call_soon(feed)
+
+    start = time.perf_counter()
+    call_soon(feed)
+    return loop.run_until_complete(finished) / n
+
+
+def protocol_cycles(n: int, interface: str = "asgi", parser: str = "httptools",
+                    body: bytes = HELLO_BODY) -> float:
     """Seconds per request through HttpProtocol on one keep-alive connection."""
     import uvloop
 
     from prefork.workers.protocol import HttpProtocol, ServingState
 
     loop = uvloop.new_event_loop()
+    config = Config.from_mapping({"http": parser})
 
-    async def run() -> float:
-        config = Config.from_mapping({"http": parser})
-        app: Any = hello_asgi
-        state = ServingState(config, app, {}, lambda count: None)
+    async def connect() -> tuple[HttpProtocol, FakeTransport]:
+        # The protocol and the serving state are made on the running loop, as a worker does.
+        state = ServingState(config, asgi_app(body), {}, lambda count: None)
         if interface == "wsgi":
             from prefork.workers.wsgi import WsgiRunner
             from prefork.wsgi.environ import base_environ
 
-            state.app = hello_wsgi
+            state.app = wsgi_app(body)
             state.cycle_class = WsgiRunner(base_environ(root_path="", errors=None,
                                                         multithread=False, multiprocess=False,
                                                         file_wrapper=None),
@@ -174,45 +228,49 @@ def protocol_cycles(n: int, interface: str = "asgi", parser: str = "httptools") 
         protocol = HttpProtocol(state)
         transport = FakeTransport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
-        data_received = protocol.data_received
-        sleep = asyncio.sleep
-        start = time.perf_counter()
-        for _ in range(n):
-            before = transport.writes
-            data_received(REQUEST)
-            while transport.writes == before:
-                await sleep(0)
-        elapsed = time.perf_counter() - start
-        assert not transport.closed
-        protocol.connection_lost(None)
-        return elapsed / n
+        return protocol, transport
 
     try:
-        return loop.run_until_complete(run())
+        protocol, transport = loop.run_until_complete(connect())
+        per_request = _drive(loop, n, transport, protocol.data_received)
+        assert not transport.closed
+        protocol.connection_lost(None)
+        return per_request
     finally:
         loop.close()
 
 
 def loop_floor(n: int) -> float:
-    """Reference: one no-op task per request on uvloop, awaited the same way."""
+    """Reference: one no-op task per request on uvloop, driven the same way."""
     import uvloop
 
     loop = uvloop.new_event_loop()
+    transport = FakeTransport()
 
     async def noop() -> None:
-        pass
+        transport.write(b"")
 
-    async def run() -> float:
-        sleep = asyncio.sleep
-        start = time.perf_counter()
-        for _ in range(n):
-            task = loop.create_task(noop())
-            while not task.done():
-                await sleep(0)
-        return (time.perf_counter() - start) / n
+    def data_received(data: bytes) -> None:
+        loop.create_task(noop())
 
     try:
-        return loop.run_until_complete(run())
+        return _drive(loop, n, transport, data_received)
+    finally:
+        loop.close()
+
+
+def callback_floor(n: int) -> float:
+    """Reference: the driver alone (one loop callback per request, answered at once)."""
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    transport = FakeTransport()
+
+    def data_received(data: bytes) -> None:
+        transport.write(b"")
+
+    try:
+        return _drive(loop, n, transport, data_received)
     finally:
         loop.close()
 
@@ -230,11 +288,16 @@ def main() -> None:
         ("reference: bare h11.Connection", lambda: h11_alone(small)),
         ("protocol, ASGI hello, httptools", lambda: protocol_cycles(args.n)),
         ("protocol, WSGI hello, httptools", lambda: protocol_cycles(args.n, "wsgi")),
+        ("protocol, ASGI 64 KB body, httptools",
+         lambda: protocol_cycles(args.n, body=LARGE_BODY)),
+        ("protocol, WSGI 64 KB body, httptools",
+         lambda: protocol_cycles(args.n, "wsgi", body=LARGE_BODY)),
         ("reference: one no-op task per request", lambda: loop_floor(args.n)),
+        ("reference: one loop callback per request", lambda: callback_floor(args.n)),
     ]
     for label, run in rows:
         best = min(run() for _ in range(args.runs))
-        print(f"{label:>38}: {best * 1e6:7.2f} µs per request/response cycle")
+        print(f"{label:>42}: {best * 1e6:7.2f} µs per request/response cycle")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from prefork.config import SETTINGS_BY_NAME, Config
 from prefork.control import open_control_socket
 from prefork.errors import AppLoadError, BootError, ConfigError, PreforkError
 from prefork.hooks import ServerView, call_hook
+from prefork.http.parsers import choose_parser
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Command, Reply
 from prefork.logging import configure_error_log, configure_logging_from
@@ -81,6 +82,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     for notice in notices or ():
         logger.warning(notice)
     tls_context(config)  # a bad certificate fails here, in one line, before any fork
+    choose_parser(config.http)  # so does a parser that is not installed
     if config.check_config:
         source = prepare_app(config, app)
         if isinstance(source, str):

@@ -30,11 +30,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
-from prefork.http.connection import ERROR
+from prefork.http.connection import ERROR, JOIN_LIMIT
 from prefork.http.events import Data, EndOfMessage, Response
 
 if TYPE_CHECKING:
@@ -127,12 +126,9 @@ class HttpCycle:
 
     # -- running the app ------------------------------------------------------------------------
 
-    def begin(self, app: Any) -> Coroutine[Any, Any, None]:
+    async def run(self, app: Any) -> None:
         """The coroutine the protocol runs as this cycle's task (an ASGI app always gets one:
         ``asyncio.current_task()`` must be its own, for cancel scopes and timeouts)."""
-        return self.run(app)
-
-    async def run(self, app: Any) -> None:
         try:
             await app(self.scope, self.receive, self.send)
         except Exception as exc:
@@ -148,6 +144,8 @@ class HttpCycle:
                 self._fail()
         finally:
             self.protocol.cycle_finished(self)
+
+    begin = run  # the protocol's name for it; an alias costs no call per request
 
     def _fail(self) -> None:
         """500 if nothing was written yet; otherwise the only honest thing is to cut the
@@ -204,7 +202,14 @@ class HttpCycle:
                     head = self.head
                     if head is not None:  # the whole response in one message: one engine call
                         self.head = None
-                        self._complete(self._whole(head, body))
+                        if len(body) < JOIN_LIMIT:
+                            try:
+                                data = self.protocol.conn.send_whole(head, body)
+                            except (LocalProtocolError, TypeError, ValueError) as exc:
+                                self._refused(exc)
+                            self._complete(data)
+                        else:
+                            self._complete(*self._apart(head, body))
                     else:
                         self._complete(self._body(body, True))
                     return
@@ -260,17 +265,19 @@ class HttpCycle:
         except LocalProtocolError as exc:
             self._broken(exc)
 
-    def _whole(self, head: Response, body: bytes) -> bytes:
-        """Head, body and end of a one-message response (``ServerConnection.send_whole``)."""
-        conn = self.protocol.conn
+    def _apart(self, head: Response, body: bytes) -> tuple[bytes, bytes]:
+        """Head, body and end of a one-message response with a large body, in two pieces
+        (``ServerConnection.send_apart``; a small one goes through ``send_whole``)."""
         try:
-            return conn.send_whole(head, body)
-        except LocalProtocolError as exc:
-            if conn.our_state == ERROR:  # the head was fine; the body broke its length
-                self._broken(exc)
-            self._bad_head(exc)
-        except (TypeError, ValueError) as exc:
-            self._bad_head(exc)
+            return self.protocol.conn.send_apart(head, body)
+        except (LocalProtocolError, TypeError, ValueError) as exc:
+            self._refused(exc)
+
+    def _refused(self, exc: Exception) -> NoReturn:
+        """The engine refused a one-message response (``send_whole``/``send_apart``)."""
+        if isinstance(exc, LocalProtocolError) and self.protocol.conn.our_state == ERROR:
+            self._broken(exc)  # the head was fine; the body broke its length
+        self._bad_head(exc)
 
     def _serialise_head(self, head: Response) -> bytes:
         try:
@@ -297,9 +304,12 @@ class HttpCycle:
         self.protocol.abort()
         raise exc
 
-    def _complete(self, data: bytes) -> None:
+    def _complete(self, data: bytes, rest: bytes = b"") -> None:
         self.response_state = RESPONSE_COMPLETE
-        self.protocol.write(data)
+        if rest:
+            self.protocol.write_apart(data, rest)
+        else:
+            self.protocol.write(data)
         self.protocol.response_complete()
         if self._waiter is not None:
             self._wake()

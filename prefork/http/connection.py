@@ -24,6 +24,9 @@ Notes for the I/O layer:
 * After ``send`` raised LocalProtocolError for a bad ``Response``, nothing was emitted and
   :meth:`error_response` can still answer 500; a body over- or under-run leaves our side in
   ``ERROR`` and the connection must be closed.
+* A one-piece response is one call: :meth:`send_whole` joins head and body into one buffer,
+  :meth:`send_apart` hands them back apart, for a body of ``JOIN_LIMIT`` bytes or more that
+  is cheaper to write beside its head (a vectored write) than to copy.
 
 This module does no I/O; the clock is injected.
 
@@ -65,7 +68,9 @@ from prefork.http.headers import (
 from prefork.http.limits import Limits
 from prefork.http.parsers import make_tokenizer
 
-__all__ = ["CLOSED", "DONE", "ERROR", "IDLE", "MUST_CLOSE", "SEND_BODY", "ServerConnection"]
+__all__ = [
+    "CLOSED", "DONE", "ERROR", "IDLE", "JOIN_LIMIT", "MUST_CLOSE", "SEND_BODY", "ServerConnection",
+]
 
 IDLE = "IDLE"
 SEND_BODY = "SEND_BODY"
@@ -100,6 +105,11 @@ _PARSER_NAMES = ("httptools", "h11")
 _NONE: list[bytes] = []  # shared empty list, never mutated
 _CLOSE_LINE = b"connection: close\r\n"
 _KEEP_ALIVE_LINE = b"connection: keep-alive\r\n"
+# Advice for the I/O layer: a body of at least this many bytes costs more to copy into one
+# buffer with its head than to write beside it (uvloop's writelines is one writev). Measured
+# per response over a socket pair: joining saves 0.1 µs of CPU at 4 KiB, writing apart saves
+# 0.3 µs at 16 KiB and 3 µs at 64 KiB. See send_apart.
+JOIN_LIMIT = 16 * 1024
 
 Event = Request | Data | EndOfMessage | ConnectionClosed | Sentinel
 _Queued = Request | Data | EndOfMessage | RemoteProtocolError
@@ -311,50 +321,33 @@ class ServerConnection:
         if len(headers) > limits.max_headers:
             raise RemoteProtocolError("too many header fields", 431)
         http11 = http_version == b"1.1"
-        fields = dict(headers)
-        if len(fields) == len(headers):
-            # No repeated names (the common case): a few dict lookups and no lists.
-            if fields.get(b"host") is None and http11:  # RFC 9112 §3.2: Host in HTTP/1.1
-                raise RemoteProtocolError("missing Host", 400)
-            value = fields.get(b"content-length")
-            coding = fields.get(b"transfer-encoding")
-            if value is None and coding is None:
-                length = 0
-            else:
-                length = framing.request_body_length(
-                    _NONE if value is None else [value], _NONE if coding is None else [coding],
-                    http_version)
-            value = fields.get(b"connection")
-            expect = fields.get(b"expect")
-            upgrade = fields.get(b"upgrade")
-            connection = _NONE if value is None else [value]
-        else:
-            hosts = 0
-            lengths: list[bytes] = []
-            codings: list[bytes] = []
-            connection = []
-            expect = upgrade = None
-            for name, value in headers:
-                if name in _REQUEST_FIELDS:
-                    if name == b"host":
-                        hosts += 1
-                    elif name == b"connection":
-                        connection.append(value)
-                    elif name == b"content-length":
-                        lengths.append(value)
-                    elif name == b"transfer-encoding":
-                        codings.append(value)
-                    elif name == b"expect":
-                        expect = value
-                    else:
-                        upgrade = value
-            if hosts != 1 and (hosts or http11):  # RFC 9112 §3.2: exactly one Host in HTTP/1.1
-                raise RemoteProtocolError("missing Host" if not hosts else "repeated Host", 400)
-            length = (
-                framing.request_body_length(lengths, codings, http_version)
-                if (lengths or codings)
-                else 0
-            )
+        # One pass over the names: most are none of the six read here, and a set lookup each
+        # costs less than building a dict of them all (11.0k instructions for the bench's
+        # six-field head against 12.9k with dict() and six gets).
+        hosts = 0
+        lengths = codings = connection = _NONE
+        expect = upgrade = None
+        for name, value in headers:
+            if name in _REQUEST_FIELDS:
+                if name == b"host":
+                    hosts += 1
+                elif name == b"connection":
+                    connection = [value] if connection is _NONE else [*connection, value]
+                elif name == b"content-length":
+                    lengths = [value] if lengths is _NONE else [*lengths, value]
+                elif name == b"transfer-encoding":
+                    codings = [value] if codings is _NONE else [*codings, value]
+                elif name == b"expect":
+                    expect = value
+                else:
+                    upgrade = value
+        if hosts != 1 and (hosts or http11):  # RFC 9112 §3.2: exactly one Host in HTTP/1.1
+            raise RemoteProtocolError("missing Host" if not hosts else "repeated Host", 400)
+        length = (
+            framing.request_body_length(lengths, codings, http_version)
+            if (lengths or codings)
+            else 0
+        )
         max_body = limits.max_body_size
         if max_body is not None and length > max_body:
             raise RemoteProtocolError("request body too large", 413)
@@ -459,9 +452,27 @@ class ServerConnection:
             self._our = DONE
             self.body_sent = len(body)
             return head + body
+        return head + self._whole_body(body)
+
+    def send_apart(self, response: Response, body: bytes) -> tuple[bytes, bytes]:
+        """:meth:`send_whole` with the head and the rest as two pieces, to be written one after
+        the other: a large body is then never copied into one buffer with its head (see
+        ``JOIN_LIMIT``). The errors are send_whole's."""
+        if self._our is not IDLE or self._request is None:
+            raise LocalProtocolError(f"cannot send Response in state {self.our_state}", 500)
+        return self._send_response(response), self._whole_body(body)
+
+    def _whole_body(self, body: bytes) -> bytes:
+        """The body and end of the response whose head was just serialised."""
+        writer = self._writer
+        if writer.mode == CONTENT_LENGTH and writer.remaining == len(body):
+            writer.remaining = 0  # exactly the announced length: nothing to frame or check
+            self._our = DONE
+            self.body_sent = len(body)
+            return body
         try:
             data = writer.data(body)
-            out = head + data + writer.end(())
+            out = data + writer.end(())
         except LocalProtocolError:
             self._fail_local()
             raise
@@ -531,8 +542,8 @@ class ServerConnection:
             parts += (name, b": ", value, b"\r\n")
         lines = 1 + (len(parts) - 1) // 4  # the status line, then four parts per field line
 
-        length = None if length_value is None else framing.parse_content_length(length_value)
-        mode = framing.response_framing(status, self._head_request, self._http11, length)
+        mode, length, framing_line = framing.response_framing(
+            status, self._head_request, self._http11, length_value)
         keep = self._keep_alive and mode != CLOSE_DELIMITED
         if self._waiting_100 and self._their is SEND_BODY:
             keep = False  # the client may never send the body it was told to wait with
@@ -542,13 +553,8 @@ class ServerConnection:
             if b"close" in tokens:
                 keep = False
             extra = b", ".join(sorted(tokens - {b"close", b"keep-alive"}))
-        if length is not None and (
-            mode == CONTENT_LENGTH or framing.sends_content_length(status)
-        ):
-            parts.append(framing.content_length_line(length))
-            lines += 1
-        elif mode == framing.CHUNKED:
-            parts.append(framing.TRANSFER_ENCODING_CHUNKED)
+        if framing_line:
+            parts.append(framing_line)
             lines += 1
         if not keep:
             parts.append(b"connection: close, %s\r\n" % extra if extra else _CLOSE_LINE)
@@ -571,15 +577,17 @@ class ServerConnection:
             head = b"".join(parts)
         except TypeError:
             raise find_bad_line(fields, reason) from None
-        # One count per line end instead of a regex per value: a CR, LF or NUL smuggled into a
-        # value or reason shows up as a line too many.
+        # One scan of the joined head instead of a regex per value: every line we wrote ends in
+        # CRLF, so a CR, LF or NUL smuggled into a value or reason is a byte too many. Deleting
+        # the three bytes and comparing lengths is one pass (2.9k instructions for a 119-byte
+        # head under cachegrind, against 6.7k for counting CR, LF and NUL apart).
         lines += 1  # the empty line
-        if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\x00" in head:
+        if len(head) - len(head.translate(None, b"\r\n\x00")) != 2 * lines:
             raise find_bad_line(fields, reason)
 
         writer = self._writer
         writer.mode = mode
-        writer.remaining = length or 0
+        writer.remaining = length
         self._our = SEND_BODY
         self._waiting_100 = False
         if not keep:

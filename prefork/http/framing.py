@@ -64,14 +64,28 @@ TRANSFER_ENCODING_CHUNKED = b"transfer-encoding: chunked\r\n"
 
 
 def response_framing(
-    status: int, head_request: bool, http11: bool, content_length: int | None
-) -> int:
-    """Pick the framing of a response body (one of the four constants above)."""
+    status: int, head_request: bool, http11: bool, content_length: bytes | None
+) -> tuple[int, int, bytes]:
+    """The framing of a response body, from the application's Content-Length value (None when
+    it gave none): one of the four constants above, the length a CONTENT_LENGTH body must have
+    (0 otherwise), and the framing field line for the head (``b""`` for none). One call per
+    response decides all three. Raises LocalProtocolError (500) for a bad Content-Length.
+    """
+    if content_length is None:
+        length = None
+    elif content_length.isdigit() and len(content_length) <= _MAX_LENGTH_DIGITS:
+        length = int(content_length)  # the usual form: no whitespace around the digits
+    else:
+        length = parse_content_length(content_length)
     if head_request or status < 200 or status == 204 or status == 304:
-        return NO_BODY
-    if content_length is not None:
-        return CONTENT_LENGTH
-    return CHUNKED if http11 else CLOSE_DELIMITED
+        if length is not None and sends_content_length(status):
+            return NO_BODY, 0, b"content-length: %d\r\n" % length
+        return NO_BODY, 0, b""
+    if length is not None:
+        return CONTENT_LENGTH, length, b"content-length: %d\r\n" % length
+    if http11:
+        return CHUNKED, 0, TRANSFER_ENCODING_CHUNKED
+    return CLOSE_DELIMITED, 0, b""
 
 
 def sends_content_length(status: int) -> bool:
@@ -96,17 +110,14 @@ def parse_content_length(value: bytes) -> int:
 
 
 class BodyWriter:
-    """Frames the body of the response in progress. One per connection, restarted per response."""
+    """Frames the body of the response in progress. One per connection: each response head sets
+    ``mode`` and ``remaining`` from :func:`response_framing`."""
 
     __slots__ = ("mode", "remaining")
 
     def __init__(self) -> None:
         self.mode = NO_BODY
         self.remaining = 0
-
-    def start(self, mode: int, length: int | None) -> None:
-        self.mode = mode
-        self.remaining = length if length is not None else 0
 
     def data(self, data: bytes) -> bytes:
         mode = self.mode

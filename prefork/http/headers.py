@@ -124,21 +124,18 @@ class DateCache:
     the formatting cost is paid once per second per worker, not per connection.
     """
 
-    __slots__ = ("_clock", "_line", "_second", "_until")
+    __slots__ = ("_clock", "_line", "_second")
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._second = 0.0  # the cached line holds for _second <= clock() < _until
-        self._until = 0.0
+        self._second = -1
         self._line = b""
 
     def line(self) -> bytes:
         """``date: <IMF-fixdate>\\r\\n`` for the current second."""
-        now = self._clock()
-        if not self._second <= now < self._until:  # two float compares; int() costs more
-            second = int(now)
-            self._second = float(second)
-            self._until = second + 1.0
+        second = int(self._clock())
+        if second != self._second:
+            self._second = second
             self._line = b"date: " + imf_fixdate(second) + b"\r\n"
         return self._line
 

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
-from prefork.http.connection import ERROR
+from prefork.http.connection import ERROR, JOIN_LIMIT
 from prefork.http.events import Data, EndOfMessage, Request, Response
 from prefork.wsgi.environ import build_environ
 from prefork.wsgi.filewrapper import file_span
@@ -100,11 +101,9 @@ class WsgiCycle:
         self.left: int | None = None  # body bytes the app's Content-Length still allows
         self.responder = Responder(self._write_inline)
         self._waiter: asyncio.Future[None] | None = None
-        self.spool: BodySpool | None = None
+        self.spool: BodySpool | None = None  # inline: made by the first body piece
         self.input: StreamingInput | None = None
-        if runner.executor is None:
-            self.spool = BodySpool()
-        else:
+        if runner.executor is not None:
             self.responder.sink = self._write_from_thread
             self.input = StreamingInput(
                 self.loop.call_soon_threadsafe, runner.max_buffer,
@@ -120,10 +119,13 @@ class WsgiCycle:
         return stream.size if stream is not None else 0
 
     def body_received(self, data: bytes) -> None:
-        if self.spool is not None:
-            self.spool.append(data)
-        elif self.input is not None:
+        if self.input is not None:
             self.input.feed(data)
+            return
+        spool = self.spool
+        if spool is None:
+            spool = self.spool = BodySpool()
+        spool.append(data)
 
     def request_complete(self) -> None:
         self.body_complete = True
@@ -158,18 +160,19 @@ class WsgiCycle:
             result = self._call_inline(app)
             if result is _NO_RESULT:
                 self._complete()
-                return None
-            if type(result) is list and len(result) == 1 and self.responder.head is not None:
+            elif type(result) is list and len(result) == 1 and self.responder.head is not None:
                 try:
                     self._send_single(result[0])
                 except Exception as exc:
                     self._failed(exc)
                 self._complete()  # a list has no close()
-                return None
+            else:
+                return self._send_rest(result)
         except BaseException:
             self._finished()
             raise
-        return self._send_rest(result)
+        self._finished()  # as a task's end would: the request is no longer in flight
+        return None
 
     async def run(self, app: Callable[..., Any]) -> None:
         try:
@@ -217,9 +220,11 @@ class WsgiCycle:
     def _call_inline(self, app: Callable[..., Any]) -> Any:
         """Call the app with the whole body spooled; _NO_RESULT when it raised (answered)."""
         spool = self.spool
-        assert spool is not None
+        # No body (every GET): a bare BytesIO is a complete empty wsgi.input, at a fifth of
+        # the cost of a spool and its reader (1.2k instructions against 6.5k).
+        stream = spool.stream() if spool is not None else io.BytesIO()
         try:
-            return app(self._environ(spool.stream()), self.responder.start_response)
+            return app(self._environ(stream), self.responder.start_response)
         except Exception as exc:
             self._failed(exc)
             return _NO_RESULT
@@ -410,7 +415,8 @@ class WsgiCycle:
         self.protocol.write(out)
 
     def _send_single(self, piece: Any) -> None:
-        """A one-piece body: head, body and end in one write, with a Content-Length."""
+        """A one-piece body: head, body and end in one write, with a Content-Length (a large
+        body is written beside its head rather than copied into one buffer with it)."""
         if type(piece) is not bytes:
             piece = as_bytes(piece)
         responder = self.responder
@@ -423,14 +429,21 @@ class WsgiCycle:
         if responder.content_length is not None and len(piece) > responder.content_length:
             piece = piece[:responder.content_length]  # as _emit
         responder.headers_sent = True
+        rest = b""
         try:
-            out = conn.send_whole(head, piece)
+            if len(piece) < JOIN_LIMIT:
+                out = conn.send_whole(head, piece)
+            else:
+                out, rest = conn.send_apart(head, piece)
         except LocalProtocolError:
             if conn.our_state == ERROR:  # the head was accepted; the body broke its length
                 self.response_state = RESPONSE_STARTED
             raise
         self.response_state = RESPONSE_COMPLETE
-        self.protocol.write(out)
+        if rest:
+            self.protocol.write_apart(out, rest)
+        else:
+            self.protocol.write(out)
 
     async def _send_file(self, file: Any, offset: int, size: int) -> None:
         """A FileWrapper over a regular file: ``Content-Length`` from the file (or the app's, if

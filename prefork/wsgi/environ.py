@@ -112,17 +112,26 @@ def build_environ(
 ) -> dict[str, Any]:
     """The environ of ``request``; ``base`` comes from :func:`base_environ` (it is copied)."""
     environ = base.copy()
-    raw_path, query = split_target(request.target)
-    path = unquote_to_bytes(raw_path).decode("latin-1") if b"%" in raw_path \
-        else raw_path.decode("latin-1")
+    target = request.target
+    raw_target = target.decode("latin-1")
+    if target[:1] == b"/":  # origin-form, the usual one: RAW_URI's text serves the path too
+        path, _, query = raw_target.partition("?")
+        if "%" in path:
+            path = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
+    else:
+        raw_path, raw_query = split_target(target)
+        path = unquote_to_bytes(raw_path).decode("latin-1") if b"%" in raw_path \
+            else raw_path.decode("latin-1")
+        query = raw_query.decode("latin-1")
     script_name: str = base["SCRIPT_NAME"]
     if script_name and path.startswith(script_name) and (
             len(path) == len(script_name) or path[len(script_name)] == "/"):
         path = path[len(script_name):]
-    environ["REQUEST_METHOD"] = request.method.decode("latin-1")
+    method = request.method
+    environ["REQUEST_METHOD"] = _METHODS.get(method) or method.decode("latin-1")
     environ["PATH_INFO"] = path
-    environ["QUERY_STRING"] = query.decode("latin-1")
-    environ["RAW_URI"] = request.target.decode("latin-1")
+    environ["QUERY_STRING"] = query
+    environ["RAW_URI"] = raw_target
     environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(request.http_version, "HTTP/1.1")
     environ["wsgi.url_scheme"] = scheme
     environ["wsgi.input"] = wsgi_input
@@ -131,22 +140,28 @@ def build_environ(
         environ["REMOTE_PORT"] = str(client[1])
     else:  # a unix socket has no peer address
         environ["REMOTE_ADDR"] = ""
-    host: bytes | None = None
     keys = _KEYS
-    for name, value in request.headers:
-        key = keys.get(name) or _environ_key(name)
-        if not key:
-            continue
-        text = value.decode("latin-1")
-        if key in environ and key[0] == "H":  # a repeated field: RFC 9110 §5.3
-            environ[key] += "," + text
-        else:
-            environ[key] = text
-        if name == b"host" and host is None:
-            host = value
+    headers = request.headers
+    fields = {keys.get(name) or _environ_key(name): value.decode("latin-1")
+              for name, value in headers}
+    if len(fields) == len(headers):  # no name twice, at most one dropped: all in one update
+        fields.pop("", None)
+        environ.update(fields)
+    else:
+        for name, value in headers:
+            key = keys.get(name) or _environ_key(name)
+            if not key:
+                continue
+            text = value.decode("latin-1")
+            if key in environ and key[0] == "H":  # a repeated field: RFC 9110 §5.3
+                environ[key] += "," + text
+            else:
+                environ[key] = text
+    # The engine lets one Host field through at most (RFC 9112 §3.2).
+    host: str | None = environ.get("HTTP_HOST")
     if host:
         environ["SERVER_NAME"], environ["SERVER_PORT"] = _split_host(
-            host.decode("latin-1"), _DEFAULT_PORTS.get(scheme, "80"))
+            host, _DEFAULT_PORTS.get(scheme, "80"))
     elif server is not None:
         environ["SERVER_NAME"] = server[0]
         environ["SERVER_PORT"] = str(server[1]) if server[1] is not None else ""
@@ -154,6 +169,8 @@ def build_environ(
         environ["SERVER_NAME"], environ["SERVER_PORT"] = "localhost", ""
     return environ
 
+
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 # Field name -> environ key, "" for a dropped name. A plain dict read inline is a third of the
 # cost of an lru_cache call; bounded, and pure (a name's key never changes).

@@ -46,22 +46,51 @@ INTERNAL_ERROR = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
 INTERNAL_ERROR_EVENTS = (INTERNAL_ERROR, Data(INTERNAL_ERROR_BODY), EndOfMessage())
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
-# Header names checked once: name -> (lower-cased, latin-1 bytes). Apps send the same few names
-# on every response; pure and bounded, like the engine's NAME_MEMO.
-_NAMES: dict[str, tuple[str, bytes]] = {}
-_NAMES_MAX = 1024
+# What a header name is to the responder, remembered with it.
+_PLAIN, _HOP_BY_HOP, _CONNECTION, _CONTENT_LENGTH = range(4)
+# Header names checked once: name -> (latin-1 bytes, kind). Status lines checked once:
+# status -> (code, reason bytes). Apps send the same few of each on every response; both memos
+# are pure and bounded, like the engine's NAME_MEMO.
+_NAMES: dict[str, tuple[bytes, int]] = {}
+_STATUSES: dict[str, tuple[int, bytes]] = {}
+_MEMO_MAX = 1024
+
+
+def _has_line_break(text: str) -> bool:
+    # three C scans cost a third of one regex search: 0.8k instructions against 2.3k for a
+    # 25-character value
+    return "\r" in text or "\n" in text or "\x00" in text
+
+
+def _check_status(status: Any) -> tuple[int, bytes]:
+    if type(status) is not str:
+        raise TypeError(f"status must be a str, not {type(status).__name__}")
+    code = status[:3]
+    if len(status) < 4 or not code.isdigit() or status[3] != " " or _has_line_break(status):
+        raise ValueError(f"status must look like '200 OK', got {status!r}")
+    return int(code), status[4:].encode("latin-1")
+
+
+def _check_name(name: Any, item: Any) -> tuple[bytes, int]:
+    if type(name) is not str:
+        raise TypeError(f"response header names and values must be str, got {item!r}")
+    if not _TOKEN.match(name):
+        raise ValueError(f"invalid response header name {name!r}")
+    lower = name.lower()
+    kind = (_CONTENT_LENGTH if lower == "content-length" else _CONNECTION
+            if lower == "connection" else _HOP_BY_HOP if lower in HOP_BY_HOP else _PLAIN)
+    return name.encode("latin-1"), kind
 
 
 def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
     """The engine's response head for ``start_response(status, headers)``, and the app's
     ``Content-Length`` if it gave one. Raises TypeError or ValueError for what PEP 3333 (or
     HTTP) forbids."""
-    if type(status) is not str:
-        raise TypeError(f"status must be a str, not {type(status).__name__}")
-    code = status[:3]
-    if len(status) < 4 or not code.isdigit() or status[3] != " " or _BAD_VALUE.search(status):
-        raise ValueError(f"status must look like '200 OK', got {status!r}")
+    known_status = _STATUSES.get(status) if type(status) is str else None
+    if known_status is None:
+        known_status = _check_status(status)
+        if len(_STATUSES) < _MEMO_MAX:
+            _STATUSES[status] = known_status
     if type(headers) is not list:
         raise TypeError(f"response headers must be a list, not {type(headers).__name__}")
     fields: list[tuple[bytes, bytes]] = []
@@ -71,29 +100,28 @@ def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
         if type(item) is not tuple or len(item) != 2:
             raise TypeError(f"a response header must be a (name, value) tuple, got {item!r}")
         name, value = item
-        known = names.get(name)
+        known = names.get(name) if type(name) is str else None
         if known is None:
-            if type(name) is not str:
-                raise TypeError(f"response header names and values must be str, got {item!r}")
-            if not _TOKEN.match(name):
-                raise ValueError(f"invalid response header name {name!r}")
-            known = (name.lower(), name.encode("latin-1"))
-            if len(names) < _NAMES_MAX:
+            known = _check_name(name, item)
+            if len(names) < _MEMO_MAX:
                 names[name] = known
-        lower, raw_name = known
+        raw_name, kind = known
         if type(value) is not str:
             raise TypeError(f"response header names and values must be str, got {item!r}")
-        if _BAD_VALUE.search(value):
+        if _has_line_break(value):
             raise ValueError(f"response header {name!r} has CR, LF or NUL in its value")
-        if lower in HOP_BY_HOP and (lower != "connection" or value.strip().lower() != "close"):
-            continue
-        if lower == "content-length":
-            text = value.strip()
-            if not text.isdigit():
-                raise ValueError(f"invalid Content-Length {value!r}")
-            length = int(text)
+        if kind:
+            if kind == _HOP_BY_HOP or (kind == _CONNECTION
+                                       and value.strip().lower() != "close"):
+                continue
+            if kind == _CONTENT_LENGTH:
+                text = value.strip()
+                if not text.isdigit():
+                    raise ValueError(f"invalid Content-Length {value!r}")
+                length = int(text)
         fields.append((raw_name, value.encode("latin-1")))
-    return Response(int(code), fields, status[4:].encode("latin-1")), length
+    code, reason = known_status
+    return Response(code, fields, reason), length
 
 
 class Responder:

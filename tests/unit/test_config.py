@@ -138,3 +138,18 @@ def test_json_error_log_lines_carry_the_exception() -> None:
     entry = json.loads(line)
     assert entry["message"] == "failed: x" and entry["level"] == "error"
     assert 'ValueError: bad "thing"' in entry["exception"]
+
+
+def test_parser_choice_falls_back_or_names_the_setting(monkeypatch) -> None:
+    import importlib.util
+
+    from prefork.errors import ConfigError
+    from prefork.http.parsers import choose_parser
+
+    assert choose_parser("auto") == "httptools"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "httptools" else real(name, *args))
+    assert choose_parser("auto") == "h11"
+    with pytest.raises(ConfigError, match=r"^http: the httptools parser is not installed"):
+        choose_parser("httptools")

@@ -65,3 +65,17 @@ def make_tokenizer(name: str, sink: Sink, limits: Limits) -> Tokenizer:
 
         return H11Tokenizer(sink, limits)
     raise ConfigError(f"parser must be one of {', '.join(PARSERS)}, got {name!r}")
+
+
+def choose_parser(setting: str) -> str:
+    """The backend for the ``http`` setting (auto, httptools or h11). ``auto`` prefers
+    httptools and falls back to h11 when it cannot be imported; a backend named explicitly
+    that cannot be imported is a ConfigError naming the setting, raised before any fork."""
+    import importlib.util
+
+    wanted = ("httptools", "h11") if setting == "auto" else (setting,)
+    for name in wanted:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    raise ConfigError(f"http: the {' or '.join(wanted)} parser is not installed "
+                      f"(pip install {wanted[0]}{', or choose --http h11' * (setting != 'h11')})")

@@ -1,0 +1,127 @@
+"""The shortcuts of the per-request hot path keep the semantics of the long way round.
+
+* A WSGI request answered inline without a task leaves nothing in flight, so
+  ``--limit-concurrency`` does not fill up with finished requests.
+* A one-piece body of ``JOIN_LIMIT`` bytes or more is written beside its head, not joined to
+  it: the same bytes on the wire, with and without a Content-Length, for HEAD, and a body
+  that breaks its Content-Length still cuts the connection. ASGI and WSGI, both parsers, both
+  loops.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from prefork.http.connection import JOIN_LIMIT
+from prefork.testing import http_request, parse_response, running_server
+from prefork.workers.wsgi import WsgiRunner
+from prefork.wsgi.environ import base_environ
+
+pytestmark = pytest.mark.timeout(30)
+
+
+# -- WSGI inline accounting --------------------------------------------------------------------
+
+
+def hello_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    # A plain list, no wsgiref.validate wrapper: the shape that is answered without a task.
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [b"Hello, world!"]
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_inline_wsgi_requests_leave_nothing_in_flight(parser: str) -> None:
+    # A GET answered inline (no task) must release its in-flight slot like any other request:
+    # with one slot, the second request would otherwise get 503.
+    with running_server(hello_wsgi, workers=1, threads=1, limit_concurrency=1,
+                        http=parser) as server:
+        for _ in range(3):
+            assert http_request(server.port, "/hello")[0] == 200
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            for _ in range(3):  # keep-alive: one connection, one request after another
+                sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                status, headers, body = read_response(sock)
+                assert status == 200 and body == b"Hello, world!", (status, headers, body)
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One response with a Content-Length from a kept-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    status, headers, body = parse_response(data)
+    while len(body) < int(headers["content-length"]):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        body += chunk
+    return status, headers, body
+
+
+# -- large bodies: head and body written apart -------------------------------------------------
+
+LARGE = bytes(range(256)) * (4 * JOIN_LIMIT // 256)  # 64 KiB, every byte value
+
+
+def large_asgi(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    async def app() -> None:
+        query = scope["query_string"]
+        body = LARGE[:-1] if query == b"short" else LARGE
+        headers = [(b"content-type", b"application/octet-stream")]
+        if query != b"chunked":
+            headers.append((b"content-length", b"%d" % len(LARGE)))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    return app()
+
+
+def large_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [LARGE]
+
+
+def test_large_asgi_body_is_written_apart(serve: Any, client_factory: Any) -> None:
+    server = serve(large_asgi)
+    client = client_factory(server.port)
+    for _ in range(2):  # and the connection is reused after it
+        reply = client.request()
+        assert reply.status == 200 and reply.body == LARGE
+        assert reply.headers[b"content-length"] == b"%d" % len(LARGE)
+    reply = client.request("GET", "/?chunked")
+    assert reply.body == LARGE and reply.headers[b"transfer-encoding"] == b"chunked"
+    reply = client.request("HEAD")
+    assert reply.body == b"" and reply.headers[b"content-length"] == b"%d" % len(LARGE)
+    assert client.request().body == LARGE
+
+
+def test_large_asgi_body_shorter_than_its_length_cuts_the_connection(
+        serve: Any, client_factory: Any) -> None:
+    server = serve(large_asgi)
+    client = client_factory(server.port)
+    client.send(b"GET /?short HTTP/1.1\r\nHost: test\r\n\r\n")
+    data = client.recv_all()
+    assert not data  # nothing of the broken response went out
+    server.errors.clear()  # the application's error was logged, not raised into the loop
+
+
+def test_large_wsgi_body_is_written_apart(serve: Any, client_factory: Any) -> None:
+    server = serve(large_wsgi)
+    assert server.state is not None
+    server.state.cycle_class = WsgiRunner(
+        base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
+                     file_wrapper=None), None, server.state.limits.max_buffer)
+    client = client_factory(server.port)
+    for _ in range(2):
+        reply = client.request()
+        assert reply.status == 200 and reply.body == LARGE
+        assert reply.headers[b"content-length"] == b"%d" % len(LARGE)
+    reply = client.request("HEAD")
+    assert reply.body == b""
+    assert client.request().body == LARGE
