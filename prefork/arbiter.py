@@ -10,7 +10,9 @@ app was preloaded, and it never handles a request.
 It is longer than the house's 600 lines because it is one state machine: the signal handlers,
 the worker table, the deadlines and the embedder's commands all read and change the same
 records. What stands alone lives elsewhere: the restart policy (``supervision``), the hand-off
-of accepted connections (``dispatch``), the binary upgrade (``upgrade``), the sockets.
+of accepted connections (``dispatch``), the binary upgrade (``upgrade``), the sockets, the
+control socket (``control``), the metrics endpoint and totals (``metrics.collector``), the
+recycling limits (``recycling``) and the /proc samples (``procstat``).
 """
 
 from __future__ import annotations
