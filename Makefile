@@ -21,7 +21,7 @@ nginx:
 	@command -v nginx >/dev/null && test -e /usr/lib/nginx/modules/ngx_stream_module.so || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	     --no-install-recommends nginx-light libnginx-mod-stream >/dev/null) || \
-	  echo "nginx could not be installed: the nginx tests will be skipped"
+	  echo "nginx could not be installed: tests/integration/test_nginx.py will fail"
 
 # redis-server for the examples/sessions test, which fails (does not skip) without it when
 # run as root: installing it is this target's job.

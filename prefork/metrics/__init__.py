@@ -34,6 +34,7 @@ import math
 import os
 import re
 import threading
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
@@ -120,7 +121,7 @@ def _check_labelnames(name: str, labelnames: Iterable[str], reserved: Sequence[s
     return names
 
 
-class _Metric:
+class _Metric(ABC):
     """What the three kinds share: the name, its labels and the series made so far."""
 
     kind = ""
@@ -164,8 +165,9 @@ class _Metric:
                              "first")
         return self._labelled((), {})
 
+    @abstractmethod
     def _make_series(self, values: tuple[str, ...]) -> _Series:
-        raise NotImplementedError
+        """The series of one label combination, of this metric's kind."""
 
 
 class _Series:
