@@ -34,11 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import grp
 import json
 import logging
 import os
-import pwd
 import selectors
 import socket
 import stat
@@ -49,7 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prefork.config import Config
-from prefork.errors import BootError
+from prefork.errors import BootError, ConfigError
+from prefork.process import server_identity
 
 __all__ = ["CLIENT_DEADLINE", "MAX_CLIENTS", "MAX_REQUEST", "ControlServer", "Operations",
            "default_socket_path", "ensure_private_directory", "open_control_socket",
@@ -198,24 +197,14 @@ def _peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 
 def _owner(config: Config) -> tuple[int, int] | None:
     """The uid and gid the socket file gets: the server's ``user``/``group`` when we start as
-    root (the arbiter then drops to them); -1 leaves one unchanged. Unknown names are left to
-    ``drop_privileges``, which fails with the setting's name right after."""
+    root (the arbiter then drops to them). Unknown names are left to ``drop_privileges``,
+    which fails with the setting's name right after."""
     if os.geteuid() != 0 or not (config.user or config.group):
         return None
     try:
-        uid = _id_of(config.user, lambda name: pwd.getpwnam(name).pw_uid)
-        gid = _id_of(config.group, lambda name: grp.getgrnam(name).gr_gid)
-        if gid == -1 and uid != -1:
-            gid = pwd.getpwuid(uid).pw_gid
-    except KeyError:
+        return server_identity(config)
+    except ConfigError:
         return None
-    return uid, gid
-
-
-def _id_of(name: str | None, lookup: Callable[[str], int]) -> int:
-    if not name:
-        return -1
-    return int(name) if name.isdigit() else lookup(name)
 
 
 # -- serving it -----------------------------------------------------------------------------------

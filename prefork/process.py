@@ -35,9 +35,7 @@ def drop_privileges(config: Config) -> None:
     """Switch to ``group`` then ``user`` once the sockets are bound (binding may need root)."""
     if not config.user and not config.group:
         return
-    uid = _uid(config.user) if config.user else os.getuid()
-    gid = _gid(config.group) if config.group else (
-        pwd.getpwuid(uid).pw_gid if config.user else os.getgid())
+    uid, gid = server_identity(config)
     if (uid, gid) == (os.getuid(), os.getgid()):
         return
     try:
@@ -52,6 +50,16 @@ def drop_privileges(config: Config) -> None:
     except PermissionError:
         raise BootError(f"user: cannot switch to uid {uid} gid {gid} "
                         f"(running as uid {os.getuid()}; only root can)") from None
+
+
+def server_identity(config: Config) -> tuple[int, int]:
+    """The uid and gid the server runs as once privileges are dropped: ``user``/``group``
+    (names or numbers; the user's own group when only ``user`` is set), else the current
+    ones. An unknown name raises ConfigError naming the setting."""
+    uid = _uid(config.user) if config.user else os.getuid()
+    gid = _gid(config.group) if config.group else (
+        pwd.getpwuid(uid).pw_gid if config.user and _known_uid(uid) else os.getgid())
+    return uid, gid
 
 
 def _uid(user: str) -> int:

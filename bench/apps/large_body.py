@@ -2,31 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
-from bench.apps.lifespan import Receive, Send, serve_lifespan
+from bench.apps.hello import fixed_answer
 
 BODY = b"x" * 65536
-LENGTH = str(len(BODY))
-
-
-async def asgi(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-    """Answer every request with ``BODY``."""
-    if scope["type"] == "lifespan":
-        await serve_lifespan(receive, send)
-        return
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"application/octet-stream"),
-                    (b"content-length", LENGTH.encode())],
-    })
-    await send({"type": "http.response.body", "body": BODY})
-
-
-def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """Answer every request with ``BODY``."""
-    start_response("200 OK", [("Content-Type", "application/octet-stream"),
-                              ("Content-Length", LENGTH)])
-    return [BODY]
+asgi, wsgi = fixed_answer(BODY, "application/octet-stream")
