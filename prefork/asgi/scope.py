@@ -33,7 +33,6 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
 
 def http_scope(
     request: Request,
-    *,
     scheme: str,
     client: tuple[str, int] | None,
     server: tuple[str, int | None] | None,

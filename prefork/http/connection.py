@@ -55,18 +55,15 @@ from prefork.http.events import (
 )
 from prefork.http.framing import CLOSE_DELIMITED, CONTENT_LENGTH
 from prefork.http.headers import (
-    NAME_MEMO,
     REASONS,
-    STATUS_LINES,
     DateCache,
     check_value,
     encode_fields,
-    find_bad_line,
-    lower_name,
     status_line,
 )
 from prefork.http.limits import Limits
 from prefork.http.parsers import make_tokenizer
+from prefork.http.response_head import app_head
 
 __all__ = [
     "CLOSED", "DONE", "ERROR", "IDLE", "JOIN_LIMIT", "MUST_CLOSE", "SEND_BODY", "ServerConnection",
@@ -94,13 +91,13 @@ _OUR_TRANSITIONS: dict[tuple[str, type], str] = {
 
 _END = EndOfMessage()
 _CLOSED_EVENT = ConnectionClosed()
+# The request fields the engine reads, and those a proxy forwards the client's origin in
+# (read by prefork.proxy; the engine only notes that one is there, in the same pass).
+_FORWARDING_FIELDS = frozenset(
+    {b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 _REQUEST_FIELDS = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
-)
-# Response fields the engine writes itself (framing, persistence) or must not duplicate.
-_RESPONSE_FIELDS = frozenset(
-    {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"server", b"date"}
-)
+) | _FORWARDING_FIELDS
 _PARSER_NAMES = ("httptools", "h11")
 _NONE: list[bytes] = []  # shared empty list, never mutated
 _CLOSE_LINE = b"connection: close\r\n"
@@ -233,6 +230,32 @@ class ServerConnection:
         self._chunks.append(data)
         self._raw_len += len(data)
 
+    def receive_request(self, data: bytes) -> Request | None:
+        """:meth:`receive_data`, and when ``data`` is exactly one whole request without a body
+        (the usual GET on a kept connection), take its ``Request`` and ``EndOfMessage`` at once:
+        returns the request, with their side ``DONE`` as after two :meth:`next_event` calls.
+        Otherwise (a body, a partial head, pipelined requests, an upgrade, an error) returns
+        None, and the events wait for ``next_event`` as usual."""
+        if self._their is not IDLE or self._queue or self._chunks or self._blocked or \
+                self._eof or not data:
+            self.receive_data(data)
+            return None
+        self._chunks.append(data)
+        self._raw_len = len(data)
+        self._feed()
+        queue = self._queue
+        if len(queue) != 2 or queue[1] is not _END or self._switching or self._chunks:
+            return None
+        request = queue.popleft()
+        if type(request) is not Request:
+            queue.appendleft(request)
+            return None
+        queue.clear()
+        self._start_request(request)
+        self._their = DONE
+        self._waiting_100 = False
+        return request
+
     def next_event(self) -> Event:
         their = self._their
         if their is SEND_BODY or their is IDLE:
@@ -327,6 +350,7 @@ class ServerConnection:
         hosts = 0
         lengths = codings = connection = _NONE
         expect = upgrade = None
+        forwarded = False
         for name, value in headers:
             if name in _REQUEST_FIELDS:
                 if name == b"host":
@@ -339,8 +363,10 @@ class ServerConnection:
                     codings = [value] if codings is _NONE else [*codings, value]
                 elif name == b"expect":
                     expect = value
-                else:
+                elif name == b"upgrade":
                     upgrade = value
+                else:
+                    forwarded = True
         if hosts != 1 and (hosts or http11):  # RFC 9112 §3.2: exactly one Host in HTTP/1.1
             raise RemoteProtocolError("missing Host" if not hosts else "repeated Host", 400)
         length = (
@@ -375,7 +401,8 @@ class ServerConnection:
         )
         queue = self._queue
         request = Request(
-            method, target, http_version, headers, keep_alive, expect_continue, upgrade_value
+            method, target, http_version, headers, keep_alive, expect_continue, upgrade_value,
+            forwarded,
         )
         queue.append(request)
         self._body_budget = max_body if length == framing.CHUNKED_BODY else None
@@ -506,85 +533,30 @@ class ServerConnection:
         status = event.status_code
         if type(status) is not int or not 200 <= status <= 999:
             raise LocalProtocolError(f"bad final status code {status!r}", 500)
-        reason = event.reason
-        line = None if reason else STATUS_LINES.get(status)
-        parts = [line or status_line(status, reason)]
-        # The fields the engine reads are rare: one scalar each, a list only for a repeated
-        # Connection field (no allocation for a response without them).
-        length_value: bytes | None = None
-        connection: bytes | list[bytes] | None = None
-        has_server = has_date = False
-        fields = event.headers
-        memo = NAME_MEMO
-        for name, value in fields:
-            lname = memo.get(name) or lower_name(name)
-            if lname in _RESPONSE_FIELDS:
-                if lname == b"content-length":
-                    if length_value is None:
-                        length_value = value
-                    elif value != length_value:
-                        raise LocalProtocolError("conflicting Content-Length values", 500)
-                    continue
-                if lname == b"connection":
-                    if connection is None:
-                        connection = value
-                    elif isinstance(connection, list):
-                        connection.append(value)
-                    else:
-                        connection = [connection, value]
-                    continue
-                if lname == b"server":
-                    has_server = True
-                elif lname == b"date":
-                    has_date = True
-                else:  # transfer-encoding, keep-alive: ours to decide
-                    continue
-            parts += (name, b": ", value, b"\r\n")
-        lines = 1 + (len(parts) - 1) // 4  # the status line, then four parts per field line
-
-        mode, length, framing_line = framing.response_framing(
-            status, self._head_request, self._http11, length_value)
-        keep = self._keep_alive and mode != CLOSE_DELIMITED
+        app = app_head(status, event.reason, event.headers)
+        http11 = self._http11
+        if http11 and not self._head_request:
+            mode, length, framing_line = app.framing
+        else:
+            mode, length, framing_line = framing.response_framing(
+                status, self._head_request, http11, app.content_length)
+        keep = self._keep_alive and mode != CLOSE_DELIMITED and not app.close
         if self._waiting_100 and self._their is SEND_BODY:
             keep = False  # the client may never send the body it was told to wait with
-        extra = b""
-        if connection is not None:
-            tokens = _tokens(connection if isinstance(connection, list) else [connection])
-            if b"close" in tokens:
-                keep = False
-            extra = b", ".join(sorted(tokens - {b"close", b"keep-alive"}))
-        if framing_line:
-            parts.append(framing_line)
-            lines += 1
+        parts = [app.lines, framing_line]
+        extra = app.extra
         if not keep:
             parts.append(b"connection: close, %s\r\n" % extra if extra else _CLOSE_LINE)
-            lines += 1
-        elif not self._http11:
+        elif not http11:
             parts.append(_KEEP_ALIVE_LINE)
-            lines += 1
         elif extra:
             parts.append(b"connection: %s\r\n" % extra)
-            lines += 1
         date = self._date
-        if date is not None and not has_date:
+        if date is not None and not app.has_date:
             parts.append(date.line())
-            lines += 1
-        if self._server_line and not has_server:
+        if not app.has_server:
             parts.append(self._server_line)
-            lines += 1
         parts.append(b"\r\n")
-        try:
-            head = b"".join(parts)
-        except TypeError:
-            raise find_bad_line(fields, reason) from None
-        # One scan of the joined head instead of a regex per value: every line we wrote ends in
-        # CRLF, so a CR, LF or NUL smuggled into a value or reason is a byte too many. Deleting
-        # the three bytes and comparing lengths is one pass (2.9k instructions for a 119-byte
-        # head under cachegrind, against 6.7k for counting CR, LF and NUL apart).
-        lines += 1  # the empty line
-        if len(head) - len(head.translate(None, b"\r\n\x00")) != 2 * lines:
-            raise find_bad_line(fields, reason)
-
         writer = self._writer
         writer.mode = mode
         writer.remaining = length
@@ -592,7 +564,7 @@ class ServerConnection:
         self._waiting_100 = False
         if not keep:
             self._keep_alive = False
-        return head
+        return b"".join(parts)
 
     def _send_informational(self, event: InformationalResponse) -> bytes:
         status = event.status_code

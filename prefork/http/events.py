@@ -38,6 +38,9 @@ class Request:
     order. ``keep_alive`` is what the request asks for; ``expect_continue`` is true only for an
     HTTP/1.1 request that sent ``Expect: 100-continue`` *and* has a body. ``upgrade`` is the
     lower-cased ``Upgrade`` value when ``Connection`` carries the ``upgrade`` token, else None.
+    ``forwarded`` says a proxy's forwarding field is among the headers (``Forwarded`` or
+    ``X-Forwarded-For``/``-Proto``/``-Host``), so that a request without one skips their
+    resolution.
     """
 
     method: bytes
@@ -47,6 +50,7 @@ class Request:
     keep_alive: bool
     expect_continue: bool
     upgrade: bytes | None
+    forwarded: bool = False
 
 
 @dataclass(slots=True)

@@ -107,11 +107,6 @@ FILE_CHUNK = 256 * 1024
 _NO_TIMER, _IDLE, _HEAD, _BODY, _LINGER = range(5)
 _BODY_PENDING = 5  # a request started; its body deadline is set when more bytes are needed
 _CONTINUE = InformationalResponse(100)
-# The request fields prefork.proxy.resolve reads (tests/integration/test_proxy_headers.py sends
-# each of them through a server).
-_FORWARDING_FIELDS = frozenset(
-    {b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
-
 if sys.version_info >= (3, 12):
 
     def _start_task(
@@ -166,6 +161,8 @@ class ServingState:
         self.app = app
         self.lifespan_state = lifespan_state
         self.on_request_done = on_request_done
+        # --max-requests: only then does the worker need to hear of each finished request
+        self.counting_requests = bool(config.max_requests)
         self.limits = Limits(
             max_request_line=config.limit_request_line,
             max_headers=config.limit_request_fields,
@@ -287,8 +284,14 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.closed:
             return  # lingering: read and drop
-        self.conn.receive_data(data)
         phase = self.phase
+        if phase == _IDLE and not self.advancing:
+            request = self.conn.receive_request(data)
+            if request is not None:
+                self._whole_request(request)
+                return
+        else:
+            self.conn.receive_data(data)
         if phase == _BODY:
             self.deadline = self.loop.time() + self.state.limits.body_timeout
         elif phase == _IDLE:
@@ -362,6 +365,28 @@ class HttpProtocol(asyncio.Protocol):
         finally:
             self.advancing = False
 
+    def _whole_request(self, request: Request) -> None:
+        """A request that arrived whole and alone, its events already taken from the engine:
+        what :meth:`_advance` does for a ``Request`` and its ``EndOfMessage``, in one call."""
+        state = self.state
+        if state.counters.in_flight >= state.max_in_flight:
+            self._reject(RemoteProtocolError("too many requests in flight", 503))
+            return
+        self._start_cycle(request)  # never an upgrade: the engine leaves those to next_event
+        self.phase = _NO_TIMER
+        cycle = self.pending
+        assert cycle is not None
+        self.pending = None
+        cycle.request_complete()
+        self.advancing = True
+        self.again = False
+        try:
+            self._run(cycle)
+        finally:
+            self.advancing = False
+        if self.again and not self.closed:
+            self._advance()
+
     def _take_events(self) -> None:
         conn = self.conn
         limits = self.state.limits
@@ -417,12 +442,10 @@ class HttpProtocol(asyncio.Protocol):
         """Per request behind a trusted proxy: the client, scheme and host it forwarded (one
         upstream connection carries many clients' requests)."""
         assert self.state.trusted_proxies is not None
-        for name, _ in request.headers:
-            if name in _FORWARDING_FIELDS:
-                break
-        else:
-            # Most requests on a trusted connection carry none of them: skip resolve(), which
-            # parses the peer's address again (5 µs per request, bench/http_engine.py).
+        if not request.forwarded:
+            # Most requests on a trusted connection carry no forwarding field (the engine notes
+            # one while checking the head): skip resolve(), which parses the peer's address
+            # again (5 µs per request, bench/http_engine.py).
             self.client, self.scheme = self.peer, self.peer_scheme
             return request
         origin = resolve_forwarded(request.headers, self.peer[0] if self.peer else None,
@@ -437,7 +460,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def _start_cycle(self, request: Request) -> None:
         if self.peer_trusted:
-            request = self._forwarded(request)
+            if request.forwarded:
+                request = self._forwarded(request)
+            else:
+                self.client, self.scheme = self.peer, self.peer_scheme
         state = self.state
         if state.metrics is not None:
             self.head_at = time.perf_counter()
@@ -449,9 +475,8 @@ class HttpProtocol(asyncio.Protocol):
             if state.observing:
                 self.observation = observation.begin(self, request)
             if state.cycle_class is None:
-                scope = http_scope(request, scheme=self.scheme, client=self.client,
-                                   server=self.server, root_path=state.root_path,
-                                   state=state.lifespan_state)
+                scope = http_scope(request, self.scheme, self.client, self.server,
+                                   state.root_path, state.lifespan_state)
                 cycle = HttpCycle(self, scope, request.expect_continue)
             else:
                 cycle = state.cycle_class(self, request)
@@ -625,7 +650,8 @@ class HttpProtocol(asyncio.Protocol):
             self.observation = None
         counters = state.counters
         counters.requests += 1
-        state.on_request_done(counters.requests)
+        if state.counting_requests:
+            state.on_request_done(counters.requests)
         self.cycle = None
         if self.closed:
             return
