@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -240,6 +241,37 @@ def protocol_cycles(n: int, interface: str = "asgi", parser: str = "httptools",
         loop.close()
 
 
+def connection_cycles(n: int) -> float:
+    """Seconds per request when each request comes on a new connection (``Connection: close``):
+    the protocol's set-up and tear-down around one ASGI hello request."""
+    import uvloop
+
+    from prefork.workers.protocol import HttpProtocol, ServingState
+
+    loop = uvloop.new_event_loop()
+    config = Config.from_mapping({})
+    request = REQUEST.replace(b"Connection: keep-alive", b"Connection: close")
+
+    async def serve() -> float:
+        state = ServingState(config, asgi_app(HELLO_BODY), {}, lambda count: None)
+        start = time.perf_counter()
+        for _ in range(n):
+            protocol = HttpProtocol(state)
+            transport = FakeTransport()
+            written = loop.create_future()
+            transport.on_write = functools.partial(written.set_result, None)
+            protocol.connection_made(transport)  # type: ignore[arg-type]
+            protocol.data_received(request)
+            await written
+            protocol.connection_lost(None)
+        return (time.perf_counter() - start) / n
+
+    try:
+        return loop.run_until_complete(serve())
+    finally:
+        loop.close()
+
+
 def loop_floor(n: int) -> float:
     """Reference: one no-op task per request on uvloop, driven the same way."""
     import uvloop
@@ -288,6 +320,7 @@ def main() -> None:
         ("reference: bare h11.Connection", lambda: h11_alone(small)),
         ("protocol, ASGI hello, httptools", lambda: protocol_cycles(args.n)),
         ("protocol, WSGI hello, httptools", lambda: protocol_cycles(args.n, "wsgi")),
+        ("protocol, ASGI hello, a connection each", lambda: connection_cycles(args.n)),
         ("protocol, ASGI 64 KB body, httptools",
          lambda: protocol_cycles(args.n, body=LARGE_BODY)),
         ("protocol, WSGI 64 KB body, httptools",

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prefork.errors import ConfigError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+_ANSWERS_MAX = 4096
 PROXY_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
 
@@ -29,6 +30,9 @@ class TrustedProxies:
 
     networks: tuple[Network, ...]
     everyone: bool = False
+    # host -> answer: every connection asks once, and parsing an address with ipaddress costs
+    # more than the rest of setting up the connection (bench/http_engine.py). Pure, bounded.
+    _answers: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> TrustedProxies:
@@ -50,6 +54,16 @@ class TrustedProxies:
             return True
         if not host:
             return False
+        answers = self._answers
+        answer = answers.get(host)
+        if answer is None:
+            answer = self._trusts(host)
+            if len(answers) >= _ANSWERS_MAX:
+                answers.clear()
+            answers[host] = answer
+        return answer
+
+    def _trusts(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:

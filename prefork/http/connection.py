@@ -117,6 +117,21 @@ def _tokens(values: list[bytes]) -> set[bytes]:
     return {token.strip(b" \t") for token in b",".join(values).lower().split(b",")} - {b""}
 
 
+def _server_line(value: bytes) -> bytes:
+    """The ``Server`` field line; checked once per value, not once per connection."""
+    line = _SERVER_LINES.get(value)
+    if line is None:
+        try:
+            check_value(value)
+        except LocalProtocolError:
+            raise ConfigError(f"server_header is not a valid field value: {value!r}") from None
+        line = _SERVER_LINES[value] = b"server: " + value + b"\r\n"
+    return line
+
+
+_SERVER_LINES: dict[bytes, bytes] = {}  # a worker has one value; tests a few
+
+
 class ServerConnection:
     """The server side of one HTTP/1.1 connection. See the module docstring for the contract."""
 
@@ -140,15 +155,7 @@ class ServerConnection:
         if parser not in _PARSER_NAMES:
             raise ConfigError(f"parser must be one of {', '.join(_PARSER_NAMES)}, got {parser!r}")
         self._limits = limits if limits is not None else Limits()
-        if server_header:
-            try:
-                check_value(server_header)
-            except LocalProtocolError:
-                message = f"server_header is not a valid field value: {server_header!r}"
-                raise ConfigError(message) from None
-            self._server_line = b"server: " + server_header + b"\r\n"
-        else:
-            self._server_line = b""
+        self._server_line = _server_line(server_header) if server_header else b""
         self._date = (date_cache or DateCache(clock)) if date_header else None
         self._tokenizer = make_tokenizer(parser, self, self._limits)
         self._writer = framing.BodyWriter()

@@ -13,6 +13,7 @@ This module does no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from prefork.errors import ConfigError
@@ -56,15 +57,28 @@ class Tokenizer(Protocol):
 
 
 def make_tokenizer(name: str, sink: Sink, limits: Limits) -> Tokenizer:
+    # One per connection: the backend's class is imported (lazily: h11 or httptools may be
+    # missing) on the first call only.
+    backend = _BACKENDS.get(name)
+    if backend is None:
+        backend = _import_backend(name)
+        _BACKENDS[name] = backend
+    return backend(sink, limits)
+
+
+def _import_backend(name: str) -> Callable[[Sink, Limits], Tokenizer]:
     if name == "httptools":
         from prefork.http.parsers.httptools import HttptoolsTokenizer
 
-        return HttptoolsTokenizer(sink, limits)
+        return HttptoolsTokenizer
     if name == "h11":
         from prefork.http.parsers.h11 import H11Tokenizer
 
-        return H11Tokenizer(sink, limits)
+        return H11Tokenizer
     raise ConfigError(f"parser must be one of {', '.join(PARSERS)}, got {name!r}")
+
+
+_BACKENDS: dict[str, Callable[[Sink, Limits], Tokenizer]] = {}
 
 
 def choose_parser(setting: str) -> str:
