@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
@@ -187,7 +188,11 @@ class HttpCycle:
             finally:
                 self._waiter = None
 
-    async def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> Awaitable[None]:
+        """The app's ``send``. A message that needs no waiting is handled by the call itself,
+        which returns the worker's completed future (``await`` on it costs no coroutine: two
+        fewer per hello response); one that must wait for the client returns a coroutine.
+        ASGI asks only for an awaitable callable (granian's ``send`` is no coroutine either)."""
         if self.disconnected:
             raise ClientDisconnected("the client disconnected")
         kind = message["type"]
@@ -212,10 +217,12 @@ class HttpCycle:
                             self._complete(*self._apart(head, body))
                     else:
                         self._complete(self._body(body, True))
-                    return
+                    return self.protocol.state.done
                 self.awaiting_trailers = True
-            self.protocol.write(self._body(body, False))
-            await self.protocol.drain()
+            protocol = self.protocol
+            protocol.write(self._body(body, False))
+            if protocol.write_paused:
+                return protocol.drain()
         elif state == RESPONSE_NOT_STARTED and kind == "http.response.start":
             headers = message.get("headers", ())
             if type(headers) is not list and type(headers) is not tuple:
@@ -235,13 +242,14 @@ class HttpCycle:
                 self._complete(self._end(EndOfMessage(fields) if fields else _END))
         elif state == RESPONSE_STARTED and kind == "http.response.pathsend" and \
                 self.head is not None:
-            await self._send_path(message["path"])
+            return self._send_path(message["path"])
         elif state == RESPONSE_COMPLETE:
             raise RuntimeError(f"cannot send {kind!r}: the response is already complete")
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} "
                                f"({'before' if state == RESPONSE_NOT_STARTED else 'after'} "
                                "http.response.start)")
+        return self.protocol.state.done
 
     # -- turning messages into bytes ------------------------------------------------------------
 
@@ -306,11 +314,12 @@ class HttpCycle:
 
     def _complete(self, data: bytes, rest: bytes = b"") -> None:
         self.response_state = RESPONSE_COMPLETE
+        protocol = self.protocol
         if rest:
-            self.protocol.write_apart(data, rest)
+            protocol.write_apart(data, rest)
         else:
-            self.protocol.write(data)
-        self.protocol.response_complete()
+            protocol.write(data)
+        protocol.response_complete()
         if self._waiter is not None:
             self._wake()
 

@@ -617,6 +617,20 @@ class ServerConnection:
 
     # --- cycles ----------------------------------------------------------------------------------
 
+    def reuse(self) -> bool | None:
+        """:meth:`start_next_cycle` if both sides are done and the connection is kept (its
+        answer), else None and nothing changes: the usual end of a cycle in one call."""
+        if self._our is not DONE or self._their is not DONE or not self._keep_alive:
+            return None
+        self._our = IDLE
+        self._their = IDLE
+        self._request = None
+        self._waiting_100 = False
+        if self._blocked:
+            self._blocked = False
+            self._tokenizer.reset()
+        return bool(self._queue or self._chunks or self._eof)
+
     def start_next_cycle(self) -> bool:
         """Reset for the next request after both sides finished and the connection is kept.
 

@@ -203,6 +203,10 @@ class ServingState:
                               if config.proxy_protocol else None)
         # --metrics-bind / --statsd-host: records each response (None: off, one test per request)
         self.metrics: RequestRecorder | None = None
+        # What an ASGI send that had nothing to wait for returns (see HttpCycle.send); made on
+        # the worker's running loop, as the state is.
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.done.set_result(None)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -656,7 +660,27 @@ class HttpProtocol(asyncio.Protocol):
         if self.closed:
             return
         conn = self.conn
-        if not conn.keep_alive or state.draining:
+        if state.draining:
+            self._close_after_response()
+            return
+        ready = conn.reuse()
+        if ready is not None:  # the usual end: kept alive, both sides done, next cycle begun
+            limits = state.limits
+            if ready and conn.buffered_bytes:
+                self._arm(_HEAD, limits.headers_timeout)
+            else:
+                # _arm's common case inline: the timer set earlier fires first and re-arms
+                deadline = self.loop.time() + limits.keep_alive_timeout
+                self.phase = _IDLE
+                self.deadline = deadline
+                if self.timer is None or self.timer_at > deadline:
+                    self._arm(_IDLE, limits.keep_alive_timeout)
+            if self.reading_paused:
+                self._resume_reading()
+            if ready:
+                self._advance()
+            return
+        if not conn.keep_alive:
             self._close_after_response()
             return
         their = conn.their_state
