@@ -33,6 +33,7 @@ import os
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from prefork.asgi.ready import ready
 from prefork.errors import ClientDisconnected, LocalProtocolError
 from prefork.http.connection import ERROR, JOIN_LIMIT
 from prefork.http.events import Data, EndOfMessage, Response
@@ -164,21 +165,16 @@ class HttpCycle:
 
     # -- the app's callables --------------------------------------------------------------------
 
-    async def receive(self) -> dict[str, Any]:
+    def receive(self) -> Awaitable[dict[str, Any]]:
+        """The app's ``receive``: a :class:`Ready` when a message is ready, else a coroutine
+        that waits for one."""
+        message = self._take()
+        if message is None:
+            return self._receive_later()
+        return ready(self.protocol.loop, message)
+
+    async def _receive_later(self) -> dict[str, Any]:
         while True:
-            if self.body:
-                chunks, self.body = self.body, []
-                size, self.body_size = self.body_size, 0
-                self.protocol.body_consumed(size)
-                self.body_delivered = self.body_complete
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                return {"type": "http.request", "body": data, "more_body": not self.body_complete}
-            if self.body_complete and not self.body_delivered:
-                self.body_delivered = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            if self.disconnected or self.peer_closed or \
-                    self.response_state == RESPONSE_COMPLETE:
-                return {"type": _DISCONNECT}
             if self.expect_continue:
                 self.expect_continue = False
                 self.protocol.send_continue()  # RFC 9110 §10.1.1: only once the body is wanted
@@ -187,12 +183,30 @@ class HttpCycle:
                 await self._waiter
             finally:
                 self._waiter = None
+            message = self._take()
+            if message is not None:
+                return message
+
+    def _take(self) -> dict[str, Any] | None:
+        """The next message for ``receive`` if one is ready."""
+        if self.body:
+            chunks, self.body = self.body, []
+            size, self.body_size = self.body_size, 0
+            self.protocol.body_consumed(size)
+            self.body_delivered = self.body_complete
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return {"type": "http.request", "body": data, "more_body": not self.body_complete}
+        if self.body_complete and not self.body_delivered:
+            self.body_delivered = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if self.disconnected or self.peer_closed or self.response_state == RESPONSE_COMPLETE:
+            return {"type": _DISCONNECT}
+        return None
 
     def send(self, message: dict[str, Any]) -> Awaitable[None]:
         """The app's ``send``. A message that needs no waiting is handled by the call itself,
-        which returns the worker's completed future (``await`` on it costs no coroutine: two
-        fewer per hello response); one that must wait for the client returns a coroutine.
-        ASGI asks only for an awaitable callable (granian's ``send`` is no coroutine either)."""
+        which returns the worker's completed :class:`Ready`; one that must wait for the client
+        returns a coroutine."""
         if self.disconnected:
             raise ClientDisconnected("the client disconnected")
         kind = message["type"]

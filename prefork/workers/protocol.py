@@ -66,6 +66,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from prefork.accesslog import AccessLog
 from prefork.asgi.cycle import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, HttpCycle
+from prefork.asgi.ready import ready
 from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import RemoteProtocolError
@@ -203,10 +204,9 @@ class ServingState:
                               if config.proxy_protocol else None)
         # --metrics-bind / --statsd-host: records each response (None: off, one test per request)
         self.metrics: RequestRecorder | None = None
-        # What an ASGI send that had nothing to wait for returns (see HttpCycle.send); made on
+        # What an ASGI send that had nothing to wait for returns (prefork.asgi.ready); made on
         # the worker's running loop, as the state is.
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.done.set_result(None)
+        self.done = ready(asyncio.get_running_loop(), None)
 
 
 class HttpProtocol(asyncio.Protocol):

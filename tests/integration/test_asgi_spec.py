@@ -3,6 +3,7 @@ pathsend and trailers extensions. Both parsers, uvloop and plain asyncio."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -110,6 +111,23 @@ def test_receive_chunks_then_disconnect_only_after_response(serve: Any,
     assert b"".join(m.get("body", b"") for m in messages) == b"abcde"
     assert messages[-2]["more_body"] is False
     assert messages[-1] == {"type": "http.disconnect"}
+
+
+def test_send_and_receive_results_run_as_tasks(serve: Any, client_factory: Any) -> None:
+    """What send() and receive() return is awaited in place on the hot path, and may also be
+    handed to asyncio.create_task, as uvicorn's coroutines may."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        message = await asyncio.create_task(receive())
+        start = {"type": "http.response.start", "status": 200, "headers": []}
+        await asyncio.create_task(send(start))
+        await asyncio.ensure_future(send({"type": "http.response.body",
+                                          "body": message["body"] + b"!"}))
+
+    server = serve(app)
+    client = client_factory(server.port)
+    assert client.request("POST", "/", body=b"hey").body == b"hey!"
+    assert client.request("POST", "/", body=b"again").body == b"again!"
 
 
 def test_pathsend(serve: Any, client_factory: Any, tmp_path: Path) -> None:
