@@ -247,20 +247,27 @@ class ServerConnection:
                 self._eof or not data:
             self.receive_data(data)
             return None
-        self._chunks.append(data)
-        self._raw_len = len(data)
-        self._feed()
+        try:
+            self._tokenizer.feed(data)  # what _feed does with one chunk
+        except RemoteProtocolError as exc:
+            self._queue.append(exc)
+            self._dead = True
+            self._blocked = True
+            return None
         queue = self._queue
         if len(queue) != 2 or queue[1] is not _END or self._switching or self._chunks:
             return None
-        request = queue.popleft()
+        request = queue[0]
         if type(request) is not Request:
-            queue.appendleft(request)
             return None
         queue.clear()
-        self._start_request(request)
-        self._their = DONE
+        # _start_request for a request that neither switches protocols nor has a body
+        self._request = request
+        self._head_request = request.method == b"HEAD"
+        self._http11 = request.http_version == b"1.1"
+        self._keep_alive = request.keep_alive and not self._closing
         self._waiting_100 = False
+        self._their = DONE
         return request
 
     def next_event(self) -> Event:

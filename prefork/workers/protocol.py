@@ -56,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -108,19 +109,14 @@ FILE_CHUNK = 256 * 1024
 _NO_TIMER, _IDLE, _HEAD, _BODY, _LINGER = range(5)
 _BODY_PENDING = 5  # a request started; its body deadline is set when more bytes are needed
 _CONTINUE = InformationalResponse(100)
-if sys.version_info >= (3, 12):
-
-    def _start_task(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
-    ) -> asyncio.Task[None]:
-        return asyncio.Task(coro, loop=loop, eager_start=True)
-
-else:
-
-    def _start_task(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
-    ) -> asyncio.Task[None]:
-        return loop.create_task(coro)
+def _task_starter(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]:
+    """What starts a cycle's task: eagerly where Python can (3.12+), else ``create_task``;
+    a C callable either way, so that starting one adds no Python frame."""
+    if sys.version_info >= (3, 12):
+        return functools.partial(asyncio.Task, loop=loop, eager_start=True)
+    return loop.create_task
 
 
 class Cycle(Protocol):
@@ -207,6 +203,7 @@ class ServingState:
         # What an ASGI send that had nothing to wait for returns (prefork.asgi.ready); made on
         # the worker's running loop, as the state is.
         self.done = ready(asyncio.get_running_loop(), None)
+        self.start_task = _task_starter(asyncio.get_running_loop())
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -499,7 +496,7 @@ class HttpProtocol(asyncio.Protocol):
         coro = cycle.begin(state.app)
         if coro is None:
             return
-        task = _start_task(self.loop, coro)
+        task = state.start_task(coro)
         if not task.done():
             cycle.task = task
             state.tasks.add(task)
