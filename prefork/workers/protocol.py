@@ -193,6 +193,8 @@ class ServingState:
         self.health_path: bytes | None = (config.health_path.encode("latin-1")
                                           if config.health_path else None)
         self.native_sendfile = True  # until the loop says it has no loop.sendfile
+        # --certfile: only then can a connection be TLS (and is asked whether it is)
+        self.tls = bool(config.certfile)
         self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
                                 if config.proxy_headers else None)
         # --proxy-protocol: the balancers that must send a PROXY header (None: feature off)
@@ -256,12 +258,16 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = cast(asyncio.Transport, transport)
-        self.client = _address(transport.get_extra_info("peername"))
+        peername = transport.get_extra_info("peername")
+        # an IPv4 (host, port) pair is used as it is; anything else is normalised
+        self.client = peername if type(peername) is tuple and len(peername) == 2 \
+            and type(peername[1]) is int else _address(peername)
         sockname = transport.get_extra_info("sockname")
-        server = _address(sockname)
+        server = sockname if type(sockname) is tuple and len(sockname) == 2 \
+            and type(sockname[1]) is int else _address(sockname)
         # A unix socket's name is its path; ASGI wants (path, None) for it.
         self.server = server if server is not None else (str(sockname or ""), None)
-        if transport.get_extra_info("sslcontext") is not None:
+        if self.state.tls and transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
         self.peer, self.peer_scheme = self.client, self.scheme
         trusted = self.state.trusted_proxies
