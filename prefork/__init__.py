@@ -3,11 +3,17 @@
 Public API: :func:`serve` blocks like the command line; :class:`Server` runs an arbiter in a
 child process and controls it (start, stats, reload, scale, stop); :class:`Config` is the
 resolved settings table.
+
+``Config``, ``Server`` and ``serve`` are imported on first use: every ``prefork.*`` import runs
+this module first, and the processes that never touch them (a worker importing
+``prefork.worker`` for app code, ``prefork ctl``) should not pay for the settings table and
+the arbiter.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from prefork.config import Config
+from typing import TYPE_CHECKING, Any
+
 from prefork.errors import (
     AppLoadError,
     BootError,
@@ -15,7 +21,12 @@ from prefork.errors import (
     ConfigError,
     PreforkError,
 )
-from prefork.server import Server, serve
+
+if TYPE_CHECKING:
+    from prefork.config import Config
+    from prefork.server import Server, serve
+
+__version__ = "0.1.0"
 
 __all__ = [
     "AppLoadError",
@@ -28,3 +39,16 @@ __all__ = [
     "__version__",
     "serve",
 ]
+
+_LAZY = {"Config": "prefork.config", "Server": "prefork.server", "serve": "prefork.server"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

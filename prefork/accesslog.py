@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
+from typing import NamedTuple
 
 from prefork.errors import ConfigError
 from prefork.logging import ERROR_LOGGER, reopen_log_files
@@ -337,8 +338,7 @@ def _atom(key: str, clock: _Clock) -> tuple[Getter, bytes | None]:
 _SPEC = re.compile(r"[#0 +\-]*\d*(?:\.\d*)?[hlL]?[diouxXeEfFgGcrsa]")
 
 
-@dataclass(frozen=True, slots=True)
-class _Compiled:
+class _Compiled(NamedTuple):
     template: str  # positional: '%s "%s"'
     getters: tuple[Getter, ...]  # one per %s of the template
     reads: frozenset[bytes]  # the request headers the getters look at

@@ -25,12 +25,9 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefork.config import Config
-from prefork.control import ControlServer
-from prefork.cpus import usable_cpus
 from prefork.dispatch import HandOff
 from prefork.errors import (
     BOOT_EXIT_CODES,
@@ -63,6 +60,9 @@ from prefork.supervision import BreakerState, RestartPolicy, RestartSettings, Wo
 from prefork.upgrade import start_new_arbiter, take_back
 from prefork.worker import relay_broadcast
 
+if TYPE_CHECKING:
+    from prefork.control import ControlServer
+
 ARBITER_EXIT_OK = 0
 ARBITER_EXIT_BOOT_FAILED = 3  # no worker could be kept alive: the circuit breaker is open
 
@@ -79,31 +79,34 @@ FAST_STOP_GRACE = 2.0  # seconds workers get after SIGQUIT before SIGKILL
 WorkerMain = Callable[[Config, int, Channel, list[socket.socket], WorkerView], int]
 
 
-@dataclass
 class WorkerRecord:
-    """What the arbiter knows of one worker process."""
+    """What the arbiter knows of one worker process.
 
-    pid: int
-    slot: int
-    channel: Channel
-    started_at: float
-    last_seen: float
-    state: WorkerState = WorkerState.BOOTING
-    ready_at: float | None = None
-    stop_requested: bool = False  # we asked it to stop: its exit is not a crash
-    stop_deadline: float | None = None
-    abort_sent_at: float | None = None
-    retiring: bool = False  # asked for a replacement (max-requests)
-    boot_reason: str = ""
-    requests: int = 0
-    in_flight: int = 0
-    connections: int = 0
-    restarts: int = 0
-    channel_open: bool = True
-    age: int = 0  # spawn counter, gunicorn's worker.age
-    sample: ProcessSample | None = None  # the latest /proc sample (every SAMPLE_INTERVAL)
-    sampled_at: float = 0.0
-    cpu_percent: float = 0.0
+    The records are plain classes: a dataclass costs every start-up about 1 ms to generate."""
+
+    def __init__(self, pid: int, slot: int, channel: Channel, started_at: float,
+                 last_seen: float, restarts: int = 0, age: int = 0) -> None:
+        self.pid = pid
+        self.slot = slot
+        self.channel = channel
+        self.started_at = started_at
+        self.last_seen = last_seen
+        self.restarts = restarts
+        self.age = age  # spawn counter, gunicorn's worker.age
+        self.state = WorkerState.BOOTING
+        self.ready_at: float | None = None
+        self.stop_requested = False  # we asked it to stop: its exit is not a crash
+        self.stop_deadline: float | None = None
+        self.abort_sent_at: float | None = None
+        self.retiring = False  # asked for a replacement (max-requests)
+        self.boot_reason = ""
+        self.requests = 0
+        self.in_flight = 0
+        self.connections = 0
+        self.channel_open = True
+        self.sample: ProcessSample | None = None  # the latest /proc sample (SAMPLE_INTERVAL)
+        self.sampled_at = 0.0
+        self.cpu_percent = 0.0
 
     @property
     def rss(self) -> int:
@@ -119,12 +122,13 @@ class WorkerRecord:
         }
 
 
-@dataclass
 class SlotHistory:
-    restarts: int = 0
-    last_exit: str = ""
-    next_fork_at: float = 0.0
-    exits: list[str] = field(default_factory=list)
+    """What outlives the workers of one slot: its restarts and how the last one ended."""
+
+    def __init__(self) -> None:
+        self.restarts = 0
+        self.last_exit = ""
+        self.next_fork_at = 0.0
 
 
 class Arbiter:
@@ -208,6 +212,8 @@ class Arbiter:
             os.getpid(), addresses, self.target, self.config.dispatch_mode(),
         )
         if not self.config.workers:
+            from prefork.cpus import usable_cpus
+
             self.log.info("workers auto: %s", usable_cpus())
         if self.control_socket is not None:
             self.control_socket.attach(self.selector, self, self.clock)

@@ -43,7 +43,6 @@ import stat
 import struct
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prefork.config import Config
@@ -210,14 +209,14 @@ def _owner(config: Config) -> tuple[int, int] | None:
 # -- serving it -----------------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
 class _Client:
-    sock: socket.socket
-    deadline: float
-    peer: tuple[int, int, int]
-    inbox: bytearray = field(default_factory=bytearray)
-    outbox: bytes = b""
-    answered: bool = False
+    def __init__(self, sock: socket.socket, deadline: float, peer: tuple[int, int, int]) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.peer = peer
+        self.inbox = bytearray()
+        self.outbox = b""
+        self.answered = False
 
 
 class ControlServer:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.config
 import os
 import sys
 import time
@@ -79,6 +78,10 @@ def configure_logging_from(config: Config) -> None:
     """gunicorn's ``logconfig`` (fileConfig) and ``logconfig_dict`` (dictConfig): applied on
     top of prefork's set-up, so the loggers ``prefork.error`` and ``prefork.access`` can be
     routed anywhere."""
+    if not config.logconfig_dict and not config.logconfig:
+        return
+    import logging.config  # with its handlers, socketserver and pickle: only for these settings
+
     try:
         if config.logconfig_dict:
             logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,

@@ -8,7 +8,6 @@ Each function applies one setting from a resolved :class:`Config` and raises ``B
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import grp
 import os
 import pwd
@@ -17,7 +16,7 @@ import sys
 from prefork.config import Config
 from prefork.errors import BootError, ConfigError
 
-PR_SET_NAME = 15  # prctl(2): the 15-character name ps and top show as "comm"
+COMM_LENGTH = 15  # bytes of the kernel's short name ("comm") that ps and top show
 
 
 def apply_environment(config: Config) -> None:
@@ -98,10 +97,10 @@ def set_title(config: Config, role: str) -> None:
         pass
     else:
         setproctitle.setproctitle(title)
-    # CDLL(None) is the running program with libc already loaded; ctypes.util.find_library
-    # would run ldconfig in a subprocess on every worker start
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, title.encode()[:15], 0, 0, 0)
+    # Writing /proc/self/comm does what prctl(PR_SET_NAME) does from the main thread (proc(5));
+    # prctl itself would need ctypes, whose import every arbiter and worker would pay.
+    with contextlib.suppress(OSError), open("/proc/self/comm", "wb", buffering=0) as comm:
+        comm.write(title.encode()[:COMM_LENGTH])
 
 
 def capture_output(config: Config) -> None:

@@ -7,14 +7,13 @@ The arbiter samples its workers once a second for ``prefork ctl status``, the me
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessSample:
+class ProcessSample(NamedTuple):
     rss: int  # bytes
     cpu_seconds: float  # user + system since the process started
 

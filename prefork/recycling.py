@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from prefork.config import Config
@@ -30,8 +29,7 @@ MIB = 1024 * 1024  # --max-worker-memory counts megabytes of 2**20 bytes, as ps 
 MEMORY_SAMPLES_OVER = 3  # consecutive samples over the limit before a worker is retired
 
 
-@dataclass(frozen=True, slots=True)
-class RecycleLimits:
+class RecycleLimits(NamedTuple):
     """The recycling settings; 0 turns a limit off. Seconds and bytes."""
 
     max_lifetime: float = 0.0
@@ -54,8 +52,7 @@ class RecycleLimits:
         return bool(self.max_lifetime or self.max_memory)
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerFacts:
+class WorkerFacts(NamedTuple):
     """What the arbiter knows of one serving worker at review time."""
 
     pid: int
@@ -64,12 +61,14 @@ class WorkerFacts:
     sampled_at: float  # when that sample was taken; a new value means a new sample
 
 
-@dataclass(slots=True)
 class _Tracked:
-    lifetime_share: float  # this worker's share of the jitter, 0.0 .. 1.0, drawn once
-    memory_share: float
-    samples_over: int = 0
-    last_sample: float | None = None
+    __slots__ = ("last_sample", "lifetime_share", "memory_share", "samples_over")
+
+    def __init__(self, lifetime_share: float, memory_share: float) -> None:
+        self.lifetime_share = lifetime_share  # this worker's share of the jitter, 0.0 .. 1.0
+        self.memory_share = memory_share  # drawn once, when the policy first sees the worker
+        self.samples_over = 0
+        self.last_sample: float | None = None
 
 
 class RecyclePolicy:

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import select
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -20,11 +21,11 @@ from types import TracebackType
 from typing import Any
 
 from prefork.app import check_app_spec, load_app, parse_app_spec, resolve_interface
-from prefork.arbiter import Arbiter
+from prefork.arbiter import Arbiter, WorkerMain
 from prefork.config import SETTINGS_BY_NAME, Config
 from prefork.control import open_control_socket
 from prefork.errors import AppLoadError, BootError, ConfigError, PreforkError
-from prefork.hooks import ServerView, call_hook
+from prefork.hooks import ServerView, WorkerView, call_hook
 from prefork.http.parsers import choose_parser
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Command, Reply
@@ -33,7 +34,6 @@ from prefork.metrics.collector import MetricsCollector
 from prefork.process import apply_environment, apply_umask, drop_privileges, set_title
 from prefork.sockets import open_listeners, tls_context
 from prefork.sources import IGNORED_KEY, load_config_file
-from prefork.workers.base import worker_main
 
 AppSource = str | Callable[..., Any]
 
@@ -119,7 +119,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         raise
     set_title(config, "arbiter")
     try:
-        arbiter = Arbiter(config, listeners, worker_main(source), logger, control,
+        arbiter = Arbiter(config, listeners, _worker_main(source), logger, control,
                           reload_config=reload_config, upgrade_command=upgrade_command,
                           control_socket=control_socket, metrics=metrics)
         return arbiter.run()
@@ -131,6 +131,24 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
             # after a binary upgrade the pidfile is the new arbiter's; ours is .oldbin
             for path in (config.pidfile, config.pidfile + ".oldbin"):
                 _remove_if_ours(path)
+
+
+def _worker_main(app: AppSource) -> WorkerMain:
+    """What the arbiter runs in each forked child.
+
+    The serving stack (asyncio and uvloop, the protocol, ASGI, WSGI) is imported there, after
+    the fork: the arbiter never serves a request, and the stack would add about 7 MB to its
+    20 MB (asyncio brings ssl). The price: each worker holds its own copy of those modules
+    instead of sharing the arbiter's pages, and a worker forked after prefork's files were
+    replaced on disk runs the new ones."""
+
+    def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
+             view: WorkerView) -> int:
+        from prefork.workers.base import worker_main
+
+        return worker_main(app)(config, slot, channel, listeners, view)
+
+    return main
 
 
 def _write_pidfile(path: str) -> None:

@@ -12,17 +12,18 @@ import contextlib
 import json
 import os
 import socket
-import ssl
 import stat
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 from prefork.config import Config
 from prefork.errors import BootError, ConfigError
 
+if TYPE_CHECKING:
+    import ssl
 
-@dataclass(frozen=True)
-class BindAddress:
+
+class BindAddress(NamedTuple):
     """One parsed ``--bind`` value."""
 
     kind: str  # "tcp", "unix" or "fd"
@@ -321,6 +322,8 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     handshake)."""
     if not config.certfile:
         return None
+    import ssl  # 4 MB of the arbiter's memory: imported for TLS only (workers get it anyway)
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:

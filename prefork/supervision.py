@@ -100,12 +100,14 @@ def _require(name: str, value: object, *, minimum: float, exclusive: bool = Fals
         raise ConfigError(f"{setting} must be >= {minimum:g}, got {value!r}")
 
 
-@dataclass(slots=True)
 class _SlotHistory:
     """Backoff bookkeeping of one worker slot."""
 
-    consecutive_crashes: int = 0
-    not_before: float = 0.0  # absolute clock time before which the slot may not be re-forked
+    __slots__ = ("consecutive_crashes", "not_before")
+
+    def __init__(self) -> None:
+        self.consecutive_crashes = 0
+        self.not_before = 0.0  # absolute clock time before which the slot may not be re-forked
 
 
 class RestartPolicy:

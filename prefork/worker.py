@@ -37,7 +37,6 @@ coroutine is run as a task.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -58,6 +57,8 @@ Listener = Callable[[Any, int], object]
 L = TypeVar("L", bound=Listener)
 
 if TYPE_CHECKING:
+    import asyncio
+
     pid: int | None  # this worker's pid; None outside a prefork worker
     slot: int | None  # this worker's slot (0 .. workers-1); None outside a prefork worker
 
@@ -107,6 +108,8 @@ class WorkerLink:
 
     def deliver(self, msg: Broadcast) -> None:
         """Run the ``on_broadcast`` hook, then each listener; on the event loop thread."""
+        import asyncio  # loaded in every worker; the arbiter, which relays, never needs it
+
         call_hook(self.config, "on_broadcast", self.view, msg.data, log=self.log)
         for listener in list(self.listeners):
             try:

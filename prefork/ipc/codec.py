@@ -15,7 +15,6 @@ themselves by ``KIND``; an unknown kind or a malformed frame raises :class:`Code
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import struct
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -31,13 +30,16 @@ class CodecError(ValueError):
 class Message(Protocol):
     KIND: ClassVar[int]
 
+    def as_dict(self) -> dict[str, Any]: ...
+
 
 _REGISTRY: dict[int, type[Any]] = {}
 M = TypeVar("M", bound=type[Any])
 
 
 def message(cls: M) -> M:
-    """Class decorator: registers a frozen dataclass as a message under its ``KIND``."""
+    """Class decorator: registers a message class (``prefork.ipc.messages``) under its
+    ``KIND``; its constructor takes the fields ``as_dict`` gives, by name."""
     kind = cls.KIND
     if kind in _REGISTRY and _REGISTRY[kind] is not cls:
         raise ValueError(f"message kind {kind} registered twice")
@@ -47,7 +49,7 @@ def message(cls: M) -> M:
 
 def encode(msg: Any) -> bytes:
     """One frame for ``msg``."""
-    body = json.dumps(dataclasses.asdict(msg), separators=(",", ":")).encode()
+    body = json.dumps(msg.as_dict(), separators=(",", ":")).encode()
     return HEADER.pack(len(body) + 1, msg.KIND) + body
 
 

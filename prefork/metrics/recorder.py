@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from prefork.config import Config
 from prefork.errors import BootError
-from prefork.metrics import DEFAULT_BUCKETS, histogram_keys, shared_block
+from prefork.metrics.instruments import DEFAULT_BUCKETS, histogram_keys, shared_block
 from prefork.metrics.store import Declaration, MetricBlock, SeriesKey
 from prefork.statsd import StatsdClient, StatsdLogCounter
 
