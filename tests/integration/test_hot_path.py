@@ -2,6 +2,8 @@
 
 * A WSGI request answered inline without a task leaves nothing in flight, so
   ``--limit-concurrency`` does not fill up with finished requests.
+* A request leaves no reference cycle behind (ASGI and WSGI): its objects go when it ends,
+  not at the garbage collector's next pass, which would pause the worker under load.
 * A one-piece body of ``JOIN_LIMIT`` bytes or more is written beside its head, not joined to
   it: the same bytes on the wire, with and without a Content-Length, for HEAD, and a body
   that breaks its Content-Length still cuts the connection. ASGI and WSGI, both parsers, both
@@ -10,15 +12,18 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from prefork.asgi.cycle import HttpCycle
 from prefork.http.connection import JOIN_LIMIT
+from prefork.http.events import Request
 from prefork.testing import http_request, parse_response, running_server
-from prefork.workers.wsgi import WsgiRunner
+from prefork.workers.wsgi import WsgiCycle, WsgiRunner
 from prefork.wsgi.environ import base_environ
 
 pytestmark = pytest.mark.timeout(30)
@@ -63,6 +68,39 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
             raise ConnectionError(f"closed after {data!r}")
         body += chunk
     return status, headers, body
+
+
+# -- no reference cycles per request ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_requests_leave_no_reference_cycles(serve: Any, client_factory: Any,
+                                            interface: str) -> None:
+    async def hello_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"13")]})
+        await send({"type": "http.response.body", "body": b"Hello, world!"})
+
+    server = serve(hello_asgi if interface == "asgi" else hello_wsgi)
+    if interface == "wsgi":
+        assert server.state is not None
+        server.state.cycle_class = WsgiRunner(
+            base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
+                         file_wrapper=None), None, server.state.limits.max_buffer)
+    client = client_factory(server.port)
+    gc.collect()
+    flags = gc.get_debug()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector frees is kept in gc.garbage instead
+    try:
+        for _ in range(20):
+            assert client.request().body == b"Hello, world!"
+        gc.collect()
+        left = [type(item).__name__ for item in gc.garbage
+                if isinstance(item, HttpCycle | WsgiCycle | Request)]
+    finally:
+        gc.set_debug(flags)
+        gc.garbage.clear()
+    assert left == []
 
 
 # -- large bodies: head and body written apart -------------------------------------------------
