@@ -18,6 +18,7 @@ recycling limits (``recycling``) and the /proc samples (``procstat``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import selectors
@@ -442,7 +443,15 @@ class Arbiter:
         view = WorkerView(0, os.getpid(), self.age, slot, self.config, self.log)
         call_hook(self.config, "pre_fork", self.view, view, log=self.log)
         block = self.metrics.before_fork()
-        pid = os.fork()
+        # The worker inherits every object as permanent: its collections never walk them, so
+        # never write to (and copy) the pages it shares with the arbiter.
+        gc.freeze()
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:
+                gc.unfreeze()  # the arbiter itself keeps collecting as before
         if pid == 0:  # the worker
             code = 1
             try:

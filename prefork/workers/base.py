@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import gc
 import logging
 import os
 import random
@@ -153,6 +154,10 @@ class Worker:
                 return self._boot_failed(str(exc), WORKER_EXIT_BOOT_FAILED)
 
         self._stopped = loop.create_future()
+        # What exists now (the app, its modules, what its start-up built) lives as long as the
+        # worker: take it out of the collector's generations, so that a collection caused by
+        # some request's garbage does not walk it all again.
+        gc.freeze()
         self.state = ServingState(config=self.config, app=app,
                                   lifespan_state=lifespan.state if lifespan else {},
                                   on_request_done=self._on_request_done)
