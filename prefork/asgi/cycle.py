@@ -52,6 +52,9 @@ INTERNAL_ERROR = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
                                 (b"content-length", b"21")])
 _END = EndOfMessage()
 _DISCONNECT = "http.disconnect"
+# The empty list a cycle starts with for its body and trailers; never appended to (a cycle
+# makes its own list first), so that a request without them allocates none.
+_NOTHING: list[Any] = []
 
 
 class HttpCycle:
@@ -81,7 +84,7 @@ class HttpCycle:
                  expect_continue: bool) -> None:
         self.protocol = protocol
         self.scope = scope
-        self.body: list[bytes] = []
+        self.body = _NOTHING  # a list of its own once a piece arrives
         self.body_size = 0
         self.body_complete = False
         self.body_delivered = False
@@ -91,7 +94,7 @@ class HttpCycle:
         self.response_state = RESPONSE_NOT_STARTED
         self.head: Response | None = None  # from http.response.start, written with the body
         self.trailers = _NO_TRAILERS
-        self.trailer_fields: list[tuple[bytes, bytes]] = []
+        self.trailer_fields: list[tuple[bytes, bytes]] = _NOTHING  # made when forwarded
         self.awaiting_trailers = False  # the body ended; trailers messages come next
         self.failed = False  # the failure was logged and answered already
         self.task: asyncio.Task[None] | None = None
@@ -100,7 +103,11 @@ class HttpCycle:
     # -- fed by the protocol --------------------------------------------------------------------
 
     def body_received(self, data: bytes) -> None:
-        self.body.append(data)
+        body = self.body
+        if body is _NOTHING:
+            self.body = [data]
+        else:
+            body.append(data)
         self.body_size += len(data)
         if self._waiter is not None:
             self._wake()
@@ -190,7 +197,7 @@ class HttpCycle:
     def _take(self) -> dict[str, Any] | None:
         """The next message for ``receive`` if one is ready."""
         if self.body:
-            chunks, self.body = self.body, []
+            chunks, self.body = self.body, _NOTHING
             size, self.body_size = self.body_size, 0
             self.protocol.body_consumed(size)
             self.body_delivered = self.body_complete
@@ -250,6 +257,8 @@ class HttpCycle:
             if not self.awaiting_trailers:
                 raise RuntimeError("'http.response.trailers' before the last body message")
             if self.trailers == _FORWARD_TRAILERS:
+                if self.trailer_fields is _NOTHING:
+                    self.trailer_fields = []
                 self.trailer_fields.extend(message.get("headers", ()))
             if not message.get("more_trailers", False):
                 fields = self.trailer_fields
