@@ -33,7 +33,7 @@ import os
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from prefork.asgi.ready import ready
+from prefork.asgi.ready import coroutine_function, ready
 from prefork.errors import ClientDisconnected, LocalProtocolError
 from prefork.http.connection import ERROR, JOIN_LIMIT
 from prefork.http.events import Data, EndOfMessage, Response
@@ -172,6 +172,7 @@ class HttpCycle:
 
     # -- the app's callables --------------------------------------------------------------------
 
+    @coroutine_function
     def receive(self) -> Awaitable[dict[str, Any]]:
         """The app's ``receive``: a :class:`Ready` when a message is ready, else a coroutine
         that waits for one."""
@@ -210,6 +211,7 @@ class HttpCycle:
             return {"type": _DISCONNECT}
         return None
 
+    @coroutine_function
     def send(self, message: dict[str, Any]) -> Awaitable[None]:
         """The app's ``send``. A message that needs no waiting is handled by the call itself,
         which returns the worker's completed :class:`Ready`; one that must wait for the client

@@ -10,16 +10,21 @@ uvicorn's callables are coroutine functions, and some code hands their result to
 ``asyncio.create_task``, which only takes coroutines. A :class:`Ready` therefore also speaks
 the coroutine protocol (``send``, ``throw``, ``close``, registered as a
 ``collections.abc.Coroutine``): a task made from it finishes at its first step with the result.
-This module does no I/O.
+And code that asks whether the callable is a coroutine function (asgiref's ``async_to_sync``
+warns otherwise) is told it is: :func:`coroutine_function` marks it, as
+``inspect.markcoroutinefunction`` does on 3.12+. This module does no I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any, NoReturn
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
 
-__all__ = ["Ready", "ready"]
+__all__ = ["Ready", "coroutine_function", "ready"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Ready(asyncio.Future[Any]):
@@ -47,3 +52,13 @@ def ready(loop: asyncio.AbstractEventLoop, result: Any) -> Ready:
     future = Ready(loop=loop)
     future.set_result(result)
     return future
+
+
+def coroutine_function(func: F) -> F:
+    """Mark ``func``, which returns an awaitable, as a coroutine function for introspection:
+    ``inspect.iscoroutinefunction`` on 3.12+, ``asyncio.iscoroutinefunction`` before."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        return mark(func)  # type: ignore[no-any-return]  # typeshed's overloads vary by version
+    func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]  # 3.10-3.11
+    return func
