@@ -84,10 +84,11 @@ class HttptoolsTokenizer:
     # --- llhttp callbacks ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        # self._headers is already a fresh list: on_headers_complete and on_message_complete
+        # leave one behind them
         self._in_head = True
         self._head_bytes = self._feed_len
         self._target = b""
-        self._headers = []
 
     def on_url(self, url: bytes) -> None:
         target = self._target + url if self._target else url
@@ -128,8 +129,9 @@ class HttptoolsTokenizer:
         if self._switching:
             return  # the sink ended the message at its head
         trailers = self._headers
-        self._headers = []
-        self._sink.on_end(trailers)
+        if trailers:
+            self._headers = []
+        self._sink.on_end(trailers)  # an empty list is kept for the next message's head
 
 
 def _remote_error(exc: Exception) -> RemoteProtocolError:
