@@ -11,7 +11,9 @@ connection. Each request is fed from a plain loop callback, as a socket's read c
 real server (never from inside a task, where a task could not start eagerly), and the next one
 once the response is written. The rows include the loop iteration an app task waits for; the
 reference rows are a no-op task per request and the driver alone (one callback per request).
-The 64 KB rows answer with ``bench/apps/large_body.py``'s body.
+The 64 KB rows answer with ``bench/apps/large_body.py``'s body; the "a connection each" row
+makes, serves and loses one connection per request (``Connection: close``), so it adds the
+protocol's set-up and tear-down.
 
 Timings move with whatever else runs on the machine: take the best of several runs, and compare
 two versions in the same minute (or count instructions under ``valgrind --tool=cachegrind``).
