@@ -626,7 +626,8 @@ class ServerConnection:
 
     def reuse(self) -> bool | None:
         """:meth:`start_next_cycle` if both sides are done and the connection is kept (its
-        answer), else None and nothing changes: the usual end of a cycle in one call."""
+        answer), else None and nothing changes: the usual end of a cycle in one call, with no
+        exception to raise and catch when the connection cannot be reused."""
         if self._our is not DONE or self._their is not DONE or not self._keep_alive:
             return None
         self._our = IDLE
@@ -644,15 +645,9 @@ class ServerConnection:
         Returns whether :meth:`next_event` may have something other than ``NEED_DATA`` now
         (bytes of the next request are buffered, or the peer closed): when it is False, the
         caller can skip asking until more bytes arrive."""
-        if self._our is not DONE or self._their is not DONE or not self._keep_alive:
+        ready = self.reuse()
+        if ready is None:
             raise LocalProtocolError(
                 f"cannot start a new cycle (our {self.our_state}, their {self.their_state})"
             )
-        self._our = IDLE
-        self._their = IDLE
-        self._request = None
-        self._waiting_100 = False
-        if self._blocked:
-            self._blocked = False
-            self._tokenizer.reset()
-        return bool(self._queue or self._chunks or self._eof)
+        return ready

@@ -262,13 +262,9 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = cast(asyncio.Transport, transport)
-        peername = transport.get_extra_info("peername")
-        # an IPv4 (host, port) pair is used as it is; anything else is normalised
-        self.client = peername if type(peername) is tuple and len(peername) == 2 \
-            and type(peername[1]) is int else _address(peername)
+        self.client = _address(transport.get_extra_info("peername"))
         sockname = transport.get_extra_info("sockname")
-        server = sockname if type(sockname) is tuple and len(sockname) == 2 \
-            and type(sockname[1]) is int else _address(sockname)
+        server = _address(sockname)
         # A unix socket's name is its path; ASGI wants (path, None) for it.
         self.server = server if server is not None else (str(sockname or ""), None)
         if self.state.tls and transport.get_extra_info("sslcontext") is not None:
@@ -927,6 +923,10 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 def _address(value: Any) -> tuple[str, int] | None:
-    if isinstance(value, tuple) and len(value) >= 2:
-        return str(value[0]), int(value[1])
+    """(host, port) of a socket address; None for a unix socket's path."""
+    if type(value) is tuple:
+        if len(value) == 2 and type(value[1]) is int:
+            return value  # IPv4, as the loop gives it: used as it is, no copy
+        if len(value) >= 2:  # IPv6 (host, port, flowinfo, scope_id)
+            return str(value[0]), int(value[1])
     return None
