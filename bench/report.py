@@ -44,6 +44,15 @@ class Cell:
     pss_loaded_kb: int | None = None  # all of the server's processes, after the load
     workers_seen: int = 0
     client_cpu: float | None = None  # WebSocket client's CPU share (near 1.0: client-bound)
+    cpu_user_us: float | None = None  # the server's CPU per request (bench.cputime), user
+    cpu_system_us: float | None = None  # and kernel
+
+    @property
+    def cpu_us(self) -> float | None:
+        """The server's CPU microseconds per request, user and kernel together."""
+        if self.cpu_user_us is None or self.cpu_system_us is None:
+            return None
+        return self.cpu_user_us + self.cpu_system_us
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Cell:
@@ -75,6 +84,13 @@ class Row:
     pss_idle_kb: float | None = None
     pss_loaded_kb: float | None = None
     client_cpu: float | None = None
+    cpu_user_us: float | None = None
+    cpu_system_us: float | None = None
+    # the reference's CPU per request over this server's, paired by round like ``ratio``:
+    # above 1 when this server spends less CPU on a request
+    cpu_ratio: float | None = None
+    cpu_ratio_low: float | None = None
+    cpu_ratio_high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -131,11 +147,16 @@ def summarize_row(cells: Sequence[Cell], reference: Sequence[Cell] | None) -> Ro
         outcome = MISSING if all(cell.outcome == MISSING for cell in cells) else FAILED
         return Row(server=cells[0].server, outcome=outcome, reason=reason)
     ratios: list[float] = []
+    cpu_ratios: list[float] = []
     if reference is not None:
         reference_rates = {cell.round: cell.rate for cell in reference
                            if cell.outcome == OK and cell.rate > 0}
         ratios = [cell.rate / reference_rates[cell.round] for cell in ran
                   if cell.round in reference_rates]
+        reference_cpu = {cell.round: cell.cpu_us for cell in reference
+                         if cell.outcome == OK and cell.cpu_us}
+        cpu_ratios = [reference_cpu[cell.round] / cpu for cell in ran
+                      if (cpu := cell.cpu_us) and cell.round in reference_cpu]
     return Row(
         server=cells[0].server, outcome=OK, reason=reason, rounds=len(ran),
         rate=_median(cell.rate for cell in ran),
@@ -150,6 +171,10 @@ def summarize_row(cells: Sequence[Cell], reference: Sequence[Cell] | None) -> Ro
         pss_idle_kb=_median(cell.pss_idle_kb for cell in ran),
         pss_loaded_kb=_median(cell.pss_loaded_kb for cell in ran),
         client_cpu=_median(cell.client_cpu for cell in ran),
+        cpu_user_us=_median(cell.cpu_user_us for cell in ran),
+        cpu_system_us=_median(cell.cpu_system_us for cell in ran),
+        cpu_ratio=_median(cpu_ratios), cpu_ratio_low=min(cpu_ratios, default=None),
+        cpu_ratio_high=max(cpu_ratios, default=None),
     )
 
 
@@ -191,13 +216,31 @@ def _megabytes(kilobytes: float | None) -> str:
 
 def format_ratio(row: Row, reference: str | None) -> str:
     """``1.23 (1.20-1.26)``, median (range); ``1.00 (reference)``; ``—`` when unpaired."""
+    return _ratio_text(row, reference, row.ratio, row.ratio_low, row.ratio_high)
+
+
+def format_cpu_ratio(row: Row, reference: str | None) -> str:
+    """The CPU-per-request ratio as :func:`format_ratio` writes the rate ratio."""
+    return _ratio_text(row, reference, row.cpu_ratio, row.cpu_ratio_low, row.cpu_ratio_high)
+
+
+def _ratio_text(row: Row, reference: str | None, ratio: float | None, low: float | None,
+                high: float | None) -> str:
     if row.server == reference and row.outcome == OK:
         return "1.00 (reference)"
-    if row.ratio is None or row.ratio_low is None or row.ratio_high is None:
+    if ratio is None or low is None or high is None:
         return "—"
-    if row.ratio_low == row.ratio_high:  # one paired round: no range to give
-        return f"{row.ratio:.2f}"
-    return f"{row.ratio:.2f} ({row.ratio_low:.2f}-{row.ratio_high:.2f})"
+    if low == high:  # one paired round: no range to give
+        return f"{ratio:.2f}"
+    return f"{ratio:.2f} ({low:.2f}-{high:.2f})"
+
+
+def format_cpu(row: Row) -> str:
+    """``12.3 (7.1 + 5.2)``: CPU µs per request, user + kernel; ``—`` when not measured."""
+    if row.cpu_user_us is None or row.cpu_system_us is None:
+        return "—"
+    return (f"{row.cpu_user_us + row.cpu_system_us:.1f} "
+            f"({row.cpu_user_us:.1f} + {row.cpu_system_us:.1f})")
 
 
 def _errors(row: Row) -> str:
@@ -221,7 +264,9 @@ def render_table(table: Table, context: Context) -> list[str]:
     if note:
         lines += [f"_{note}_", ""]
     versus = f"vs {table.reference}" if table.reference else "ratio"
-    header = ["server", unit, versus, "p50 ms", "p99 ms", "errors",
+    per = "msg" if websocket else "req"
+    header = ["server", unit, versus, f"CPU µs/{per} (user + sys)", "CPU ratio", "p50 ms",
+              "p99 ms", "errors",
               "worker RSS MB (idle / peak)", "master RSS MB", "start-up ms"]
     if websocket:
         header.append("client CPU")
@@ -236,6 +281,7 @@ def render_table(table: Table, context: Context) -> list[str]:
         else:
             cells = [
                 row.server, _number(row.rate), format_ratio(row, table.reference),
+                format_cpu(row), format_cpu_ratio(row, table.reference),
                 _number(row.p50_ms, 2), _number(row.p99_ms, 2), _errors(row),
                 f"{_megabytes(row.worker_idle_rss_kb)} / {_megabytes(row.worker_peak_rss_kb)}",
                 _megabytes(row.master_peak_rss_kb), _number(row.startup_ms),
@@ -252,8 +298,9 @@ def render_table(table: Table, context: Context) -> list[str]:
 
 def render_headline(tables: Sequence[Table], context: Context) -> list[str]:
     """The ratios the README quotes: each interface's headliner against its reference."""
-    lines = ["| scenario | interface | server | rate | reference | ratio (range) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| scenario | interface | server | rate | reference | ratio (range) | "
+             "CPU per request, ratio (range) |",
+             "|---|---|---|---|---|---|---|"]
     count = 0
     for table in tables:
         headliner = context.headliners.get(table.interface)
@@ -264,7 +311,8 @@ def render_headline(tables: Sequence[Table], context: Context) -> list[str]:
         unit = "msg/s" if table.scenario in context.websocket_scenarios else "req/s"
         lines.append(f"| {table.scenario}{mark} | {table.interface.upper()} | {row.server} | "
                      f"{_number(row.rate)} {unit} | {table.reference} | "
-                     f"{format_ratio(row, table.reference)} |")
+                     f"{format_ratio(row, table.reference)} | "
+                     f"{format_cpu_ratio(row, table.reference)} |")
         count += 1
     if not count:
         return []

@@ -35,7 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import lifecycle, load, memory, report
+from bench import cputime, lifecycle, load, memory, report
 from bench.scenarios import BY_NAME as SCENARIOS_BY_NAME
 from bench.scenarios import SCENARIOS, Scenario
 from bench.servers import BY_NAME as SERVERS_BY_NAME
@@ -135,10 +135,13 @@ def run_cell(server: Server, scenario: Scenario, round_number: int, options: Opt
         check_answer(scenario, port)
         if options.warmup > 0:
             run_load(scenario, port, options.warmup, options)
+        cpu_before = cputime.snapshot(memory.roles(process.pid).all)
         result = run_load(scenario, port, options.duration, options)
         if process.process.poll() is not None:
             raise lifecycle.ServerFailed(f"exited during the load: {process.log_tail()}")
         loaded = memory.roles(process.pid)
+        cpu = cputime.per_request_us(
+            cputime.used_between(cpu_before, cputime.snapshot(loaded.all)), result.requests)
         return report.Cell(
             **identity, outcome=report.OK, rate=result.rate, requests=result.requests,
             errors=result.errors, p50_ms=result.p50_us / 1000, p99_ms=result.p99_us / 1000,
@@ -147,7 +150,8 @@ def run_cell(server: Server, scenario: Scenario, round_number: int, options: Opt
             master_peak_rss_kb=(memory.status_kb(loaded.master, "VmHWM")
                                 if loaded.master is not None else None),
             pss_idle_kb=pss_idle, pss_loaded_kb=memory.total_pss_kb(loaded.all),
-            workers_seen=len(loaded.workers), client_cpu=result.client_cpu)
+            workers_seen=len(loaded.workers), client_cpu=result.client_cpu,
+            cpu_user_us=cpu[0] if cpu else None, cpu_system_us=cpu[1] if cpu else None)
     except (lifecycle.ServerFailed, load.LoadFailed, OSError, http.client.HTTPException,
             subprocess.TimeoutExpired) as error:
         reason = str(error) or type(error).__name__
@@ -211,6 +215,11 @@ def describe_method(options: Options) -> list[str]:
         "reference (" + ", ".join(f"{server} for {interface.upper()}"
                                   for interface, server in options.references.items())
         + "), with their range.",
+        "CPU per request: user and system CPU seconds of all the server's processes during the "
+        "measured seconds (/proc/PID/stat), over the requests (messages for WebSocket) served. "
+        "CPU ratio: the reference's CPU per request over the server's, paired by round. On a "
+        "saturated pinned core it follows the rate; it also holds where the load generator is "
+        "the limit (WebSocket, `hello-2w`), and the split shows whose work a request is.",
     ]
 
 

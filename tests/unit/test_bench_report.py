@@ -161,7 +161,8 @@ def test_scenario_table_shows_rate_ratio_latency_memory_and_startup() -> None:
         cell("prefork", 1, 13_000), cell("uvicorn", 1, 10_000),
     ])
     assert "### Hello world — ASGI (`hello`)" in markdown
-    assert "| server | req/s | vs uvicorn | p50 ms | p99 ms | errors |" in markdown
+    assert ("| server | req/s | vs uvicorn | CPU µs/req (user + sys) | CPU ratio | p50 ms | "
+            "p99 ms | errors |") in markdown
     line = table_line(markdown, "prefork")
     assert "| 12,500 | 1.25 (1.20-1.30) |" in line
     assert "| 25.0 / 26.0 | 28.0 | 412 |" in line
@@ -192,15 +193,47 @@ def test_headline_gives_each_interfaces_headliner_against_its_reference() -> Non
         cell("prefork", 0, 50, scenario="hello-2w"), cell("uvicorn", 0, 50, scenario="hello-2w"),
     ])
     headline = markdown.split("## Headline ratios")[1].split("##")[0]
-    assert "| hello | ASGI | prefork | 200 req/s | uvicorn | 2.00 |" in headline
-    assert "| hello | WSGI | prefork-wsgi | 90 req/s | gunicorn-sync | 3.00 |" in headline
+    assert "| hello | ASGI | prefork | 200 req/s | uvicorn | 2.00 | — |" in headline
+    assert "| hello | WSGI | prefork-wsgi | 90 req/s | gunicorn-sync | 3.00 | — |" in headline
     assert "| hello-2w ‡ | ASGI |" in headline
     assert "‡ load generator and server share the cores" in headline
+
+
+def test_cpu_per_request_is_shown_split_and_paired_by_round_like_the_rate() -> None:
+    # Round 0: prefork 20 µs, uvicorn 40 µs (2.0); round 1: 30 against 45 (1.5); round 2:
+    # uvicorn failed, so prefork's 10 µs is in its median CPU but in no ratio.
+    table = only_table([
+        cell("prefork", 0, 100, cpu_user_us=12.0, cpu_system_us=8.0),
+        cell("uvicorn", 0, 50, cpu_user_us=25.0, cpu_system_us=15.0),
+        cell("prefork", 1, 100, cpu_user_us=20.0, cpu_system_us=10.0),
+        cell("uvicorn", 1, 50, cpu_user_us=30.0, cpu_system_us=15.0),
+        cell("prefork", 2, 100, cpu_user_us=6.0, cpu_system_us=4.0),
+        cell("uvicorn", 2, 0, outcome=FAILED, reason="crashed"),
+    ])
+    row = table.row("prefork")
+    assert row is not None
+    assert (row.cpu_user_us, row.cpu_system_us) == (12.0, 8.0)
+    assert row.cpu_ratio == pytest.approx(1.75)
+    assert (row.cpu_ratio_low, row.cpu_ratio_high) == (pytest.approx(1.5), pytest.approx(2.0))
+    markdown = report.render(report.summarize([
+        cell("prefork", 0, 100, cpu_user_us=12.0, cpu_system_us=8.0),
+        cell("uvicorn", 0, 50, cpu_user_us=25.0, cpu_system_us=15.0)], REFERENCES),
+        Context(headliners={"asgi": "prefork"}))
+    assert "| 20.0 (12.0 + 8.0) | 2.00 |" in table_line(markdown, "prefork")
+    headline = markdown.split("## Headline ratios")[1].split("##")[0]
+    assert "| hello | ASGI | prefork | 100 req/s | uvicorn | 2.00 | 2.00 |" in headline
+
+
+def test_cpu_is_dash_where_it_was_not_measured() -> None:
+    row = only_table([cell("prefork", 0, 100), cell("uvicorn", 0, 50)]).row("prefork")
+    assert row is not None and row.cpu_ratio is None
+    assert report.format_cpu(row) == "—"
 
 
 def test_websocket_tables_count_messages_and_show_the_clients_cpu() -> None:
     markdown = rendered([cell("prefork", 0, 6000, scenario="websocket", client_cpu=0.45)])
     assert "| server | msg/s |" in markdown and "client CPU |" in markdown
+    assert "CPU µs/msg (user + sys)" in markdown
     assert table_line(markdown, "prefork").endswith("| 45% |")
 
 
