@@ -32,24 +32,23 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   that stopped because we paused it, or that waits for ``100 Continue``, is not stalling.
 
 Hot path (``bench/http_engine.py`` times it with a fake transport): bytes that hold exactly one
-whole request without a body, on an idle connection (the usual keep-alive GET), are taken from the
-engine in one call (``ServerConnection.receive_request``) and start their cycle at once; anything
-else goes through :meth:`_advance`, event by event. One task per ASGI request cycle, started after
-the request's events already queued have been taken (so a GET's app sees its whole request at
-once); its ``send`` and ``receive`` answer without a coroutine when there is nothing to wait for
-(``prefork.asgi.ready``). The task is not started eagerly, even where Python could (3.12's
-``eager_start``): a handler that never waits would then run to completion inside ``data_received``,
-which costs fewer instructions (93.7k against 106.9k per ASGI hello in ``bench/http_engine.py``)
-but more CPU on the wire: under 64 keep-alive connections on one pinned core, a worker on 3.12
-spent 59.7 µs of CPU per request with eager tasks against 48.5 µs with ``create_task`` (medians of
-three rounds; 13.4k against 17.7k to 21.8k req/s in two more runs), with the same reads, writes and
-epoll calls per request. On 3.11, running the first step inside ``data_received`` by hand measured
-the same way (39 to 41 against 26 to 27 µs). Running the coroutine's first step by hand would also
-leave ``asyncio.current_task()`` wrong for cancel scopes and ``asyncio.timeout``. A cycle may also
-finish without any task (``Cycle.begin`` returns None): the health check does. A request that
-arrives whole moves no timer until its response is written (the head and body deadlines are only
-set while bytes are awaited); a request from a trusted proxy that carries no forwarding field skips
-the proxy resolution.
+whole request without a body, on an idle connection (the usual keep-alive GET), are taken from
+the engine in one call (``ServerConnection.receive_request``) and start their cycle at once;
+anything else goes through :meth:`_advance`, event by event. One task per ASGI request cycle,
+started after the request's events already queued have been taken (so a GET's app sees its
+whole request at once) and eagerly where Python supports it (3.12+), so a handler that never
+waits runs to completion inside ``data_received``; its ``send`` and ``receive`` answer without a
+coroutine when there is nothing to wait for (``prefork.asgi.ready``). On 3.11 there is no
+eager start. Running the coroutine's first step by hand would leave ``asyncio.current_task()``
+wrong for cancel scopes and ``asyncio.timeout``; the task's own first step can be run at once
+(shadow ``call_soon`` on the loop instance while ``Task()`` is built, then run the step it hands
+over in the task's context), which is correct but measured slower: 35.1 against 33.3 µs per
+ASGI hello, since a 3.11 task costs its creation and its entry in asyncio's WeakSet of tasks,
+not the loop iteration it waits for. So the task costs one loop iteration there. A cycle may
+also finish without any task (``Cycle.begin`` returns None): the inline WSGI runner does, for a
+GET. A request that arrives whole moves no timer until its response is written (the head and body
+deadlines are only set while bytes are awaited); a request from a trusted proxy that carries no
+forwarding field skips the proxy resolution.
 
 Size: over 600 lines, since every transport-facing rule above shares the connection's state
 (timers, flow control, the current cycle); the request-independent parts live elsewhere
@@ -61,6 +60,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -113,6 +113,16 @@ FILE_CHUNK = 256 * 1024
 _NO_TIMER, _IDLE, _HEAD, _BODY, _LINGER = range(5)
 _BODY_PENDING = 5  # a request started; its body deadline is set when more bytes are needed
 _CONTINUE = InformationalResponse(100)
+def _task_starter(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]:
+    """What starts a cycle's task: eagerly where Python can (3.12+), else ``create_task``;
+    a C callable either way, so that starting one adds no Python frame."""
+    if sys.version_info >= (3, 12):
+        return functools.partial(asyncio.Task, loop=loop, eager_start=True)
+    return loop.create_task
+
+
 class Cycle(Protocol):
     """What the protocol needs of one request cycle: the ASGI ``HttpCycle`` by default, or
     what ``ServingState.cycle_class`` makes (the WSGI runner's cycles)."""
@@ -199,9 +209,7 @@ class ServingState:
         # What an ASGI send that had nothing to wait for returns (prefork.asgi.ready); made on
         # the worker's running loop, as the state is.
         self.done = ready(asyncio.get_running_loop(), None)
-        # a C callable: starting a cycle's task adds no Python frame (see the module's notes on
-        # why not eagerly)
-        self.start_task = asyncio.get_running_loop().create_task
+        self.start_task = _task_starter(asyncio.get_running_loop())
 
 
 class HttpProtocol(asyncio.Protocol):

@@ -155,16 +155,28 @@ class WsgiCycle:
     # -- running the app ------------------------------------------------------------------------
 
     def begin(self, app: Callable[..., Any]) -> Coroutine[Any, Any, None] | None:
-        """Start the cycle: the coroutine that the protocol runs as the cycle's task.
-
-        Inline, a GET whose whole request is here could be answered at once, inside
-        ``data_received``, without a task. That costs fewer instructions but more CPU on the
-        wire: under 64 keep-alive connections on one pinned core, a worker answering a WSGI
-        hello that way spent 46.6 to 55.2 µs of CPU per request against 40.4 to 44.5 µs
-        when the app ran in the next loop iteration (three paired rounds), mostly in the
-        kernel (15.4 to 19.5 against 12.9 to 13.9 µs). The ASGI cycles measured the same way;
-        see ``prefork.workers.protocol``."""
-        return self.run(app)
+        """Start the cycle. Inline, with the whole request here (a GET), the app is called right
+        away and a one-piece answer completes without a task: None. Otherwise the coroutine
+        that the protocol runs as the cycle's task."""
+        if self.runner.executor is not None or not self.body_complete or self.disconnected:
+            return self.run(app)
+        try:
+            result = self._call_inline(app)
+            if result is _NO_RESULT:
+                self._complete()
+            elif type(result) is list and len(result) == 1 and self.responder.head is not None:
+                try:
+                    self._send_single(result[0])
+                except Exception as exc:
+                    self._failed(exc)
+                self._complete()  # a list has no close()
+            else:
+                return self._send_rest(result)
+        except BaseException:
+            self._finished()
+            raise
+        self._finished()  # as a task's end would: the request is no longer in flight
+        return None
 
     async def run(self, app: Callable[..., Any]) -> None:
         try:
@@ -224,6 +236,13 @@ class WsgiCycle:
         except Exception as exc:
             self._failed(exc)
             return _NO_RESULT
+
+    async def _send_rest(self, result: Any) -> None:
+        """The rest of a cycle that ``begin`` started: send an iterable that is not one piece."""
+        try:
+            await self._send_result(result)
+        finally:
+            self._finished()
 
     async def _send_result(self, result: Any) -> None:
         try:
