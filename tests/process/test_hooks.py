@@ -112,6 +112,9 @@ def test_hooks_fire_in_order(cli, tmp_path: Path) -> None:
     wait_until(lambda: any(
         m["hook"] == "nworkers_changed" and (m["new"], m["old"]) == (3, 2)
         for m in _marks(markers)), timeout=10)
+    # The third worker must be up before HUP: a worker replaced while it still boots is
+    # stopped before its post_worker_init, and the count below would never be reached.
+    wait_until(lambda: _names(markers).count("post_worker_init") == 3, timeout=20)
 
     # SIGABRT is what the heartbeat watchdog sends (tested with a real hang elsewhere)
     victim = next(m["worker_pid"] for m in _marks(markers) if m["hook"] == "post_worker_init")
