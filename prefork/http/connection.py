@@ -59,6 +59,7 @@ from prefork.http.headers import (
     DateCache,
     check_value,
     encode_fields,
+    field_tokens,
     status_line,
 )
 from prefork.http.limits import Limits
@@ -110,11 +111,6 @@ JOIN_LIMIT = 16 * 1024
 
 Event = Request | Data | EndOfMessage | ConnectionClosed | Sentinel
 _Queued = Request | Data | EndOfMessage | RemoteProtocolError
-
-
-def _tokens(values: list[bytes]) -> set[bytes]:
-    """The comma-separated tokens of a list-valued field, lower-cased (RFC 9110 §5.6.1)."""
-    return {token.strip(b" \t") for token in b",".join(values).lower().split(b",")} - {b""}
 
 
 def _server_line(value: bytes) -> bytes:
@@ -401,7 +397,7 @@ class ServerConnection:
             elif single == b"close":
                 keep_alive, upgrade_token = False, False
             else:
-                tokens = _tokens(connection)
+                tokens = field_tokens(connection)
                 keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
                 upgrade_token = b"upgrade" in tokens
         upgrade_value = upgrade.lower() if upgrade and upgrade_token else None

@@ -52,6 +52,12 @@ def lower_name(name: bytes) -> bytes:
     return lowered
 
 
+def field_tokens(values: Sequence[bytes]) -> set[bytes]:
+    """The comma-separated tokens of a list-valued field (all its lines), lower-cased, without
+    empty ones (RFC 9110 §5.6.1): ``Connection`` values, whether a request's or an app's."""
+    return {token.strip(b" \t") for token in b",".join(values).lower().split(b",")} - {b""}
+
+
 def check_value(value: bytes) -> None:
     """Raise LocalProtocolError (500) if a field value could break the message framing."""
     if not isinstance(value, bytes) or _BAD_VALUE.search(value) is not None:

@@ -20,7 +20,14 @@ from collections.abc import Sequence
 
 from prefork.errors import LocalProtocolError
 from prefork.http import framing
-from prefork.http.headers import NAME_MEMO, STATUS_LINES, find_bad_line, lower_name, status_line
+from prefork.http.headers import (
+    NAME_MEMO,
+    STATUS_LINES,
+    field_tokens,
+    find_bad_line,
+    lower_name,
+    status_line,
+)
 
 __all__ = ["AppHead", "app_head"]
 
@@ -116,8 +123,7 @@ def _build(status: int, reason: bytes, fields: Sequence[tuple[bytes, bytes]]) ->
     close = False
     extra = b""
     if connection:
-        tokens = {token.strip(b" \t") for token in b",".join(connection).lower().split(b",")}
-        tokens.discard(b"")
+        tokens = field_tokens(connection)
         close = b"close" in tokens
         extra = b", ".join(sorted(tokens - _CONNECTION_TOKENS_KEPT))
     usual = framing.response_framing(status, False, True, length_value)
