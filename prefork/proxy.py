@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prefork.errors import ConfigError
+from prefork.memo import remember
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -57,10 +58,7 @@ class TrustedProxies:
         answers = self._answers
         answer = answers.get(host)
         if answer is None:
-            answer = self._trusts(host)
-            if len(answers) >= _ANSWERS_MAX:
-                answers.clear()
-            answers[host] = answer
+            answer = remember(answers, host, self._trusts(host), _ANSWERS_MAX)
         return answer
 
     def _trusts(self, host: str) -> bool:

@@ -28,6 +28,7 @@ from prefork.http.headers import (
     lower_name,
     status_line,
 )
+from prefork.memo import remember
 
 __all__ = ["AppHead", "app_head"]
 
@@ -75,10 +76,7 @@ def app_head(status: int, reason: bytes, fields: Sequence[tuple[bytes, bytes]]) 
     except TypeError:  # an unhashable field (a list pair): checked every time
         return _build(status, reason, fields)
     if head is None:
-        head = _build(status, reason, fields)
-        if len(_MEMO) >= MEMO_MAX:
-            _MEMO.clear()
-        _MEMO[key] = head
+        head = remember(_MEMO, key, _build(status, reason, fields), MEMO_MAX)
     return head
 
 

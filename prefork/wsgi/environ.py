@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from prefork.http.events import Request
+from prefork.memo import remember
 
 __all__ = ["ErrorStream", "base_environ", "build_environ", "split_target"]
 
@@ -175,10 +176,9 @@ def build_environ(
     if host:
         name_and_port = _HOSTS.get((host, scheme))
         if name_and_port is None:
-            name_and_port = _split_host(host, _DEFAULT_PORTS.get(scheme, "80"))
-            if len(_HOSTS) >= _KEYS_MAX:
-                _HOSTS.clear()
-            _HOSTS[host, scheme] = name_and_port
+            name_and_port = remember(_HOSTS, (host, scheme),
+                                     _split_host(host, _DEFAULT_PORTS.get(scheme, "80")),
+                                     _KEYS_MAX)
         environ["SERVER_NAME"], environ["SERVER_PORT"] = name_and_port
     elif server is not None:
         environ["SERVER_NAME"] = server[0]

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from prefork.http.events import Data, EndOfMessage, Response
+from prefork.memo import remember
 
 __all__ = [
     "HOP_BY_HOP",
@@ -102,10 +103,7 @@ def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
     except TypeError:
         return _make_head(status, headers)
     if known is None:
-        known = _make_head(status, headers)
-        if len(_HEADS) >= _MEMO_MAX:
-            _HEADS.clear()
-        _HEADS[key] = known
+        known = remember(_HEADS, key, _make_head(status, headers), _MEMO_MAX)
     return known
 
 
