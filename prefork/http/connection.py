@@ -257,12 +257,7 @@ class ServerConnection:
         if type(request) is not Request:
             return None
         queue.clear()
-        # _start_request for a request that neither switches protocols nor has a body
-        self._request = request
-        self._head_request = request.method == b"HEAD"
-        self._http11 = request.http_version == b"1.1"
-        self._keep_alive = request.keep_alive and not self._closing
-        self._waiting_100 = False
+        self._start_request(request)
         self._their = DONE
         return request
 

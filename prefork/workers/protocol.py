@@ -666,31 +666,14 @@ class HttpProtocol(asyncio.Protocol):
         if state.draining:
             self._close_after_response()
             return
-        ready = conn.reuse()
+        ready = self._reuse()
         if ready is not None:  # the usual end: kept alive, both sides done, next cycle begun
-            limits = state.limits
-            if ready and conn.buffered_bytes:
-                self._arm(_HEAD, limits.headers_timeout)
-            else:
-                # _arm's common case inline: the timer set earlier fires first and re-arms
-                deadline = self.loop.time() + limits.keep_alive_timeout
-                self.phase = _IDLE
-                self.deadline = deadline
-                if self.timer is None or self.timer_at > deadline:
-                    self._arm(_IDLE, limits.keep_alive_timeout)
-            if self.reading_paused:
-                self._resume_reading()
             if ready:
                 self._advance()
             return
         if not conn.keep_alive:
             self._close_after_response()
-            return
-        their = conn.their_state
-        if their == DONE:  # the usual end: kept alive, both sides done
-            if self._reuse():
-                self._advance()
-        elif their == SEND_BODY:
+        elif conn.their_state == SEND_BODY:
             # Answered before the body arrived (a 404 to a POST): drop the rest, then reuse.
             self.discard_left = state.limits.max_buffer
             self._arm(_BODY, state.limits.body_timeout)
@@ -709,25 +692,34 @@ class HttpProtocol(asyncio.Protocol):
         if cycle.response_state != RESPONSE_COMPLETE and self.cycle is cycle and not self.closed:
             self.abort()
 
-    def _next_cycle(self) -> bool:
-        """Start the next cycle if the connection is kept; see :meth:`_reuse`."""
+    def _next_cycle(self) -> None:
+        """Start the next cycle if the connection is kept (the rest of a discarded body
+        ended); else close once the response is written."""
         conn = self.conn
         if conn.our_state != DONE or not conn.keep_alive or self.state.draining:
             self._close_after_response()
-            return False
-        return self._reuse()
+            return
+        self._reuse()
 
-    def _reuse(self) -> bool:
-        """Start the next cycle on a kept connection whose both sides are done; True when the
-        engine may already hold events for it (pipelined bytes, or EOF), so that it is worth
-        asking."""
+    def _reuse(self) -> bool | None:
+        """Start the next cycle on a kept connection whose both sides are done, with its
+        timer; None (and nothing changes) when the engine cannot reuse the connection. True
+        when the engine may already hold events for the next cycle (pipelined bytes, or EOF),
+        so that it is worth asking."""
         conn = self.conn
-        ready = conn.start_next_cycle()
+        ready = conn.reuse()
+        if ready is None:
+            return None
         limits = self.state.limits
         if ready and conn.buffered_bytes:
             self._arm(_HEAD, limits.headers_timeout)
         else:
-            self._arm(_IDLE, limits.keep_alive_timeout)
+            # _arm's common case inline: the timer set earlier fires first and re-arms
+            deadline = self.loop.time() + limits.keep_alive_timeout
+            self.phase = _IDLE
+            self.deadline = deadline
+            if self.timer is None or self.timer_at > deadline:
+                self._arm(_IDLE, limits.keep_alive_timeout)
         if self.reading_paused:
             self._resume_reading()
         return ready
