@@ -14,6 +14,7 @@ import threading
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
 
 from prefork.metrics.exposition import AGGREGATES, label_text
 from prefork.metrics.store import Declaration, MetricBlock, SeriesKey
@@ -98,8 +99,12 @@ def _check_labelnames(name: str, labelnames: Iterable[str], reserved: Sequence[s
     return names
 
 
-class _Metric(ABC):
-    """What the three kinds share: the name, its labels and the series made so far."""
+S = TypeVar("S", bound="_Series")
+
+
+class _Metric(ABC, Generic[S]):
+    """What the three kinds share: the name, its labels and the series made so far, each of
+    the kind's series class ``S``."""
 
     kind = ""
 
@@ -117,9 +122,13 @@ class _Metric(ABC):
         if previous != defined:
             raise ValueError(f"metric {name!r} is already defined differently in this process "
                              f"({previous[0]} with labels {previous[1]!r})")
-        self._series: dict[tuple[str, ...], _Series] = {}
+        self._series: dict[tuple[str, ...], S] = {}
 
-    def _labelled(self, values: tuple[object, ...], named: dict[str, object]) -> _Series:
+    def labels(self, *values: object, **named: object) -> S:
+        """The series for these label values (by position or by name)."""
+        return self._labelled(values, named)
+
+    def _labelled(self, values: tuple[object, ...], named: dict[str, object]) -> S:
         if values and named:
             raise ValueError(f"{self.name}: give label values by position or by name, not both")
         if named:
@@ -136,14 +145,14 @@ class _Metric(ABC):
             series = self._series.setdefault(key, self._make_series(key))
         return series
 
-    def _unlabelled(self) -> _Series:
+    def _unlabelled(self) -> S:
         if self.labelnames:
             raise ValueError(f"{self.name} has labels {self.labelnames!r}: use .labels(...) "
                              "first")
         return self._labelled((), {})
 
     @abstractmethod
-    def _make_series(self, values: tuple[str, ...]) -> _Series:
+    def _make_series(self, values: tuple[str, ...]) -> S:
         """The series of one label combination, of this metric's kind."""
 
 
@@ -251,7 +260,7 @@ class HistogramSeries(_Series):
         return self._read(len(self._index) - 1)
 
 
-class Counter(_Metric):
+class Counter(_Metric["CounterSeries"]):
     """A count that only goes up (requests, errors, bytes); name it ``..._total``."""
 
     kind = "counter"
@@ -259,31 +268,19 @@ class Counter(_Metric):
     def __init__(self, name: str, help: str, labelnames: Iterable[str] = ()) -> None:
         super().__init__(name, help, labelnames)
 
-    def labels(self, *values: object, **named: object) -> CounterSeries:
-        """The series for these label values (by position or by name)."""
-        series = self._labelled(values, named)
-        assert isinstance(series, CounterSeries)
-        return series
-
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` to a counter without labels."""
-        self._counter().inc(amount)
+        self._unlabelled().inc(amount)
 
     @property
     def value(self) -> float:
-        return self._counter().value
+        return self._unlabelled().value
 
-    def _counter(self) -> CounterSeries:
-        series = self._unlabelled()
-        assert isinstance(series, CounterSeries)
-        return series
-
-    def _make_series(self, values: tuple[str, ...]) -> _Series:
-        labels = _labels(self.labelnames, values)
-        return CounterSeries(self.declaration, [SeriesKey(self.name, labels=labels)])
+    def _make_series(self, values: tuple[str, ...]) -> CounterSeries:
+        return CounterSeries(self.declaration, [_single_key(self, values)])
 
 
-class Gauge(_Metric):
+class Gauge(_Metric["GaugeSeries"]):
     """A value that goes up and down (queue depth, temperature).
 
     ``aggregate`` says how the live workers' values combine: ``sum`` (default), ``max``,
@@ -301,36 +298,24 @@ class Gauge(_Metric):
         super().__init__(name, help, labelnames, aggregate=aggregate,
                          reserved=("pid",) if aggregate == "all" else ())
 
-    def labels(self, *values: object, **named: object) -> GaugeSeries:
-        """The series for these label values (by position or by name)."""
-        series = self._labelled(values, named)
-        assert isinstance(series, GaugeSeries)
-        return series
-
     def inc(self, amount: float = 1.0) -> None:
-        self._gauge().inc(amount)
+        self._unlabelled().inc(amount)
 
     def dec(self, amount: float = 1.0) -> None:
-        self._gauge().dec(amount)
+        self._unlabelled().dec(amount)
 
     def set(self, value: float) -> None:
-        self._gauge().set(value)
+        self._unlabelled().set(value)
 
     @property
     def value(self) -> float:
-        return self._gauge().value
+        return self._unlabelled().value
 
-    def _gauge(self) -> GaugeSeries:
-        series = self._unlabelled()
-        assert isinstance(series, GaugeSeries)
-        return series
-
-    def _make_series(self, values: tuple[str, ...]) -> _Series:
-        labels = _labels(self.labelnames, values)
-        return GaugeSeries(self.declaration, [SeriesKey(self.name, labels=labels)])
+    def _make_series(self, values: tuple[str, ...]) -> GaugeSeries:
+        return GaugeSeries(self.declaration, [_single_key(self, values)])
 
 
-class Histogram(_Metric):
+class Histogram(_Metric["HistogramSeries"]):
     """Observations (durations, sizes) counted in buckets: ``buckets`` are the upper bounds,
     ascending; ``+Inf`` is added."""
 
@@ -341,29 +326,18 @@ class Histogram(_Metric):
         self.bounds = _check_buckets(name, buckets)
         super().__init__(name, help, labelnames, reserved=("le",), signature=self.bounds)
 
-    def labels(self, *values: object, **named: object) -> HistogramSeries:
-        """The series for these label values (by position or by name)."""
-        series = self._labelled(values, named)
-        assert isinstance(series, HistogramSeries)
-        return series
-
     def observe(self, value: float) -> None:
-        self._histogram().observe(value)
+        self._unlabelled().observe(value)
 
     @property
     def count(self) -> float:
-        return self._histogram().count
+        return self._unlabelled().count
 
     @property
     def sum(self) -> float:
-        return self._histogram().sum
+        return self._unlabelled().sum
 
-    def _histogram(self) -> HistogramSeries:
-        series = self._unlabelled()
-        assert isinstance(series, HistogramSeries)
-        return series
-
-    def _make_series(self, values: tuple[str, ...]) -> _Series:
+    def _make_series(self, values: tuple[str, ...]) -> HistogramSeries:
         return HistogramSeries(self.declaration,
                                histogram_keys(self.name, _labels(self.labelnames, values),
                                               self.bounds), self.bounds)
@@ -396,6 +370,11 @@ def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
     if any(a >= b for a, b in itertools.pairwise(bounds)):
         raise ValueError(f"{name}: bucket bounds must be strictly ascending, got {bounds!r}")
     return tuple(bounds)
+
+
+def _single_key(metric: _Metric[S], values: tuple[str, ...]) -> SeriesKey:
+    """The one series key of a counter's or gauge's label combination."""
+    return SeriesKey(metric.name, labels=_labels(metric.labelnames, values))
 
 
 def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
