@@ -13,12 +13,9 @@ sibling could read), so a cell whose workers were replaced under load is underst
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-PROC = Path("/proc")
-TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+from prefork import procstat
 
 
 @dataclass(frozen=True)
@@ -28,20 +25,17 @@ class CpuTimes:
     user: float = 0.0
     system: float = 0.0
 
+    def __add__(self, other: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.user + other.user, self.system + other.system)
+
     def __sub__(self, other: CpuTimes) -> CpuTimes:
         return CpuTimes(self.user - other.user, self.system - other.system)
 
 
 def process_times(pid: int) -> CpuTimes | None:
     """User and system CPU seconds of one process so far, or None if it is gone."""
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    # The command name is in parentheses and may hold spaces and parentheses: count the fields
-    # after its last ")". utime and stime are fields 14 and 15 of the whole line.
-    fields = stat[stat.rindex(")") + 2:].split()
-    return CpuTimes(int(fields[11]) / TICKS_PER_SECOND, int(fields[12]) / TICKS_PER_SECOND)
+    sample = procstat.sample(pid)
+    return None if sample is None else CpuTimes(sample.user_seconds, sample.system_seconds)
 
 
 def snapshot(pids: tuple[int, ...]) -> dict[int, CpuTimes]:
@@ -55,8 +49,7 @@ def used_between(before: dict[int, CpuTimes], after: dict[int, CpuTimes]) -> Cpu
     born in between counts from zero."""
     total = CpuTimes()
     for pid, now in after.items():
-        spent = now - before.get(pid, CpuTimes())
-        total = CpuTimes(total.user + spent.user, total.system + spent.system)
+        total += now - before.get(pid, CpuTimes())
     return total
 
 

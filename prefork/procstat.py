@@ -15,7 +15,13 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 class ProcessSample(NamedTuple):
     rss: int  # bytes
-    cpu_seconds: float  # user + system since the process started
+    user_seconds: float  # CPU time in the process's own code since it started
+    system_seconds: float  # CPU time in the kernel on its behalf
+
+    @property
+    def cpu_seconds(self) -> float:
+        """User and system CPU time together."""
+        return self.user_seconds + self.system_seconds
 
 
 def sample(pid: int, proc: str = "/proc") -> ProcessSample | None:
@@ -31,10 +37,10 @@ def sample(pid: int, proc: str = "/proc") -> ProcessSample | None:
     # the fields that follow start after the last ')'.
     fields = stat[stat.rfind(b")") + 2:].split()
     try:
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+        user, system = int(fields[11]), int(fields[12])  # utime, stime: fields 14, 15 of stat(5)
     except (IndexError, ValueError):
         return None
-    return ProcessSample(rss=resident_pages * PAGE_SIZE, cpu_seconds=ticks / CLOCK_TICKS)
+    return ProcessSample(resident_pages * PAGE_SIZE, user / CLOCK_TICKS, system / CLOCK_TICKS)
 
 
 def cpu_percent(before: ProcessSample | None, after: ProcessSample, elapsed: float) -> float:
