@@ -21,6 +21,14 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
 * **Flow control.** Reading stops while the app has not consumed ``max_buffer`` bytes of body
   or while a pipelined request waits; the app's ``send`` waits while the transport's buffer is
   above its high-water mark. Memory per connection is bounded by both.
+* **Writes while reading.** What is written from inside ``data_received`` (an inline WSGI
+  answer, an eagerly started ASGI app's, an error answer) is held, and every connection's held
+  bytes go out together once the loop has handed out all it read in this pass: one wake-up of
+  a client's waiting reader per batch instead of one per response. Measured on the wire (WSGI
+  hello, 64 connections, one pinned core): 48-60 µs of CPU per request, 18-22 of them in the
+  kernel, before; 30-35 µs, 9 in the kernel, after. A held write is released before anything
+  else uses the transport (a write apart, a file, ``write_eof``, ``close``), so bytes keep
+  their order; writes from a task go straight out (a task already runs after the reads).
 * **PROXY protocol.** With ``--proxy-protocol`` a :class:`ProxyHeaderReader` takes the first
   bytes (in the slot a WebSocket session takes after an upgrade, so no request pays a check for
   it) and hands the rest to the engine once the header is read; see its docstring for who must
@@ -210,6 +218,20 @@ class ServingState:
         # the worker's running loop, as the state is.
         self.done = ready(asyncio.get_running_loop(), None)
         self.start_task = _task_starter(asyncio.get_running_loop())
+        self._holding: list[HttpProtocol] = []  # connections with held writes
+
+    def hold_writes(self, protocol: HttpProtocol) -> None:
+        """Release ``protocol``'s held writes once the loop's current pass is over."""
+        holding = self._holding
+        if not holding:
+            asyncio.get_running_loop().call_soon(self._release_writes)
+        holding.append(protocol)
+
+    def _release_writes(self) -> None:
+        holding = self._holding
+        self._holding = []
+        for protocol in holding:
+            protocol.release_held()
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -217,9 +239,10 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "advancing", "again", "client", "closed", "conn", "cycle", "deadline", "discard_left",
-        "head_at", "lingering", "loop", "observation", "peer", "peer_scheme", "peer_trusted",
-        "pending", "phase", "reading_paused", "requests_started", "scheme", "server", "state",
-        "timer", "timer_at", "transport", "upgraded", "write_paused", "write_waiter",
+        "head_at", "held", "lingering", "loop", "observation", "peer", "peer_scheme",
+        "peer_trusted", "pending", "phase", "reading_paused", "requests_started", "scheme",
+        "server", "state", "timer", "timer_at", "transport", "upgraded", "write_paused",
+        "write_waiter",
     )  # fmt: skip
 
     def __init__(self, state: ServingState) -> None:
@@ -232,6 +255,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.cycle: Cycle | None = None  # the cycle whose response is not complete yet
         self.pending: Cycle | None = None  # created, its task not started yet
+        self.held: bytes | None = None  # written while reading; see release_held
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
@@ -326,6 +350,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.lingering = False
+        self.held = None
         self.state.connections.discard(self)
         self._cancel_timer()
         if self.cycle is not None:
@@ -555,13 +580,32 @@ class HttpProtocol(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         transport = self.transport
-        if data and not self.closed and transport is not None:
+        if not data or self.closed or transport is None:
+            return
+        held = self.held
+        if held is not None:
+            self.held = held + data  # behind what is held already, never before it
+        elif self.advancing:
+            # Answered from inside data_received: held until the loop has handed out all it
+            # read in this pass (see "Writes while reading" above).
+            self.held = data
+            self.state.hold_writes(self)
+        else:
             transport.write(data)
+
+    def release_held(self) -> None:
+        """Write what :meth:`write` held back; before any other use of the transport."""
+        held = self.held
+        if held is not None:
+            self.held = None
+            if self.transport is not None:
+                self.transport.write(held)
 
     def write_apart(self, head: bytes, body: bytes) -> None:
         """A head and a large body, not joined (one writev on uvloop; see JOIN_LIMIT)."""
         transport = self.transport
         if not self.closed and transport is not None:
+            self.release_held()
             transport.writelines((head, body))
 
     async def drain(self) -> None:
@@ -582,6 +626,7 @@ class HttpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             raise ConnectionResetError("the connection is closed")
+        self.release_held()
         state = self.state
         if not state.config.sendfile:  # --no-sendfile: bodies from files are read and written
             return await self._send_file_by_reads(transport, file, offset, count)
@@ -758,6 +803,7 @@ class HttpProtocol(asyncio.Protocol):
         if not transport.can_write_eof():
             self.close()
             return
+        self.release_held()
         self.closed = True  # nothing more is written or parsed
         self.lingering = True
         transport.write_eof()
@@ -772,12 +818,14 @@ class HttpProtocol(asyncio.Protocol):
         self.lingering = False
         self._cancel_timer()
         self.state.connections.discard(self)
+        self.release_held()
         transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:
             self.closed = True
             self.lingering = False
+            self.held = None
             self._cancel_timer()
             self.transport.abort()
             self.state.connections.discard(self)

@@ -8,6 +8,8 @@
   it: the same bytes on the wire, with and without a Content-Length, for HEAD, and a body
   that breaks its Content-Length still cuts the connection. ASGI and WSGI, both parsers, both
   loops.
+* Answers written from inside ``data_received`` are held until the loop's pass ends; pipelined
+  answers (held, written apart, then a close) still reach the client whole and in order.
 """
 
 from __future__ import annotations
@@ -163,3 +165,33 @@ def test_large_wsgi_body_is_written_apart(serve: Any, client_factory: Any) -> No
     reply = client.request("HEAD")
     assert reply.body == b""
     assert client.request().body == LARGE
+
+
+# -- writes held while reading -----------------------------------------------------------------
+
+
+def sized_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [LARGE if environ["PATH_INFO"] == "/large" else environ["PATH_INFO"].encode()]
+
+
+def test_held_answers_keep_their_order(serve: Any, client_factory: Any) -> None:
+    # Pipelined requests in one segment are all answered inside one data_received: the small
+    # answers are held until the loop's pass ends, the large one is written apart, and the
+    # last closes the connection. On the wire they must come in request order, all of them.
+    server = serve(sized_wsgi)
+    assert server.state is not None
+    server.state.cycle_class = WsgiRunner(
+        base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
+                     file_wrapper=None), None, server.state.limits.max_buffer)
+    client = client_factory(server.port)
+    client.send(b"GET /first HTTP/1.1\r\nHost: test\r\n\r\n"
+                b"GET /large HTTP/1.1\r\nHost: test\r\n\r\n"
+                b"GET /second HTTP/1.1\r\nHost: test\r\n\r\n"
+                b"GET /last HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    assert client.response().body == b"/first"
+    assert client.response().body == LARGE
+    assert client.response().body == b"/second"
+    last = client.response()
+    assert last.body == b"/last" and last.headers[b"connection"] == b"close"
+    assert client.recv_all() == b""
