@@ -29,7 +29,15 @@ from typing import IO, Any
 
 from prefork.errors import ClientDisconnected
 
-__all__ = ["SPILL_SIZE", "BodySpool", "BufferedInput", "InputStream", "StreamingInput"]
+__all__ = [
+    "EMPTY_INPUT",
+    "SPILL_SIZE",
+    "BodySpool",
+    "BufferedInput",
+    "EmptyInput",
+    "InputStream",
+    "StreamingInput",
+]
 
 # Bodies up to this size stay in memory; larger ones go to a temporary file (gunicorn and
 # werkzeug spill at 1 MiB / 500 KiB too).
@@ -131,6 +139,18 @@ class BufferedInput(InputStream):
         if self._buffer:
             return super().readline(size)
         return self._file.readline(-1 if size is None else size)
+
+
+class EmptyInput(InputStream):
+    """The ``wsgi.input`` of a request without a body. It never holds anything, so one object
+    serves every such request: a GET costs no stream (an ``io.BytesIO`` cost 1.6k instructions
+    per request)."""
+
+    def _next_chunk(self, size: int) -> bytes:
+        return b""
+
+
+EMPTY_INPUT = EmptyInput()
 
 
 class BodySpool:

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from prefork.errors import ClientDisconnected
-from prefork.wsgi.input import SPILL_SIZE, BodySpool, InputStream, StreamingInput
+from prefork.wsgi.input import (
+    EMPTY_INPUT,
+    SPILL_SIZE,
+    BodySpool,
+    InputStream,
+    StreamingInput,
+)
 
 BODY = b"first line\nsecond\n\nno newline at the end"
 
@@ -170,3 +176,11 @@ def test_streaming_discard() -> None:
     stream = StreamingInput(lambda f, *a: None, 10, None, lambda n: None)
     stream.feed(b"12345")
     assert stream.discard() == 5 and stream.size == 0
+
+
+def test_the_shared_empty_input_reads_nothing_every_way() -> None:
+    # One object serves every request without a body: nothing read can leave state behind.
+    for _ in range(2):
+        assert EMPTY_INPUT.read() == EMPTY_INPUT.read(10) == EMPTY_INPUT.read(None) == b""
+        assert EMPTY_INPUT.readline() == EMPTY_INPUT.readline(3) == b""
+        assert EMPTY_INPUT.readlines() == [] and list(EMPTY_INPUT) == []
