@@ -26,9 +26,12 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   bytes go out together once the loop has handed out all it read in this pass: one wake-up of
   a client's waiting reader per batch instead of one per response. Measured on the wire (WSGI
   hello, 64 connections, one pinned core): 48-60 µs of CPU per request, 18-22 of them in the
-  kernel, before; 30-35 µs, 9 in the kernel, after. A held write is released before anything
-  else uses the transport (a write apart, a file, ``write_eof``, ``close``), so bytes keep
-  their order; writes from a task go straight out (a task already runs after the reads).
+  kernel, before; 30-35 µs, 9 in the kernel, after. Only small writes are held (up to
+  ``JOIN_LIMIT`` in all): a large or streamed answer goes out at once, so it is never copied
+  into a growing buffer and meets the transport's back-pressure. A held write is released
+  before anything else uses the transport (a larger write, a write apart, a file,
+  ``write_eof``, ``close``, ``abort``), so bytes keep their order; writes from a task go
+  straight out (a task already runs after the reads).
 * **PROXY protocol.** With ``--proxy-protocol`` a :class:`ProxyHeaderReader` takes the first
   bytes (in the slot a WebSocket session takes after an upgrade, so no request pays a check for
   it) and hands the rest to the engine once the header is read; see its docstring for who must
@@ -85,7 +88,7 @@ from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import RemoteProtocolError
 from prefork.hooks import WorkerView
-from prefork.http.connection import CLOSED, DONE, SEND_BODY, ServerConnection
+from prefork.http.connection import CLOSED, DONE, JOIN_LIMIT, SEND_BODY, ServerConnection
 from prefork.http.events import (
     NEED_DATA,
     PAUSED,
@@ -588,14 +591,17 @@ class HttpProtocol(asyncio.Protocol):
             return
         held = self.held
         if held is not None:
-            self.held = held + data  # behind what is held already, never before it
-        elif self.advancing:
+            if len(held) + len(data) <= JOIN_LIMIT:
+                self.held = held + data  # behind what is held already, never before it
+                return
+            self.release_held()  # a large answer: no copying, and the transport's back-pressure
+        elif self.advancing and len(data) <= JOIN_LIMIT:
             # Answered from inside data_received: held until the loop has handed out all it
             # read in this pass (see "Writes while reading" above).
             self.held = data
             self.state.hold_writes(self)
-        else:
-            transport.write(data)
+            return
+        transport.write(data)
 
     def release_held(self) -> None:
         """Write what :meth:`write` held back; before any other use of the transport."""
@@ -827,9 +833,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def abort(self) -> None:
         if self.transport is not None:
+            self.release_held()  # as if written at once: what went out before the cut
             self.closed = True
             self.lingering = False
-            self.held = None
             self._cancel_timer()
             self.transport.abort()
             self.state.connections.discard(self)

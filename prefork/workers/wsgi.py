@@ -16,15 +16,18 @@ Two ways to run the app, picked per worker by ``--threads``:
   it, and while the transport is paused, so a fast app cannot outrun a slow client.
 
 Inline, a request whose body is complete when its cycle starts (every GET) is answered from
-``begin`` without a task when the app returns a one-piece list, the common case: the app call,
-the head and the write all happen inside the protocol's ``data_received``.
+``begin`` without a task: the app call, the head and the write all happen inside the protocol's
+``data_received``. A one-piece list goes out in one write; any other iterable (a framework's
+response object) is walked there too, and only when the transport is full or the walk has taken
+``YIELD_INTERVAL`` does the rest continue in a task.
 
 Both ways answer the same: the head goes out with the first non-empty piece; a one-piece list
 without ``Content-Length`` gets one (no chunked framing, one write); a regular file returned as
 ``wsgi.file_wrapper`` goes out through the protocol's ``send_file``. An exception before any
 byte of the response went out is a 500 (traceback in the error log, never in the response);
 after that the connection is aborted. The iterable's ``close()`` is always called, after the
-response's last byte was written and before the next request on the connection starts.
+response's last byte was handed to the connection and before the next request on the
+connection starts.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
@@ -171,7 +174,9 @@ class WsgiCycle:
                     self._failed(exc)
                 self._complete()  # a list has no close()
             else:
-                return self._send_rest(result)
+                rest = self._send_now(result)
+                if rest is not None:
+                    return rest
         except BaseException:
             self._finished()
             raise
@@ -223,7 +228,7 @@ class WsgiCycle:
         if result is _NO_RESULT:
             self._complete()
             return
-        await self._send_result(result)
+        await self._send_result(result, None)
 
     def _call_inline(self, app: Callable[..., Any]) -> Any:
         """Call the app with the whole body spooled; _NO_RESULT when it raised (answered)."""
@@ -235,49 +240,81 @@ class WsgiCycle:
             self._failed(exc)
             return _NO_RESULT
 
-    async def _send_rest(self, result: Any) -> None:
-        """The rest of a cycle that ``begin`` started: send an iterable that is not one piece."""
+    def _send_now(self, result: Any) -> Coroutine[Any, Any, None] | None:
+        """``begin``'s way with an iterable that is not one piece: its pieces are sent here for
+        as long as nothing needs waiting for (None once the response is complete), then the
+        coroutine that sends the rest. A framework's response object (Flask, Django) is
+        answered without a task this way."""
+        responder = self.responder
+        if responder.head is not None and not responder.headers_sent and \
+                file_span(result) is not None:
+            return self._send_rest(result)  # a file goes out through send_file, which waits
         try:
-            await self._send_result(result)
+            iterator = iter(result)
+            if not self._send_pieces(iterator):
+                return self._send_rest(result, iterator)
+        except Exception as exc:
+            self._failed(exc)
+        except BaseException:
+            self._close(result)
+            raise
+        self._close(result)
+        self._complete()
+        return None
+
+    async def _send_rest(self, result: Any, iterator: Iterator[Any] | None = None) -> None:
+        """The rest of a cycle that ``begin`` started: send an iterable that is not one piece,
+        from ``iterator`` when its first pieces went out already."""
+        try:
+            await self._send_result(result, iterator)
         finally:
             self._finished()
 
-    async def _send_result(self, result: Any) -> None:
+    async def _send_result(self, result: Any, iterator: Iterator[Any] | None) -> None:
         try:
-            await self._send_inline(result)
+            await self._send_inline(result, iterator)
         except Exception as exc:
             self._failed(exc)
         finally:
             self._close(result)
         self._complete()
 
-    async def _send_inline(self, result: Any) -> None:
-        responder = self.responder
-        if type(result) is list and len(result) == 1 and responder.head is not None:
-            self._send_single(result[0])
-            return
-        span = file_span(result)
-        if span is not None and responder.head is not None and not self.responder.headers_sent:
-            await self._send_file(*span)
-            return
+    async def _send_inline(self, result: Any, iterator: Iterator[Any] | None) -> None:
+        if iterator is None:
+            responder = self.responder
+            if type(result) is list and len(result) == 1 and responder.head is not None:
+                self._send_single(result[0])
+                return
+            span = file_span(result)
+            if span is not None and responder.head is not None and not responder.headers_sent:
+                await self._send_file(*span)
+                return
+            iterator = iter(result)
+        protocol = self.protocol
+        while not self._send_pieces(iterator):
+            if protocol.write_paused:
+                await protocol.drain()
+            else:
+                await asyncio.sleep(0)  # the loop's turn: other connections, timers
+
+    def _send_pieces(self, iterator: Iterator[Any]) -> bool:
+        """Send pieces of the app's iterable until it ends (True; the response is finished)
+        or until the transport is full or the loop is due a turn (False)."""
         protocol = self.protocol
         loop = self.loop
-        yielded = loop.time()
-        for piece in result:
+        due = loop.time() + YIELD_INTERVAL
+        for piece in iterator:
             if self.disconnected:
-                return
+                return True
             if type(piece) is not bytes:
                 piece = as_bytes(piece)
             if piece:
                 self._emit(piece)
-                if protocol.write_paused:
-                    await protocol.drain()
-                    yielded = loop.time()
-                elif loop.time() - yielded > YIELD_INTERVAL:
-                    await asyncio.sleep(0)
-                    yielded = loop.time()
+                if protocol.write_paused or loop.time() > due:
+                    return False
         if not self.disconnected:
             self._finish()
+        return True
 
     def _write_inline(self, data: bytes) -> None:
         # The legacy write() on the loop thread cannot wait for the transport to drain: what

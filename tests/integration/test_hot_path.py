@@ -10,12 +10,15 @@
   loops.
 * Answers written from inside ``data_received`` are held until the loop's pass ends; pipelined
   answers (held, written apart, then a close) still reach the client whole and in order.
+* An iterable that is not one piece is walked inside ``data_received`` until it takes too long;
+  the rest follows from a task, and the body arrives whole, its ``close()`` called once.
 """
 
 from __future__ import annotations
 
 import gc
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -195,3 +198,40 @@ def test_held_answers_keep_their_order(serve: Any, client_factory: Any) -> None:
     last = client.response()
     assert last.body == b"/last" and last.headers[b"connection"] == b"close"
     assert client.recv_all() == b""
+
+
+class ManyPieces:
+    """A response iterable of many small pieces that takes a while: it crosses the hold limit
+    many times and the inline walk's YIELD_INTERVAL, so its rest moves to a task."""
+
+    closed = 0
+
+    def __iter__(self) -> Any:
+        for number in range(20_000):
+            if number % 1000 == 0:
+                time.sleep(0.002)
+            yield b"%05d," % number
+
+    def close(self) -> None:
+        ManyPieces.closed += 1
+
+
+def many_pieces(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ManyPieces()
+
+
+def test_an_iterable_walked_inline_then_in_a_task_arrives_whole(serve: Any,
+                                                                client_factory: Any) -> None:
+    server = serve(many_pieces)
+    assert server.state is not None
+    server.state.cycle_class = WsgiRunner(
+        base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
+                     file_wrapper=None), None, server.state.limits.max_buffer)
+    client = client_factory(server.port)
+    ManyPieces.closed = 0
+    expected = b"".join(b"%05d," % number for number in range(20_000))
+    for _ in range(2):  # and the connection is reused after it
+        reply = client.request()
+        assert reply.status == 200 and reply.body == expected
+    assert ManyPieces.closed == 2
