@@ -220,15 +220,18 @@ class ServingState:
         self.metrics: RequestRecorder | None = None
         # What an ASGI send that had nothing to wait for returns (prefork.asgi.ready); made on
         # the worker's running loop, as the state is.
-        self.done = ready(asyncio.get_running_loop(), None)
-        self.start_task = _task_starter(asyncio.get_running_loop())
+        # The worker's loop, kept: on 3.11 asyncio.get_running_loop() makes a getpid() system
+        # call each time, once per connection when each protocol asked for it.
+        self.loop = asyncio.get_running_loop()
+        self.done = ready(self.loop, None)
+        self.start_task = _task_starter(self.loop)
         self._holding: list[HttpProtocol] = []  # connections with held writes
 
     def hold_writes(self, protocol: HttpProtocol) -> None:
         """Release ``protocol``'s held writes once the loop's current pass is over."""
         holding = self._holding
         if not holding:
-            asyncio.get_running_loop().call_soon(self._release_writes)
+            self.loop.call_soon(self._release_writes)
         holding.append(protocol)
 
     def _release_writes(self) -> None:
@@ -251,7 +254,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def __init__(self, state: ServingState) -> None:
         self.state = state
-        self.loop = asyncio.get_running_loop()
+        self.loop = state.loop
         self.conn = ServerConnection(state.limits, parser=state.parser,
                                      server_header=state.server_header,
                                      date_header=state.config.date_header,
