@@ -200,7 +200,9 @@ class HttpCycle:
         if self.body:
             chunks, self.body = self.body, _NOTHING
             size, self.body_size = self.body_size, 0
-            self.protocol.body_consumed(size)
+            protocol = self.protocol
+            if protocol.reading_paused:  # only then is there anything to resume
+                protocol.body_consumed(size)
             self.body_delivered = self.body_complete
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             return {"type": "http.request", "body": data, "more_body": not self.body_complete}
