@@ -136,6 +136,9 @@ class FakeTransport:
 
     abort = close
 
+    def is_closing(self) -> bool:
+        return self.closed
+
     def pause_reading(self) -> None:
         pass
 

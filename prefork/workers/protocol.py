@@ -238,7 +238,10 @@ class ServingState:
         holding = self._holding
         self._holding = []
         for protocol in holding:
-            protocol.release_held()
+            try:
+                protocol.release_held()
+            except Exception:  # one broken transport must not keep the others' answers back
+                log.exception("writing a held answer to %s failed", protocol.client)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -611,8 +614,9 @@ class HttpProtocol(asyncio.Protocol):
         held = self.held
         if held is not None:
             self.held = None
-            if self.transport is not None:
-                self.transport.write(held)
+            transport = self.transport
+            if transport is not None and not transport.is_closing():  # else it would be dropped
+                transport.write(held)
 
     def write_apart(self, head: bytes, body: bytes) -> None:
         """A head and a large body, not joined (one writev on uvloop; see JOIN_LIMIT)."""

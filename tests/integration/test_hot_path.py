@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
 import time
@@ -25,9 +26,11 @@ from typing import Any
 import pytest
 
 from prefork.asgi.cycle import HttpCycle
+from prefork.config import Config
 from prefork.http.connection import JOIN_LIMIT
 from prefork.http.events import Request
 from prefork.testing import http_request, parse_response, running_server
+from prefork.workers.protocol import ServingState
 from prefork.workers.wsgi import WsgiCycle, WsgiRunner
 from prefork.wsgi.environ import base_environ
 
@@ -235,3 +238,30 @@ def test_an_iterable_walked_inline_then_in_a_task_arrives_whole(serve: Any,
         reply = client.request()
         assert reply.status == 200 and reply.body == expected
     assert ManyPieces.closed == 2
+
+
+def test_a_failing_held_write_does_not_hold_back_the_others(caplog: Any) -> None:
+    # The held answers of one loop pass are released together: a transport that raises on
+    # write (closed under us) must not leave the next connection's answer unsent.
+    class Holder:
+        def __init__(self, fails: bool) -> None:
+            self.fails = fails
+            self.released = False
+            self.client = ("127.0.0.1", 1)
+
+        def release_held(self) -> None:
+            self.released = True
+            if self.fails:
+                raise RuntimeError("the handler is closed")
+
+    async def hold_two() -> tuple[Holder, Holder]:
+        state = ServingState(Config.from_mapping({}), None, {}, lambda _count: None)
+        broken, healthy = Holder(True), Holder(False)
+        state.hold_writes(broken)  # type: ignore[arg-type]  # only release_held is used
+        state.hold_writes(healthy)  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the pass ends; the release runs
+        return broken, healthy
+
+    broken, healthy = asyncio.run(hold_two())
+    assert broken.released and healthy.released
+    assert "writing a held answer" in caplog.text
