@@ -159,29 +159,31 @@ class WsgiCycle:
 
     def begin(self, app: Callable[..., Any]) -> Coroutine[Any, Any, None] | None:
         """Start the cycle. Inline, with the whole request here (a GET), the app is called right
-        away and a one-piece answer completes without a task: None. Otherwise the coroutine
-        that the protocol runs as the cycle's task."""
+        away and its answer sent without a task while nothing needs waiting for: None once it
+        completed. Otherwise the coroutine that the protocol runs as the cycle's task."""
         if self.runner.executor is not None or not self.body_complete or self.disconnected:
             return self.run(app)
         try:
             result = self._call_inline(app)
             if result is _NO_RESULT:
                 self._complete()
-            elif type(result) is list and len(result) == 1 and self.responder.head is not None:
-                try:
-                    self._send_single(result[0])
-                except Exception as exc:
-                    self._failed(exc)
-                self._complete()  # a list has no close()
+                rest = None
             else:
-                rest = self._send_now(result)
-                if rest is not None:
-                    return rest
+                rest = self._answer(result)
         except BaseException:
             self._finished()
             raise
+        if rest is not None:
+            return self._then_finish(rest)
         self._finished()  # as a task's end would: the request is no longer in flight
         return None
+
+    async def _then_finish(self, rest: Coroutine[Any, Any, None]) -> None:
+        """The rest of an answer that ``begin`` started, then the cycle's end."""
+        try:
+            await rest
+        finally:
+            self._finished()
 
     async def run(self, app: Callable[..., Any]) -> None:
         try:
@@ -228,7 +230,9 @@ class WsgiCycle:
         if result is _NO_RESULT:
             self._complete()
             return
-        await self._send_result(result, None)
+        rest = self._answer(result)
+        if rest is not None:
+            await rest
 
     def _call_inline(self, app: Callable[..., Any]) -> Any:
         """Call the app with the whole body spooled; _NO_RESULT when it raised (answered)."""
@@ -240,15 +244,24 @@ class WsgiCycle:
             self._failed(exc)
             return _NO_RESULT
 
-    def _send_now(self, result: Any) -> Coroutine[Any, Any, None] | None:
-        """``begin``'s way with an iterable that is not one piece: its pieces are sent here for
-        as long as nothing needs waiting for (None once the response is complete), then the
-        coroutine that sends the rest. A framework's response object (Flask, Django) is
-        answered without a task this way."""
+    def _answer(self, result: Any) -> Coroutine[Any, Any, None] | None:
+        """Send the app's iterable on the loop thread, completing the cycle's response and
+        closing the iterable: at once while nothing needs waiting for (None), else the
+        coroutine that does the rest. A one-piece list is one write; a file goes out through
+        ``send_file``, which waits; any other iterable (Flask's, Django's response) is walked
+        here until the transport is full or the walk has taken ``YIELD_INTERVAL``."""
         responder = self.responder
-        if responder.head is not None and not responder.headers_sent and \
-                file_span(result) is not None:
-            return self._send_rest(result)  # a file goes out through send_file, which waits
+        if responder.head is not None and not responder.headers_sent:
+            if type(result) is list and len(result) == 1:
+                try:
+                    self._send_single(result[0])
+                except Exception as exc:
+                    self._failed(exc)
+                self._complete()  # a list has no close()
+                return None
+            span = file_span(result)
+            if span is not None:
+                return self._send_file_result(result, *span)
         try:
             iterator = iter(result)
             if not self._send_pieces(iterator):
@@ -262,40 +275,29 @@ class WsgiCycle:
         self._complete()
         return None
 
-    async def _send_rest(self, result: Any, iterator: Iterator[Any] | None = None) -> None:
-        """The rest of a cycle that ``begin`` started: send an iterable that is not one piece,
-        from ``iterator`` when its first pieces went out already."""
+    async def _send_rest(self, result: Any, iterator: Iterator[Any]) -> None:
+        """The pieces of ``result`` that ``_answer`` could not send without waiting."""
+        protocol = self.protocol
         try:
-            await self._send_result(result, iterator)
-        finally:
-            self._finished()
-
-    async def _send_result(self, result: Any, iterator: Iterator[Any] | None) -> None:
-        try:
-            await self._send_inline(result, iterator)
+            while not self._send_pieces(iterator):
+                if protocol.write_paused:
+                    await protocol.drain()
+                else:
+                    await asyncio.sleep(0)  # the loop's turn: other connections, timers
         except Exception as exc:
             self._failed(exc)
         finally:
             self._close(result)
         self._complete()
 
-    async def _send_inline(self, result: Any, iterator: Iterator[Any] | None) -> None:
-        if iterator is None:
-            responder = self.responder
-            if type(result) is list and len(result) == 1 and responder.head is not None:
-                self._send_single(result[0])
-                return
-            span = file_span(result)
-            if span is not None and responder.head is not None and not responder.headers_sent:
-                await self._send_file(*span)
-                return
-            iterator = iter(result)
-        protocol = self.protocol
-        while not self._send_pieces(iterator):
-            if protocol.write_paused:
-                await protocol.drain()
-            else:
-                await asyncio.sleep(0)  # the loop's turn: other connections, timers
+    async def _send_file_result(self, result: Any, file: Any, offset: int, size: int) -> None:
+        try:
+            await self._send_file(file, offset, size)
+        except Exception as exc:
+            self._failed(exc)
+        finally:
+            self._close(result)
+        self._complete()
 
     def _send_pieces(self, iterator: Iterator[Any]) -> bool:
         """Send pieces of the app's iterable until it ends (True; the response is finished)
