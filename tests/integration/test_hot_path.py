@@ -78,6 +78,16 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return status, headers, body
 
 
+def serve_wsgi(serve: Any, app: Callable[..., Any]) -> Any:
+    """``serve`` for a WSGI app, run inline on the loop thread as a worker with --threads 1."""
+    server = serve(app)
+    assert server.state is not None
+    server.state.cycle_class = WsgiRunner(
+        base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
+                     file_wrapper=None), None, server.state.limits.max_buffer)
+    return server
+
+
 # -- no reference cycles per request ------------------------------------------------------------
 
 
@@ -89,12 +99,7 @@ def test_requests_leave_no_reference_cycles(serve: Any, client_factory: Any,
                     "headers": [(b"content-length", b"13")]})
         await send({"type": "http.response.body", "body": b"Hello, world!"})
 
-    server = serve(hello_asgi if interface == "asgi" else hello_wsgi)
-    if interface == "wsgi":
-        assert server.state is not None
-        server.state.cycle_class = WsgiRunner(
-            base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
-                         file_wrapper=None), None, server.state.limits.max_buffer)
+    server = serve(hello_asgi) if interface == "asgi" else serve_wsgi(serve, hello_wsgi)
     client = client_factory(server.port)
     gc.collect()
     flags = gc.get_debug()
@@ -158,11 +163,7 @@ def test_large_asgi_body_shorter_than_its_length_cuts_the_connection(
 
 
 def test_large_wsgi_body_is_written_apart(serve: Any, client_factory: Any) -> None:
-    server = serve(large_wsgi)
-    assert server.state is not None
-    server.state.cycle_class = WsgiRunner(
-        base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
-                     file_wrapper=None), None, server.state.limits.max_buffer)
+    server = serve_wsgi(serve, large_wsgi)
     client = client_factory(server.port)
     for _ in range(2):
         reply = client.request()
@@ -185,11 +186,7 @@ def test_held_answers_keep_their_order(serve: Any, client_factory: Any) -> None:
     # Pipelined requests in one segment are all answered inside one data_received: the small
     # answers are held until the loop's pass ends, the large one is written apart, and the
     # last closes the connection. On the wire they must come in request order, all of them.
-    server = serve(sized_wsgi)
-    assert server.state is not None
-    server.state.cycle_class = WsgiRunner(
-        base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
-                     file_wrapper=None), None, server.state.limits.max_buffer)
+    server = serve_wsgi(serve, sized_wsgi)
     client = client_factory(server.port)
     client.send(b"GET /first HTTP/1.1\r\nHost: test\r\n\r\n"
                 b"GET /large HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -226,11 +223,7 @@ def many_pieces(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
 
 def test_an_iterable_walked_inline_then_in_a_task_arrives_whole(serve: Any,
                                                                 client_factory: Any) -> None:
-    server = serve(many_pieces)
-    assert server.state is not None
-    server.state.cycle_class = WsgiRunner(
-        base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
-                     file_wrapper=None), None, server.state.limits.max_buffer)
+    server = serve_wsgi(serve, many_pieces)
     client = client_factory(server.port)
     ManyPieces.closed = 0
     expected = b"".join(b"%05d," % number for number in range(20_000))
