@@ -3,7 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test nginx redis run test lint typecheck bench bench-install fuzz clean
+.PHONY: install install-test nginx redis run test lint typecheck bench bench-install bench-scaling \
+	fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +72,14 @@ bench: install $(BENCH_VENV)/.installed
 	# compile it too, or its start-up time would include compiling its own source
 	$(BENCH_VENV)/bin/python -m compileall -q prefork
 	$(BENCH_VENV)/bin/python -m bench.suite $(BENCH_ARGS)
+
+# 1, 2, 4, 8 and 16 workers side by side, for a machine with many cores (wrk takes the upper
+# half of the CPUs); e.g. make bench-scaling SCALING_ARGS="--scenario hello-close --rounds 4"
+SCALING_ARGS ?= --workers 1,2,4,8,16 --rounds 2
+bench-scaling: install $(BENCH_VENV)/.installed
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BENCH_VENV)/bin/python -m compileall -q prefork
+	$(BENCH_VENV)/bin/python -m bench.scaling $(SCALING_ARGS)
 
 # Coverage-guided fuzzing of the HTTP engine (atheris); not part of CI.
 fuzz: install-test

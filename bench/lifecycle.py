@@ -63,7 +63,10 @@ def free_port() -> int:
 def spawn(argv: list[str], port: int, cpus: str | None, log: Path) -> ServerProcess:
     """Start ``argv`` in a new session from the repository root, pinned to ``cpus`` if given."""
     command = ["taskset", "-c", cpus, *argv] if cpus is not None else argv
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    # the tree first, so the servers import the prefork being measured; what the caller's
+    # PYTHONPATH held (peers installed outside a venv) stays reachable after it
+    search_path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(search_path), PYTHONUNBUFFERED="1")
     with log.open("wb") as output:
         spawned_at = time.monotonic()
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,

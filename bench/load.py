@@ -56,9 +56,9 @@ def _json_lines(output: str) -> list[dict[str, Any]]:
 
 
 def run_wrk(scenario: Scenario, port: int, seconds: float, connections: int,
-            cpus: str | None) -> LoadResult:
-    """One wrk run of ``seconds`` (rounded up to whole seconds, wrk's unit) with one thread."""
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+            cpus: str | None, threads: int = 1) -> LoadResult:
+    """One wrk run of ``seconds`` (rounded up to whole seconds, wrk's unit)."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                "--latency", "-s", str(WRK_SCRIPT)]
     for name, value in scenario.request_headers().items():
         if name != "Content-Type":  # the script sets it, with the body

@@ -62,6 +62,7 @@ class Options:
     load_cpus: str
     bin_dir: Path
     references: dict[str, str]  # interface -> the server the ratio column divides by
+    load_threads: int = 1  # wrk threads: one per load CPU
 
     @property
     def smoke(self) -> bool:
@@ -110,7 +111,7 @@ def run_load(scenario: Scenario, port: int, seconds: float, options: Options) ->
     cpus = options.load_cpus if scenario.pinned else None
     if scenario.websocket:
         return load.run_ws(port, seconds, cpus)
-    return load.run_wrk(scenario, port, seconds, options.connections, cpus)
+    return load.run_wrk(scenario, port, seconds, options.connections, cpus, options.load_threads)
 
 
 def run_cell(server: Server, scenario: Scenario, round_number: int, options: Options,
