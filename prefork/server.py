@@ -119,7 +119,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         raise
     set_title(config, "arbiter")
     try:
-        arbiter = Arbiter(config, listeners, _worker_main(source), logger, control,
+        arbiter = Arbiter(config, listeners, _worker_main(source, config), logger, control,
                           reload_config=reload_config, upgrade_command=upgrade_command,
                           control_socket=control_socket, metrics=metrics)
         return arbiter.run()
@@ -133,19 +133,25 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
                 _remove_if_ours(path)
 
 
-def _worker_main(app: AppSource) -> WorkerMain:
+def _worker_main(app: AppSource, config: Config) -> WorkerMain:
     """What the arbiter runs in each forked child.
 
-    The serving stack (asyncio and uvloop, the protocol, ASGI, WSGI) is imported there, after
-    the fork: the arbiter never serves a request, and the stack would add about 7 MB to its
-    20 MB (asyncio brings ssl). The price: each worker holds its own copy of those modules
-    instead of sharing the arbiter's pages, and a worker forked after prefork's files were
-    replaced on disk runs the new ones."""
+    The serving stack (asyncio and uvloop, the worker and its protocol, the HTTP parser) is
+    imported here, before any fork, so that the workers share its pages with the arbiter rather
+    than each importing a copy after the fork: measured with the hello app on Python 3.11, a
+    worker's private memory falls from 12.5 to 5.8 MB and the total PSS of eight workers from
+    124 to 74 MB; workers start sooner. The arbiter's RSS grows from 20 to 28 MB, mostly
+    libssl's and libcrypto's pages (asyncio brings ssl), which the workers share too. The app
+    is still imported in each worker, after the fork, unless ``--preload``."""
+    from prefork.http.parsers import choose_parser, load_backend
+    from prefork.workers.base import worker_main
+
+    with contextlib.suppress(ImportError):  # the loop new_event_loop will make, where installed
+        import uvloop  # noqa: F401
+    load_backend(choose_parser(config.http))
 
     def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
              view: WorkerView) -> int:
-        from prefork.workers.base import worker_main
-
         return worker_main(app)(config, slot, channel, listeners, view)
 
     return main

@@ -61,9 +61,17 @@ def make_tokenizer(name: str, sink: Sink, limits: Limits) -> Tokenizer:
     # missing) on the first call only.
     backend = _BACKENDS.get(name)
     if backend is None:
-        backend = _import_backend(name)
-        _BACKENDS[name] = backend
+        backend = load_backend(name)
     return backend(sink, limits)
+
+
+def load_backend(name: str) -> Callable[[Sink, Limits], Tokenizer]:
+    """The backend's tokenizer class, imported on the first call (the arbiter calls it before
+    forking, so that every worker shares the parser's pages instead of importing its own)."""
+    backend = _BACKENDS.get(name)
+    if backend is None:
+        backend = _BACKENDS[name] = _import_backend(name)
+    return backend
 
 
 def _import_backend(name: str) -> Callable[[Sink, Limits], Tokenizer]:
