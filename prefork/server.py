@@ -82,7 +82,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     for notice in notices or ():
         logger.warning(notice)
     tls_context(config)  # a bad certificate fails here, in one line, before any fork
-    choose_parser(config.http)  # so does a parser that is not installed
+    parser = choose_parser(config.http)  # so does a parser that is not installed
     if config.check_config:
         source = prepare_app(config, app)
         if isinstance(source, str):
@@ -119,7 +119,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         raise
     set_title(config, "arbiter")
     try:
-        arbiter = Arbiter(config, listeners, _worker_main(source, config), logger, control,
+        arbiter = Arbiter(config, listeners, _worker_main(source, parser), logger, control,
                           reload_config=reload_config, upgrade_command=upgrade_command,
                           control_socket=control_socket, metrics=metrics)
         return arbiter.run()
@@ -133,22 +133,20 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
                 _remove_if_ours(path)
 
 
-def _worker_main(app: AppSource, config: Config) -> WorkerMain:
+def _worker_main(app: AppSource, parser: str) -> WorkerMain:
     """What the arbiter runs in each forked child.
 
-    The serving stack (asyncio and uvloop, the worker and its protocol, the HTTP parser) is
+    The serving stack (asyncio and uvloop, the worker and its protocol, the HTTP ``parser``) is
     imported here, before any fork, so that the workers share its pages with the arbiter rather
     than each importing a copy after the fork: measured with the hello app on Python 3.11, a
     worker's private memory falls from 12.5 to 5.8 MB and the total PSS of eight workers from
     124 to 74 MB; workers start sooner. The arbiter's RSS grows from 20 to 28 MB, mostly
     libssl's and libcrypto's pages (asyncio brings ssl), which the workers share too. The app
     is still imported in each worker, after the fork, unless ``--preload``."""
-    from prefork.http.parsers import choose_parser, load_backend
+    from prefork.http.parsers import load_backend
     from prefork.workers.base import worker_main
 
-    with contextlib.suppress(ImportError):  # the loop new_event_loop will make, where installed
-        import uvloop  # noqa: F401
-    load_backend(choose_parser(config.http))
+    load_backend(parser)
 
     def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
              view: WorkerView) -> int:

@@ -52,6 +52,13 @@ from prefork.sockets import tls_context
 from prefork.worker import attach_worker, deliver_broadcast
 from prefork.workers.protocol import HttpProtocol, ServingState
 
+# Imported with this module, which the arbiter imports before it forks (prefork.server), so
+# that the workers share it.
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+    uvloop = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -63,9 +70,7 @@ HEARTBEAT_MAX_INTERVAL = 1.0
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where it is installed, the standard loop otherwise."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+    if uvloop is None:  # pragma: no cover - uvloop is a dependency on Linux
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
 

@@ -59,9 +59,7 @@ class Tokenizer(Protocol):
 def make_tokenizer(name: str, sink: Sink, limits: Limits) -> Tokenizer:
     # One per connection: the backend's class is imported (lazily: h11 or httptools may be
     # missing) on the first call only.
-    backend = _BACKENDS.get(name)
-    if backend is None:
-        backend = load_backend(name)
+    backend = _BACKENDS.get(name) or load_backend(name)
     return backend(sink, limits)
 
 
