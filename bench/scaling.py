@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -212,9 +211,7 @@ def main() -> None:
         render_saved(args.render, args.output)
         print(f"wrote {args.output}")
         return
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            sys.exit(f"bench: {tool} is not installed (make bench installs wrk)")
+    suite.require_tools()
     markdown: Path = args.output
     raw = markdown.with_suffix(".json")
     markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -246,11 +243,7 @@ def main() -> None:
                 for server in suite.rotated(servers, round_number):
                     cell = suite.run_cell(server, scenario, round_number, options, Path(logs))
                     cells.append(cell)
-                    figure = (f"{cell.rate:10.0f}/s  p99 {cell.p99_ms or 0:6.2f} ms  "
-                              f"errors {cell.errors}" if cell.outcome == report.OK
-                              else f"{cell.outcome.upper()}: {cell.reason}")
-                    print(f"round {round_number + 1} {scenario.name:14} {server.name:16} "
-                          f"{figure}", flush=True)
+                    print(suite.cell_line(cell), flush=True)
                     _write(cells, base.name, order, shared, machine, method, args, markdown, raw)
     print(f"done in {(time.monotonic() - started) / 60:.1f} min: wrote {markdown} and {raw}")
 

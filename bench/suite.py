@@ -171,6 +171,20 @@ def _first_line(command: list[str]) -> str:
     return output.splitlines()[0] if output else "unknown"
 
 
+def require_tools() -> None:
+    """Exit with one line naming a missing tool the benchmarks run (wrk, taskset)."""
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is not installed (make bench installs wrk)")
+
+
+def cell_line(cell: report.Cell) -> str:
+    """A cell's progress line: its rate, p99 and errors, or why it did not run."""
+    figure = (f"{cell.rate:10.0f}/s  p99 {cell.p99_ms or 0:6.2f} ms  errors {cell.errors}"
+              if cell.outcome == report.OK else f"{cell.outcome.upper()}: {cell.reason}")
+    return f"round {cell.round + 1} {cell.scenario:14} {cell.server:24} {figure}"
+
+
 def describe_machine() -> list[str]:
     """One line per fact a reader needs to compare these figures with others."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
@@ -338,9 +352,7 @@ def main() -> None:
         render_saved(args.render, markdown)
         print(f"wrote {markdown}")
         return
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            sys.exit(f"bench: {tool} is not installed (make bench installs wrk)")
+    require_tools()
     options = Options(rounds=args.rounds, duration=args.duration, warmup=args.warmup,
                       connections=args.connections, server_cpus=args.server_cpus,
                       load_cpus=args.load_cpus, bin_dir=args.bin_dir,
@@ -368,11 +380,7 @@ def main() -> None:
                 for server in rotated(group, round_number):
                     cell = run_cell(server, scenario, round_number, options, Path(logs))
                     cells.append(cell)
-                    figure = (f"{cell.rate:10.0f}/s  p99 {cell.p99_ms or 0:6.2f} ms  "
-                              f"errors {cell.errors}" if cell.outcome == report.OK
-                              else f"{cell.outcome.upper()}: {cell.reason}")
-                    print(f"round {round_number + 1} {scenario.name:11} {server.name:24} "
-                          f"{figure}", flush=True)
+                    print(cell_line(cell), flush=True)
             write_outputs(cells, context, meta, markdown, raw)
     print(f"done in {(time.monotonic() - started) / 60:.1f} min: wrote {markdown} and {raw}")
 

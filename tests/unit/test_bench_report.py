@@ -387,3 +387,13 @@ def test_websocket_app_echoes_text_and_bytes() -> None:
     asyncio.run(app({"type": "websocket", "path": "/"}, receive, send))
     assert sent == [{"type": "websocket.accept"}, {"type": "websocket.send", "text": "hi"},
                     {"type": "websocket.send", "bytes": b"\x00\x01"}]
+
+
+def test_a_progress_line_gives_the_figures_or_the_reason() -> None:
+    from bench.suite import cell_line
+
+    ran = cell("prefork", 0, 12345.4, p99_ms=3.5)
+    failed = cell("uvicorn", 1, 0.0, outcome=FAILED, reason="no 200 within 10 s")
+    assert cell_line(ran).split() == ["round", "1", "hello", "prefork", "12345/s", "p99", "3.50",
+                                      "ms", "errors", "0"]
+    assert cell_line(failed).endswith("FAILED: no 200 within 10 s")
