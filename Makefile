@@ -3,8 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test nginx redis run test lint typecheck bench bench-install bench-scaling \
-	fuzz clean
+.PHONY: install install-test compile pure nginx redis run test lint typecheck bench bench-install \
+	bench-scaling fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,20 +32,50 @@ redis:
 	     --no-install-recommends redis-server >/dev/null) || \
 	  echo "redis-server could not be installed: tests/process/test_sessions_example.py will fail"
 
-install: $(VENV)/.installed
+# The request path compiled with mypyc (setup.py), in place beside its sources, where the
+# import system prefers it. Rebuilt when any source changes: mypyc reads the types of the whole
+# package. Where it cannot be built (no C compiler), the pure-Python package serves, slower.
+SOURCES := $(shell find prefork -name '*.py')
+COMPILED := build/.compiled
+
+$(COMPILED): $(VENV)/.installed setup.py $(SOURCES)
+	$(PIP) install -q "setuptools>=77" "mypy>=1.11"
+	@mkdir -p build && rm -f $(COMPILED)
+	@PREFORK_COMPILE=1 $(PY) setup.py -q build_ext --inplace >build/compile.log 2>&1 || \
+	  (echo "compiling the request path failed (build/compile.log): prefork runs as pure Python" \
+	   && $(MAKE) -s pure)
+	@# an unchanged module is not relinked: its date still says it matches the sources
+	@find prefork prefork__mypyc*.so -name '*.so' -exec touch {} + 2>/dev/null || true
+	@touch $@
+
+compile: $(COMPILED)
+
+# Back to the interpreted package (the compiled modules are removed).
+pure:
+	find prefork -name '*.so' -delete
+	rm -f prefork__mypyc*.so $(COMPILED)
+
+install: $(VENV)/.installed $(COMPILED)
 
 install-test: $(VENV)/.installed-test
 
 run: install
 	$(VENV)/bin/prefork examples.hello:app --workers auto --bind 127.0.0.1:8000
 
+# The suite runs on the compiled build (what make run and the Docker image serve); the tests that
+# run the request path in-process run again on the pure-Python package, the fallback.
 test: install-test nginx redis
-	$(VENV)/bin/ruff check prefork tests bench
+	$(VENV)/bin/ruff check prefork tests bench setup.py
 	$(VENV)/bin/mypy
+	$(MAKE) -s pure
+	$(PY) -m pytest -q tests/unit tests/integration
+	$(MAKE) -s compile
+	$(PY) -c "import prefork, sys; sys.exit(prefork.build() != 'compiled')" || \
+	  (echo "the compiled build is missing: see build/compile.log" && false)
 	$(PY) -m pytest -q
 
 lint: install-test
-	$(VENV)/bin/ruff check prefork tests bench
+	$(VENV)/bin/ruff check prefork tests bench setup.py
 	$(VENV)/bin/mypy
 
 # Peers at pinned versions, in their own environment so they never meet prefork's test deps.
@@ -87,5 +117,5 @@ fuzz: install-test
 	mkdir -p fuzz/corpus
 	$(PY) fuzz/http_engine.py -max_len=4096 -timeout=5 -max_total_time=600 fuzz/corpus tests/corpus
 
-clean:
+clean: pure
 	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info

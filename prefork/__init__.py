@@ -37,8 +37,22 @@ __all__ = [
     "PreforkError",
     "Server",
     "__version__",
+    "build",
     "serve",
 ]
+
+def build() -> str:
+    """"compiled" when the request path is installed as C extensions (``PREFORK_COMPILE=1``,
+    see ``setup.py``), else "pure Python": what the import system will load, read off the files
+    beside the engine's module without importing it."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+    from pathlib import Path
+
+    engine = Path(__file__).parent / "http" / "connection"
+    compiled = any(engine.with_name("connection" + suffix).exists()
+                   for suffix in EXTENSION_SUFFIXES)
+    return "compiled" if compiled else "pure Python"
+
 
 _LAZY = {"Config": "prefork.config", "Server": "prefork.server", "serve": "prefork.server"}
 

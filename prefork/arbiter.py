@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from prefork import __version__, build
 from prefork.config import Config
 from prefork.dispatch import HandOff
 from prefork.errors import (
@@ -209,8 +210,9 @@ class Arbiter:
             self.selector.register(self.control.sock, selectors.EVENT_READ, self._on_control)
         addresses = ", ".join(f"{ls.address.kind}:{self._describe(ls)}" for ls in self.listeners)
         self.log.info(
-            "arbiter %d listening on %s; %d workers; dispatch %s",
-            os.getpid(), addresses, self.target, self.config.dispatch_mode(),
+            "arbiter %d listening on %s; %d workers; dispatch %s; prefork %s, %s",
+            os.getpid(), addresses, self.target, self.config.dispatch_mode(), __version__,
+            build(),
         )
         if not self.config.workers:
             from prefork.cpus import usable_cpus

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from prefork import __version__
+from prefork import __version__, build
 from prefork.config import SETTINGS, Config, Setting, merge
 from prefork.errors import PreforkError
 from prefork.server import run_arbiter
@@ -68,7 +68,8 @@ def build_command() -> click.Command:
             continue  # config-file only (server hooks)
         command = _option(setting)(command)
     command = click.argument("app", required=False, metavar="APP")(command)
-    command = click.version_option(__version__, "-v", "--version", prog_name="prefork")(command)
+    command = click.version_option(__version__, "-v", "--version", prog_name="prefork",
+                                   message=f"%(prog)s %(version)s ({build()})")(command)
     return click.command(
         name="prefork",
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},

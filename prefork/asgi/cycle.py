@@ -31,9 +31,9 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from prefork.asgi.ready import coroutine_function, ready
+from prefork.asgi.ready import ASYNCIO_MARK, INSPECT_MARK, ready
 from prefork.errors import ClientDisconnected, LocalProtocolError
 from prefork.http.connection import ERROR, JOIN_LIMIT
 from prefork.http.events import Data, EndOfMessage, Response
@@ -58,7 +58,13 @@ _NOTHING: list[Any] = []
 
 
 class HttpCycle:
-    """The app's view of one request; created by the protocol when a request head arrives."""
+    """The app's view of one request; created by the protocol when a request head arrives.
+
+    The cycle is itself the ``send`` the app is given (``__call__``), marked as a coroutine
+    function as :class:`Receive` is (``prefork.asgi.ready``)."""
+
+    _is_coroutine: ClassVar[object] = ASYNCIO_MARK
+    _is_coroutine_marker: ClassVar[object] = INSPECT_MARK
 
     __slots__ = (
         "_waiter",
@@ -135,11 +141,11 @@ class HttpCycle:
 
     # -- running the app ------------------------------------------------------------------------
 
-    async def run(self, app: Any) -> None:
+    async def begin(self, app: Any) -> None:
         """The coroutine the protocol runs as this cycle's task (an ASGI app always gets one:
         ``asyncio.current_task()`` must be its own, for cancel scopes and timeouts)."""
         try:
-            await app(self.scope, self.receive, self.send)
+            await app(self.scope, Receive(self), self)
         except Exception as exc:
             if not self.failed and not (self.disconnected and isinstance(exc, OSError)):
                 log.error("Exception in ASGI application (%s %s)", self.scope["method"],
@@ -153,8 +159,6 @@ class HttpCycle:
                 self._fail()
         finally:
             self.protocol.cycle_finished(self)
-
-    begin = run  # the protocol's name for it; an alias costs no call per request
 
     def _fail(self) -> None:
         """500 if nothing was written yet; otherwise the only honest thing is to cut the
@@ -172,7 +176,6 @@ class HttpCycle:
 
     # -- the app's callables --------------------------------------------------------------------
 
-    @coroutine_function
     def receive(self) -> Awaitable[dict[str, Any]]:
         """The app's ``receive``: a :class:`Ready` when a message is ready, else a coroutine
         that waits for one."""
@@ -213,11 +216,12 @@ class HttpCycle:
             return {"type": _DISCONNECT}
         return None
 
-    @coroutine_function
-    def send(self, message: dict[str, Any]) -> Awaitable[None]:
-        """The app's ``send``. A message that needs no waiting is handled by the call itself,
-        which returns the worker's completed :class:`Ready`; one that must wait for the client
-        returns a coroutine."""
+    def __call__(self, message: Any) -> Awaitable[None]:
+        """The app's ``send``: the cycle itself, so that a send costs one call. A message that
+        needs no waiting is handled by the call itself, which returns the worker's completed
+        :class:`Ready`; one that must wait for the client returns a coroutine. ``message`` is
+        typed Any as the app's argument: a compiled build (setup.py) then fails a bad one where
+        the interpreter does."""
         if self.disconnected:
             raise ClientDisconnected("the client disconnected")
         kind = message["type"]
@@ -389,6 +393,22 @@ class HttpCycle:
         if self.disconnected:
             raise ClientDisconnected("the client disconnected")
         self._complete(self._end(_END))
+
+
+class Receive:
+    """The ``receive`` an app is given: :meth:`HttpCycle.receive`, marked as a coroutine
+    function (``prefork.asgi.ready``). Not a bound method: a compiled class's methods cannot
+    carry the mark."""
+
+    __slots__ = ("cycle",)
+    _is_coroutine: ClassVar[object] = ASYNCIO_MARK
+    _is_coroutine_marker: ClassVar[object] = INSPECT_MARK
+
+    def __init__(self, cycle: HttpCycle) -> None:
+        self.cycle = cycle
+
+    def __call__(self) -> Awaitable[dict[str, Any]]:
+        return self.cycle.receive()
 
 
 def _as_bytes(body: Any) -> bytes:

@@ -11,20 +11,27 @@ uvicorn's callables are coroutine functions, and some code hands their result to
 the coroutine protocol (``send``, ``throw``, ``close``, registered as a
 ``collections.abc.Coroutine``): a task made from it finishes at its first step with the result.
 And code that asks whether the callable is a coroutine function (asgiref's ``async_to_sync``
-warns otherwise) is told it is: :func:`coroutine_function` marks it, as
-``inspect.markcoroutinefunction`` does on 3.12+. This module does no I/O.
+warns otherwise) is told it is: the callables are instances of classes that carry
+``ASYNCIO_MARK`` and ``INSPECT_MARK`` as the class attributes ``_is_coroutine`` and
+``_is_coroutine_marker``, which ``asyncio.iscoroutinefunction`` (3.10-3.11) and
+``inspect.iscoroutinefunction`` (3.12+, what ``inspect.markcoroutinefunction`` sets) read
+through an instance. (A marked method would do as well, but the methods of a compiled class
+cannot carry attributes.) This module does no I/O and is never compiled (``setup.py``):
+:class:`Ready` subclasses the C ``Future``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Coroutine
+from typing import Any, NoReturn
 
-__all__ = ["Ready", "coroutine_function", "ready"]
+__all__ = ["ASYNCIO_MARK", "INSPECT_MARK", "Ready", "ready"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+# What asyncio.iscoroutinefunction (3.10-3.11) and inspect.iscoroutinefunction (3.12+) look for.
+ASYNCIO_MARK: object = getattr(asyncio.coroutines, "_is_coroutine", None)
+INSPECT_MARK: object = getattr(inspect, "_is_coroutine_mark", None)
 
 
 class Ready(asyncio.Future[Any]):
@@ -53,12 +60,3 @@ def ready(loop: asyncio.AbstractEventLoop, result: Any) -> Ready:
     future.set_result(result)
     return future
 
-
-def coroutine_function(func: F) -> F:
-    """Mark ``func``, which returns an awaitable, as a coroutine function for introspection:
-    ``inspect.iscoroutinefunction`` on 3.12+, ``asyncio.iscoroutinefunction`` before."""
-    mark = getattr(inspect, "markcoroutinefunction", None)
-    if mark is not None:
-        return mark(func)  # type: ignore[no-any-return]  # typeshed's overloads vary by version
-    func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]  # 3.10-3.11
-    return func

@@ -12,6 +12,7 @@ import datetime
 import re
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
+from typing import Any
 
 from prefork.errors import LocalProtocolError
 
@@ -39,8 +40,9 @@ NAME_MEMO: dict[bytes, bytes] = {}
 NAME_MEMO_MAX = 1024
 
 
-def lower_name(name: bytes) -> bytes:
-    """Return ``name`` lower-cased after checking it is a token; LocalProtocolError (500) if not."""
+def lower_name(name: Any) -> bytes:
+    """Return ``name`` lower-cased after checking it is a token; LocalProtocolError (500) if not
+    (a str included: the name is the application's, typed loosely for that check)."""
     lowered = NAME_MEMO.get(name)
     if lowered is not None:
         return lowered
@@ -58,13 +60,14 @@ def field_tokens(values: Sequence[bytes]) -> set[bytes]:
     return {token.strip(b" \t") for token in b",".join(values).lower().split(b",")} - {b""}
 
 
-def check_value(value: bytes) -> None:
-    """Raise LocalProtocolError (500) if a field value could break the message framing."""
+def check_value(value: Any) -> None:
+    """Raise LocalProtocolError (500) if a field value could break the message framing (or is
+    not bytes)."""
     if not isinstance(value, bytes) or _BAD_VALUE.search(value) is not None:
         raise LocalProtocolError(f"invalid header value {value!r}", 500)
 
 
-def find_bad_line(fields: Sequence[tuple[bytes, bytes]], reason: bytes) -> LocalProtocolError:
+def find_bad_line(fields: Sequence[Any], reason: bytes) -> LocalProtocolError:
     """The slow path after a joined head failed its line count: name the offending part."""
     try:
         check_value(reason)

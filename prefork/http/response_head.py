@@ -17,6 +17,7 @@ does no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prefork.errors import LocalProtocolError
 from prefork.http import framing
@@ -80,7 +81,10 @@ def app_head(status: int, reason: bytes, fields: Sequence[tuple[bytes, bytes]]) 
     return head
 
 
-def _build(status: int, reason: bytes, fields: Sequence[tuple[bytes, bytes]]) -> AppHead:
+def _build(status: int, reason: bytes, fields: Sequence[Any]) -> AppHead:
+    # ``fields`` is what the application sent, checked here: typed loosely, so that a compiled
+    # build (setup.py) meets a str where bytes belong in these checks, as the interpreter does,
+    # and not in its own type check of the loop variables.
     line = None if reason else STATUS_LINES.get(status)
     parts = [line or status_line(status, reason)]
     # The fields the engine reads are rare: one scalar each, a list only for a repeated

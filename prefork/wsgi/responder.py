@@ -85,7 +85,7 @@ def _check_name(name: Any, item: Any) -> tuple[bytes, int]:
     return name.encode("latin-1"), kind
 
 
-def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
+def make_head(status: Any, headers: Any) -> tuple[Response, int | None]:
     """The engine's response head for ``start_response(status, headers)``, and the app's
     ``Content-Length`` if it gave one. Raises TypeError or ValueError for what PEP 3333 (or
     HTTP) forbids.
@@ -107,7 +107,7 @@ def make_head(status: str, headers: Any) -> tuple[Response, int | None]:
     return known
 
 
-def _make_head(status: str, headers: list[Any]) -> tuple[Response, int | None]:
+def _make_head(status: Any, headers: list[Any]) -> tuple[Response, int | None]:
     known_status = _STATUSES.get(status) if type(status) is str else None
     if known_status is None:
         known_status = _check_status(status)
@@ -155,7 +155,9 @@ class Responder:
         self.content_length: int | None = None
         self.headers_sent = False
 
-    def start_response(self, status: str, headers: list[tuple[str, str]],
+    # The app's arguments are typed loosely (Any) where this module checks them itself, so that
+    # a compiled build (setup.py) answers a bad one with the same error as the interpreter.
+    def start_response(self, status: Any, headers: Any,
                        exc_info: ExcInfo | None = None) -> Callable[[bytes], None]:
         if exc_info is not None:
             try:
@@ -168,7 +170,7 @@ class Responder:
         self.head, self.content_length = make_head(status, headers)
         return self.write
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Any) -> None:
         """The legacy ``write()`` callable: sends the head (if not yet) and ``data``."""
         if self.head is None:
             raise AssertionError("write() called before start_response")

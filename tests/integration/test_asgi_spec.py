@@ -4,6 +4,7 @@ pathsend and trailers extensions. Both parsers, uvloop and plain asyncio."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import time
@@ -37,6 +38,23 @@ def test_scope_keys(serve: Any, client_factory: Any) -> None:
     assert scope["server"] == ["127.0.0.1", server.port]
     assert scope["state"] == {"db": "pool"}
     assert scope["extensions"] == {"http.response.pathsend": {}, "http.response.trailers": {}}
+
+
+def _is_coroutine_function(func: object) -> bool:
+    """What asgiref asks before it warns: inspect's answer on 3.12+, asyncio's before."""
+    if hasattr(inspect, "markcoroutinefunction"):
+        return inspect.iscoroutinefunction(func)
+    return asyncio.iscoroutinefunction(func)
+
+
+def test_receive_and_send_pass_for_coroutine_functions(serve: Any, client_factory: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b"%r %r" % (_is_coroutine_function(receive), _is_coroutine_function(send))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    server = serve(app)
+    assert client_factory(server.port).request("GET", "/").body == b"True True"
 
 
 def test_scope_http10_and_absolute_form(serve: Any, client_factory: Any) -> None:

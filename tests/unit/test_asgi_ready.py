@@ -7,8 +7,7 @@ import inspect
 
 import pytest
 
-from prefork.asgi.cycle import HttpCycle
-from prefork.asgi.ready import Ready, coroutine_function, ready
+from prefork.asgi.ready import Ready, ready
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -55,23 +54,3 @@ def test_coroutine_protocol() -> None:
     asyncio.run(main())
 
 
-def _is_coroutine_function(func: object) -> bool:
-    """What asgiref asks: inspect's answer on 3.12+ (markcoroutinefunction), asyncio's before."""
-    if hasattr(inspect, "markcoroutinefunction"):
-        return inspect.iscoroutinefunction(func)
-    return asyncio.iscoroutinefunction(func)
-
-
-def test_send_and_receive_pass_for_coroutine_functions() -> None:
-    class Holder:
-        @coroutine_function
-        def send(self, message: object) -> Ready:
-            return ready(asyncio.get_running_loop(), None)
-
-    assert _is_coroutine_function(Holder().send)
-    assert _is_coroutine_function(HttpCycle.send) and _is_coroutine_function(HttpCycle.receive)
-
-    def plain() -> None:
-        return None
-
-    assert not _is_coroutine_function(plain)
