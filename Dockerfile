@@ -2,10 +2,14 @@
 # For your own service, copy your application into /app and change CMD (the default command
 # serves the demo app). ENTRYPOINT is prefork itself, so `docker run IMAGE myapp:app -w 4` works.
 
+# The build stage compiles the request path (PREFORK_COMPILE=1, see setup.py), so it needs a C
+# compiler; the runtime stage does not: the wheel carries the compiled modules.
 FROM python:3.11-slim AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PREFORK_COMPILE=1
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY prefork ./prefork
 RUN pip wheel --wheel-dir /wheels .
 
@@ -15,7 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
-RUN pip install --no-index --find-links /wheels prefork && rm -rf /wheels
+RUN pip install --no-index --find-links /wheels prefork && rm -rf /wheels \
+    && prefork --version | grep -q compiled
 
 # The application code stays owned by root: the server user can read it, not change it.
 WORKDIR /app

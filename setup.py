@@ -9,8 +9,7 @@ cannot compile, the package is pure Python and behaves the same (``make test`` r
 both ways); ``prefork --version`` says which one is installed.
 
 Left out on purpose: ``prefork.asgi.ready`` (its ``Ready`` subclasses the C ``Future``, which
-a compiled class cannot), ``prefork.http.events`` (an enum with aliases, which mypyc does not
-support) and everything that runs once per process rather than per request.
+a compiled class cannot) and everything that runs once per process rather than per request.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from setuptools import setup
 
 COMPILED = [
     "prefork/memo.py",
+    "prefork/http/events.py",
     "prefork/http/framing.py",
     "prefork/http/headers.py",
     "prefork/http/response_head.py",

@@ -35,6 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import prefork
 from bench import cputime, lifecycle, load, memory, report
 from bench.scenarios import BY_NAME as SCENARIOS_BY_NAME
 from bench.scenarios import SCENARIOS, Scenario
@@ -208,7 +209,7 @@ def describe_machine() -> list[str]:
         f"Load generator: {_first_line(['wrk', '-v'])}",
         "Versions: " + ", ".join(versions),
         "prefork tree: " + _first_line(["git", "-C", str(ROOT), "describe", "--always",
-                                        "--dirty"]),
+                                        "--dirty"]) + f", {prefork.build()}",
         f"Run at {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; load average at start "
         f"{load1:.2f} (1 min), {load5:.2f} (5 min)",
     ]

@@ -31,7 +31,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn
 
 from prefork.asgi.ready import ASYNCIO_MARK, INSPECT_MARK, ready
 from prefork.errors import ClientDisconnected, LocalProtocolError
@@ -43,18 +43,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prefork.error")
 
-RESPONSE_NOT_STARTED, RESPONSE_STARTED, RESPONSE_COMPLETE = 0, 1, 2
+RESPONSE_NOT_STARTED: Final = 0
+RESPONSE_STARTED: Final = 1
+RESPONSE_COMPLETE: Final = 2
 # What to do with http.response.trailers messages: none announced, forward them, drop them.
-_NO_TRAILERS, _FORWARD_TRAILERS, _DROP_TRAILERS = 0, 1, 2
+_NO_TRAILERS: Final = 0
+_FORWARD_TRAILERS: Final = 1
+_DROP_TRAILERS: Final = 2
 
-INTERNAL_ERROR_BODY = b"Internal Server Error"
-INTERNAL_ERROR = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", b"21")])
-_END = EndOfMessage()
-_DISCONNECT = "http.disconnect"
+INTERNAL_ERROR_BODY: Final = b"Internal Server Error"
+INTERNAL_ERROR: Final = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
+                                       (b"content-length", b"21")])
+_END: Final = EndOfMessage()
+_DISCONNECT: Final = "http.disconnect"
 # The empty list a cycle starts with for its body and trailers; never appended to (a cycle
 # makes its own list first), so that a request without them allocates none.
-_NOTHING: list[Any] = []
+_NOTHING: Final[list[Any]] = []
 
 
 class HttpCycle:

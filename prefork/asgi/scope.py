@@ -9,14 +9,15 @@ decoded, and the lifespan ``state`` copied only when it holds something.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote
 
 from prefork.http.events import Request
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
-METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
+HTTP_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
+METHODS: Final = {m.encode(): m
+                   for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -67,7 +68,7 @@ def http_scope(
     return scope
 
 
-_TEMPLATE: dict[str, Any] = {
+_TEMPLATE: Final[dict[str, Any]] = {
     "type": "http", "asgi": ASGI_VERSION, "http_version": "1.1", "server": None, "client": None,
     "scheme": "http", "method": "GET", "root_path": "", "path": "/", "raw_path": b"/",
     "query_string": b"", "headers": [], "state": None, "extensions": None,

@@ -39,6 +39,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from prefork.errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from prefork.http import framing
@@ -70,44 +71,44 @@ __all__ = [
     "CLOSED", "DONE", "ERROR", "IDLE", "JOIN_LIMIT", "MUST_CLOSE", "SEND_BODY", "ServerConnection",
 ]
 
-IDLE = "IDLE"
-SEND_BODY = "SEND_BODY"
-DONE = "DONE"
-MUST_CLOSE = "MUST_CLOSE"  # reported for DONE when the connection will not be reused
-CLOSED = "CLOSED"
-ERROR = "ERROR"
+IDLE: Final = "IDLE"
+SEND_BODY: Final = "SEND_BODY"
+DONE: Final = "DONE"
+MUST_CLOSE: Final = "MUST_CLOSE"  # reported for DONE when the connection will not be reused
+CLOSED: Final = "CLOSED"
+ERROR: Final = "ERROR"
 
 # (state, event type) -> next state. A pair that is missing is a protocol violation.
-_THEIR_TRANSITIONS: dict[tuple[str, type], str] = {
+_THEIR_TRANSITIONS: Final[dict[tuple[str, type], str]] = {
     (IDLE, Request): SEND_BODY,
     (SEND_BODY, Data): SEND_BODY,
     (SEND_BODY, EndOfMessage): DONE,
 }
-_OUR_TRANSITIONS: dict[tuple[str, type], str] = {
+_OUR_TRANSITIONS: Final[dict[tuple[str, type], str]] = {
     (IDLE, InformationalResponse): IDLE,
     (IDLE, Response): SEND_BODY,
     (SEND_BODY, Data): SEND_BODY,
     (SEND_BODY, EndOfMessage): DONE,
 }
 
-_END = EndOfMessage()
-_CLOSED_EVENT = ConnectionClosed()
+_END: Final = EndOfMessage()
+_CLOSED_EVENT: Final = ConnectionClosed()
 # The request fields the engine reads, and those a proxy forwards the client's origin in
 # (read by prefork.proxy; the engine only notes that one is there, in the same pass).
-_FORWARDING_FIELDS = frozenset(
+_FORWARDING_FIELDS: Final = frozenset(
     {b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
-_REQUEST_FIELDS = frozenset(
+_REQUEST_FIELDS: Final = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
 ) | _FORWARDING_FIELDS
-_PARSER_NAMES = ("httptools", "h11")
-_NONE: list[bytes] = []  # shared empty list, never mutated
-_CLOSE_LINE = b"connection: close\r\n"
-_KEEP_ALIVE_LINE = b"connection: keep-alive\r\n"
+_PARSER_NAMES: Final = ("httptools", "h11")
+_NONE: Final[list[bytes]] = []  # shared empty list, never mutated
+_CLOSE_LINE: Final = b"connection: close\r\n"
+_KEEP_ALIVE_LINE: Final = b"connection: keep-alive\r\n"
 # Advice for the I/O layer: a body of at least this many bytes costs more to copy into one
 # buffer with its head than to write beside it (uvloop's writelines is one writev). Measured
 # per response over a socket pair: joining saves 0.1 µs of CPU at 4 KiB, writing apart saves
 # 0.3 µs at 16 KiB and 3 µs at 64 KiB. See send_apart.
-JOIN_LIMIT = 16 * 1024
+JOIN_LIMIT: Final = 16 * 1024
 
 Event = Request | Data | EndOfMessage | ConnectionClosed | Sentinel
 _Queued = Request | Data | EndOfMessage | RemoteProtocolError
@@ -125,7 +126,7 @@ def _server_line(value: bytes) -> bytes:
     return line
 
 
-_SERVER_LINES: dict[bytes, bytes] = {}  # a worker has one value; tests a few
+_SERVER_LINES: Final[dict[bytes, bytes]] = {}  # a worker has one value; tests a few
 
 
 class ServerConnection:

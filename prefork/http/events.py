@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = [
     "NEED_DATA",
@@ -100,8 +101,9 @@ class Sentinel(enum.Enum):
     def __repr__(self) -> str:
         return self.value
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return self.value
 
 
-NEED_DATA = Sentinel.NEED_DATA
-PAUSED = Sentinel.PAUSED
+NEED_DATA: Final = Sentinel.NEED_DATA
+PAUSED: Final = Sentinel.PAUSED

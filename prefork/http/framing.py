@@ -13,17 +13,18 @@ This module does no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from prefork.errors import LocalProtocolError, RemoteProtocolError
 from prefork.http.headers import encode_fields
 
 # --- request side ---------------------------------------------------------------------------
 
-CHUNKED_BODY = -1  # request_body_length() result for a chunked request body
+CHUNKED_BODY: Final = -1  # request_body_length() result for a chunked request body
 
 # 18 digits is under 2**63 and far above any limit; longer values are refused rather than passed
 # to int() unbounded (llhttp refuses values past 2**64 on its own).
-_MAX_LENGTH_DIGITS = 18
+_MAX_LENGTH_DIGITS: Final = 18
 
 
 def request_body_length(
@@ -55,12 +56,12 @@ def request_body_length(
 
 # --- response side --------------------------------------------------------------------------
 
-NO_BODY = 0
-CONTENT_LENGTH = 1
-CHUNKED = 2
-CLOSE_DELIMITED = 3
+NO_BODY: Final = 0
+CONTENT_LENGTH: Final = 1
+CHUNKED: Final = 2
+CLOSE_DELIMITED: Final = 3
 
-TRANSFER_ENCODING_CHUNKED = b"transfer-encoding: chunked\r\n"
+TRANSFER_ENCODING_CHUNKED: Final = b"transfer-encoding: chunked\r\n"
 
 
 def response_framing(

@@ -12,17 +12,17 @@ import datetime
 import re
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 from prefork.errors import LocalProtocolError
 
 # RFC 9110 §5.6.2: token = 1*tchar.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
 
 # RFC 9110 §7.6.1 and RFC 9112 §9.6: meaningful for one connection only. The engine owns framing
 # and persistence, so an application's values for these are read for intent, then replaced.
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -36,8 +36,8 @@ HOP_BY_HOP = frozenset(
 
 # Names validated once are remembered with their lower-cased form. The memo is pure (the answer for
 # a name never changes) and bounded, so it needs no reset between connections or tests.
-NAME_MEMO: dict[bytes, bytes] = {}
-NAME_MEMO_MAX = 1024
+NAME_MEMO: Final[dict[bytes, bytes]] = {}
+NAME_MEMO_MAX: Final = 1024
 
 
 def lower_name(name: Any) -> bytes:
@@ -91,13 +91,13 @@ def encode_fields(fields: Sequence[tuple[bytes, bytes]]) -> bytes:
 
 # --- status lines ---------------------------------------------------------------------------
 
-REASONS: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+REASONS: Final[dict[int, bytes]] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 REASONS.update({418: b"I'm a Teapot", 425: b"Too Early"})
 
 # Precomputed for every known status: the hot path never formats a status line. We answer with
 # HTTP/1.1 whatever the request's minor version (RFC 9110 §6.2: send the highest version we conform
 # to); persistence and framing for 1.0 clients are decided separately.
-STATUS_LINES: dict[int, bytes] = {
+STATUS_LINES: Final[dict[int, bytes]] = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in REASONS.items()
 }
 
@@ -113,9 +113,9 @@ def status_line(status: int, reason: bytes) -> bytes:
 
 # --- Date -----------------------------------------------------------------------------------
 
-_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
-_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-           b"Dec")  # fmt: skip
+_DAYS: Final = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
+_MONTHS: Final = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
+                  b"Nov", b"Dec")  # fmt: skip
 
 
 def imf_fixdate(seconds: int) -> bytes:

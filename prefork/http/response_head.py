@@ -17,7 +17,7 @@ does no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from prefork.errors import LocalProtocolError
 from prefork.http import framing
@@ -33,13 +33,13 @@ from prefork.memo import remember
 
 __all__ = ["AppHead", "app_head"]
 
-MEMO_MAX = 512
+MEMO_MAX: Final = 512
 
 # Response fields the engine writes itself (framing, persistence) or must not duplicate.
-_ENGINE_FIELDS = frozenset(
+_ENGINE_FIELDS: Final = frozenset(
     {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"server", b"date"}
 )
-_CONNECTION_TOKENS_KEPT = frozenset({b"close", b"keep-alive"})
+_CONNECTION_TOKENS_KEPT: Final = frozenset({b"close", b"keep-alive"})
 
 
 class AppHead:
@@ -64,7 +64,7 @@ class AppHead:
         self.framing = framing
 
 
-_MEMO: dict[tuple[object, ...], AppHead] = {}
+_MEMO: Final[dict[tuple[object, ...], AppHead]] = {}
 
 
 def app_head(status: int, reason: bytes, fields: Sequence[tuple[bytes, bytes]]) -> AppHead:

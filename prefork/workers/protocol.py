@@ -79,7 +79,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol, cast
 
 from prefork.accesslog import AccessLog
 from prefork.asgi.cycle import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, HttpCycle
@@ -114,17 +114,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("prefork.error")
 
 # On drain, how long a connection that has sent nothing yet may take to send its first request.
-FIRST_REQUEST_GRACE = 1.0
+FIRST_REQUEST_GRACE: Final = 1.0
 # How long a closing connection reads and drops what the client still sends (Apache waits 2 s
 # per read during its lingering close, 30 s in all; one short bound is enough here).
-LINGER_TIMEOUT = 2.0
+LINGER_TIMEOUT: Final = 2.0
 # Read size when a file is sent without loop.sendfile (uvloop has none).
-FILE_CHUNK = 256 * 1024
+FILE_CHUNK: Final = 256 * 1024
 
 # Timer phases: what the connection's single deadline means.
-_NO_TIMER, _IDLE, _HEAD, _BODY, _LINGER = range(5)
-_BODY_PENDING = 5  # a request started; its body deadline is set when more bytes are needed
-_CONTINUE = InformationalResponse(100)
+_NO_TIMER: Final = 0
+_IDLE: Final = 1
+_HEAD: Final = 2
+_BODY: Final = 3
+_LINGER: Final = 4
+_BODY_PENDING: Final = 5  # a request started; its body deadline is set when more bytes are needed
+_CONTINUE: Final = InformationalResponse(100)
 def _task_starter(
     loop: asyncio.AbstractEventLoop,
 ) -> Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]:

@@ -36,7 +36,7 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
 from prefork.http.connection import ERROR, JOIN_LIMIT
@@ -53,17 +53,23 @@ __all__ = ["WsgiCycle", "WsgiRunner"]
 
 log = logging.getLogger("prefork.error")
 
-RESPONSE_NOT_STARTED, RESPONSE_STARTED, RESPONSE_COMPLETE = 0, 1, 2
-_END = EndOfMessage()
+RESPONSE_NOT_STARTED: Final = 0
+RESPONSE_STARTED: Final = 1
+RESPONSE_COMPLETE: Final = 2
+_END: Final = EndOfMessage()
 # An inline app's iterable that produces pieces without ever filling the socket still lets the
 # loop run this often: other connections, timers, the heartbeat, and the news that this client
 # left (a reset socket drops writes silently until the loop reports connection_lost).
-YIELD_INTERVAL = 0.005
-_CONTENT_LENGTH = b"content-length"
+YIELD_INTERVAL: Final = 0.005
+_CONTENT_LENGTH: Final = b"content-length"
 
 # What a threaded app call ends with; the loop finishes the response from it.
-_DONE, _FAILED, _GONE, _SINGLE, _FILE = range(5)
-_NO_RESULT = object()  # the inline app call raised, and the failure was answered
+_DONE: Final = 0
+_FAILED: Final = 1
+_GONE: Final = 2
+_SINGLE: Final = 3
+_FILE: Final = 4
+_NO_RESULT: Final = object()  # the inline app call raised, and the failure was answered
 
 
 class WsgiRunner:

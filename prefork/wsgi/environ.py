@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 from prefork.http.events import Request
@@ -32,8 +32,8 @@ from prefork.memo import remember
 
 __all__ = ["ErrorStream", "base_environ", "build_environ", "split_target"]
 
-_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_PROTOCOLS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 
 
 class ErrorStream:
@@ -182,15 +182,16 @@ def build_environ(
     return environ
 
 
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+_METHODS: Final = {m.encode(): m
+                    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 # Field name -> environ key, "" for a dropped name. A plain dict read inline is a third of the
 # cost of an lru_cache call; bounded, and pure (a name's key never changes).
-_KEYS: dict[bytes, str] = {}
-_KEYS_MAX = 512
+_KEYS: Final[dict[bytes, str]] = {}
+_KEYS_MAX: Final = 512
 # (Host value, scheme) -> (SERVER_NAME, SERVER_PORT): a server sees few distinct hosts, and
 # the lookup costs a third of splitting again (timeit). Pure and bounded like _KEYS.
-_HOSTS: dict[tuple[str, str], tuple[str, str]] = {}
+_HOSTS: Final[dict[tuple[str, str], tuple[str, str]]] = {}
 
 
 def _environ_key(name: bytes) -> str:

@@ -25,7 +25,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from prefork.errors import ClientDisconnected
 
@@ -41,9 +41,9 @@ __all__ = [
 
 # Bodies up to this size stay in memory; larger ones go to a temporary file (gunicorn and
 # werkzeug spill at 1 MiB / 500 KiB too).
-SPILL_SIZE = 1024 * 1024
+SPILL_SIZE: Final = 1024 * 1024
 # What read()/readline() ask the source for when the caller gives no size.
-_READ_SIZE = 64 * 1024
+_READ_SIZE: Final = 64 * 1024
 
 
 class InputStream(abc.ABC):
@@ -150,7 +150,7 @@ class EmptyInput(InputStream):
         return b""
 
 
-EMPTY_INPUT = EmptyInput()
+EMPTY_INPUT: Final = EmptyInput()
 
 
 class BodySpool:

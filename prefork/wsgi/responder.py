@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 from prefork.http.events import Data, EndOfMessage, Response
 from prefork.memo import remember
@@ -36,27 +36,30 @@ __all__ = [
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
-HOP_BY_HOP = frozenset({
+HOP_BY_HOP: Final = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
     "te", "trailer", "trailers", "transfer-encoding", "upgrade",
 })
 
-INTERNAL_ERROR_BODY = b"Internal Server Error"
-INTERNAL_ERROR = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", b"21")])
-INTERNAL_ERROR_EVENTS = (INTERNAL_ERROR, Data(INTERNAL_ERROR_BODY), EndOfMessage())
+INTERNAL_ERROR_BODY: Final = b"Internal Server Error"
+INTERNAL_ERROR: Final = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
+                                       (b"content-length", b"21")])
+INTERNAL_ERROR_EVENTS: Final = (INTERNAL_ERROR, Data(INTERNAL_ERROR_BODY), EndOfMessage())
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # What a header name is to the responder, remembered with it.
-_PLAIN, _HOP_BY_HOP, _CONNECTION, _CONTENT_LENGTH = range(4)
+_PLAIN: Final = 0
+_HOP_BY_HOP: Final = 1
+_CONNECTION: Final = 2
+_CONTENT_LENGTH: Final = 3
 # Header names checked once: name -> (latin-1 bytes, kind). Status lines checked once:
 # status -> (code, reason bytes). Apps send the same few of each on every response; both memos
 # are pure and bounded, like the engine's NAME_MEMO.
-_NAMES: dict[str, tuple[bytes, int]] = {}
-_STATUSES: dict[str, tuple[int, bytes]] = {}
+_NAMES: Final[dict[str, tuple[bytes, int]]] = {}
+_STATUSES: Final[dict[str, tuple[int, bytes]]] = {}
 # Whole heads: (status, *headers) -> make_head's answer.
-_HEADS: dict[tuple[Any, ...], tuple[Response, int | None]] = {}
-_MEMO_MAX = 1024
+_HEADS: Final[dict[tuple[Any, ...], tuple[Response, int | None]]] = {}
+_MEMO_MAX: Final = 1024
 
 
 def _has_line_break(text: str) -> bool:

@@ -13,13 +13,15 @@ because llhttp would otherwise keep buffering one huge field line for us. This m
 
 from __future__ import annotations
 
+from typing import Final
+
 import httptools
 
 from prefork.errors import RemoteProtocolError
 from prefork.http.limits import Limits, check_field_sizes
 from prefork.http.parsers import Sink
 
-_VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
+_VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
 
 
 class HttptoolsTokenizer:
