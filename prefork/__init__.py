@@ -41,10 +41,12 @@ __all__ = [
     "serve",
 ]
 
+
 def build() -> str:
-    """"compiled" when the request path is installed as C extensions (``PREFORK_COMPILE=1``,
-    see ``setup.py``), else "pure Python": what the import system will load, read off the files
-    beside the engine's module without importing it."""
+    """Which build of the request path is installed: "compiled" when its modules are C
+    extensions (``PREFORK_COMPILE=1``, see ``setup.py``), else "pure Python". Read off the files
+    beside the engine's module, which the import system prefers in that order, without
+    importing it."""
     from importlib.machinery import EXTENSION_SUFFIXES
     from pathlib import Path
 
