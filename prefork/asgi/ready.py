@@ -29,9 +29,24 @@ from typing import Any, NoReturn
 
 __all__ = ["ASYNCIO_MARK", "INSPECT_MARK", "Ready", "ready"]
 
+
+def _inspect_mark() -> object:
+    """The value ``inspect.markcoroutinefunction`` (3.12+) stores as ``_is_coroutine_marker``,
+    taken from the function itself: the module-level name of that sentinel differs between
+    versions (``_is_coroutine_marker`` in 3.12, ``_is_coroutine_mark`` in 3.13)."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is None:
+        return None
+
+    def probe() -> None:
+        return None
+
+    return getattr(mark(probe), "_is_coroutine_marker", None)
+
+
 # What asyncio.iscoroutinefunction (3.10-3.11) and inspect.iscoroutinefunction (3.12+) look for.
 ASYNCIO_MARK: object = getattr(asyncio.coroutines, "_is_coroutine", None)
-INSPECT_MARK: object = getattr(inspect, "_is_coroutine_mark", None)
+INSPECT_MARK: object = _inspect_mark()
 
 
 class Ready(asyncio.Future[Any]):
