@@ -4,7 +4,7 @@ Everything else about the package lives in ``pyproject.toml``. The modules below
 every request runs through (parsing, the engine, the ASGI and WSGI cycles, the protocol); mypyc
 turns them into C extensions from the same typed source, and the interpreter runs the rest.
 Measured in-process under cachegrind (``bench/http_engine.py``'s protocol rows, wrk's request):
-an ASGI hello request costs 55k instructions compiled against 91k interpreted, a WSGI one 46k
+an ASGI hello request costs 55k instructions compiled against 93k interpreted, a WSGI one 46k
 against 91k. Without the variable the package is pure Python and behaves the same (``make test``
 runs the in-process tests on it, then the whole suite compiled); ``prefork --version`` says
 which one is installed.
