@@ -45,7 +45,7 @@ $(COMPILED): $(VENV)/.installed setup.py $(SOURCES)
 	  (echo "compiling the request path failed (build/compile.log): prefork runs as pure Python" \
 	   && $(MAKE) -s pure)
 	@# an unchanged module is not relinked: its date still says it matches the sources
-	@find prefork prefork__mypyc*.so -name '*.so' -exec touch {} + 2>/dev/null || true
+	@find prefork -name '*.so' -exec touch {} +
 	@touch $@
 
 compile: $(COMPILED)
@@ -53,7 +53,7 @@ compile: $(COMPILED)
 # Back to the interpreted package (the compiled modules are removed).
 pure:
 	find prefork -name '*.so' -delete
-	rm -f prefork__mypyc*.so $(COMPILED)
+	rm -f $(COMPILED)
 
 install: $(VENV)/.installed $(COMPILED)
 

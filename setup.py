@@ -42,7 +42,9 @@ def compiled_modules() -> list:
         return []
     from mypyc.build import mypycify  # only needed for this build: see pyproject's build needs
 
-    return mypycify(COMPILED, opt_level="3", group_name="prefork")
+    # The shared library goes inside the package (prefork/_native__mypyc*.so): at the top level
+    # an editable install would not find it, since only the package is mapped to the tree.
+    return mypycify(COMPILED, opt_level="3", group_name="prefork._native")
 
 
 setup(ext_modules=compiled_modules())
