@@ -6,9 +6,10 @@ PIP := $(PY) -m pip
 .PHONY: install install-test compile pure nginx redis run test lint typecheck bench bench-install \
 	bench-scaling fuzz clean
 
+# setuptools and mypy (mypyc) too: make compile builds the request path with them in place.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip "setuptools>=77" "mypy>=1.11"
 	$(PIP) install -q -e .
 	touch $@
 
@@ -39,7 +40,6 @@ SOURCES := $(shell find prefork -name '*.py')
 COMPILED := build/.compiled
 
 $(COMPILED): $(VENV)/.installed setup.py $(SOURCES)
-	$(PIP) install -q "setuptools>=77" "mypy>=1.11"
 	@mkdir -p build && rm -f $(COMPILED)
 	@PREFORK_COMPILE=1 $(PY) setup.py -q build_ext --inplace >build/compile.log 2>&1 || \
 	  (echo "compiling the request path failed (build/compile.log): prefork runs as pure Python" \

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 COMPILED = [
     "prefork/memo.py",
@@ -37,7 +37,7 @@ COMPILED = [
 ]
 
 
-def compiled_modules() -> list:
+def compiled_modules() -> list[Extension]:
     if os.environ.get("PREFORK_COMPILE") != "1":
         return []
     from mypyc.build import mypycify  # only needed for this build: see pyproject's build needs

@@ -8,8 +8,9 @@
   it: the same bytes on the wire, with and without a Content-Length, for HEAD, and a body
   that breaks its Content-Length still cuts the connection. ASGI and WSGI, both parsers, both
   loops.
-* Answers written from inside ``data_received`` are held until the loop's pass ends; pipelined
-  answers (held, written apart, then a close) still reach the client whole and in order.
+* Small answers are held until the loop's pass ends, whoever writes them (the read callback or
+  a task); pipelined answers (held, written apart, then a close) still reach the client whole
+  and in order.
 * An iterable that is not one piece is walked inside ``data_received`` until it takes too long;
   the rest follows from a task, and the body arrives whole, its ``close()`` called once.
 """
@@ -262,9 +263,7 @@ def test_a_failing_held_write_does_not_hold_back_the_others(caplog: Any) -> None
         for transport in (broken, healthy):
             protocol = HttpProtocol(state)
             protocol.connection_made(transport)  # type: ignore[arg-type]  # a stand-in
-            protocol.advancing = True  # as inside data_received: the answer is held
-            protocol.write(b"an answer")
-            protocol.advancing = False
+            protocol.write(b"an answer")  # small: held until the loop's pass ends
         await asyncio.sleep(0)  # the pass ends; the release runs
         return healthy
 
