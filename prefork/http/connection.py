@@ -628,6 +628,14 @@ class ServerConnection:
 
     # --- cycles ----------------------------------------------------------------------------------
 
+    def release(self) -> None:
+        """The client is gone: nothing more is received. The tokenizer and this object refer to
+        each other (it reports here); dropping it lets a lost connection be freed by reference
+        counting instead of waiting for the cycle collector (about 18 objects a connection,
+        with a collection every few dozen connections). Responses can still be built."""
+        self._tokenizer.release()
+        self._tokenizer = _RELEASED
+
     def reuse(self) -> bool | None:
         """:meth:`start_next_cycle` if both sides are done and the connection is kept (its
         answer), else None and nothing changes: the usual end of a cycle in one call, with no
@@ -655,3 +663,25 @@ class ServerConnection:
                 f"cannot start a new cycle (our {self.our_state}, their {self.their_state})"
             )
         return ready
+
+
+class _ReleasedTokenizer:
+    """What a connection reads with after :meth:`ServerConnection.release`: nothing."""
+
+    __slots__ = ()
+
+    @property
+    def in_head(self) -> bool:
+        return False
+
+    def feed(self, data: bytes) -> None:
+        raise RuntimeError("bytes fed to a released connection")
+
+    def reset(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
+_RELEASED: Final = _ReleasedTokenizer()

@@ -39,11 +39,15 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   bytes (in the slot a WebSocket session takes after an upgrade, so no request pays a check for
   it) and hands the rest to the engine once the header is read; see its docstring for who must
   and who must not send one.
-* **Timers.** One timer per connection and a deadline per phase (idle keep-alive, request head,
-  request body, lingering). Moving a deadline later is a float store: the timer fires at the old
-  time, sees the new deadline and re-arms, so a keep-alive connection costs about one timer per
-  keep-alive period, not one per request. The body deadline only runs while reading: a client
-  that stopped because we paused it, or that waits for ``100 Continue``, is not stalling.
+* **Deadlines.** A connection has one deadline and a phase that says what it means (idle
+  keep-alive, request head, request body, lingering); setting or moving it is two stores. No
+  connection has a timer of its own: one sweep per worker (:meth:`ServingState.sweep`) visits
+  the connections a few times a second while there are any and acts on the deadlines that
+  passed, so a deadline is met up to a quarter of the shortest timeout late (at most 0.25 s).
+  A timer per connection cost more than the rest of its set-up together when each request came
+  on a new connection (arming and cancelling one is about 6k instructions in uvloop). The body
+  deadline only runs while reading: a client that stopped because we paused it, or that waits
+  for ``100 Continue``, is not stalling.
 
 Hot path (``bench/http_engine.py`` times it with a fake transport): bytes that hold exactly one
 whole request, on an idle connection (the usual keep-alive GET, or a small POST in one
@@ -61,7 +65,7 @@ over in the task's context), which is correct but measured slower: 35.1 against 
 ASGI hello, since a 3.11 task costs its creation and its entry in asyncio's WeakSet of tasks,
 not the loop iteration it waits for. So the task costs one loop iteration there. A cycle may
 also finish without any task (``Cycle.begin`` returns None): the inline WSGI runner does, for a
-GET. A request that arrives whole moves no timer until its response is written (the head and body
+GET. A request that arrives whole moves no deadline until its response is written (the head and body
 deadlines are only set while bytes are awaited); a request from a trusted proxy that carries no
 forwarding field skips the proxy resolution.
 
@@ -121,11 +125,14 @@ FIRST_REQUEST_GRACE: Final = 1.0
 # How long a closing connection reads and drops what the client still sends (Apache waits 2 s
 # per read during its lingering close, 30 s in all; one short bound is enough here).
 LINGER_TIMEOUT: Final = 2.0
+# The deadline sweep's period: a quarter of the shortest timeout, within these bounds.
+MIN_SWEEP_INTERVAL: Final = 0.01
+MAX_SWEEP_INTERVAL: Final = 0.25
 # Read size when a file is sent without loop.sendfile (uvloop has none).
 FILE_CHUNK: Final = 256 * 1024
 
-# Timer phases: what the connection's single deadline means.
-_NO_TIMER: Final = 0
+# Deadline phases: what the connection's single deadline means.
+_NO_DEADLINE: Final = 0
 _IDLE: Final = 1
 _HEAD: Final = 2
 _BODY: Final = 3
@@ -235,6 +242,34 @@ class ServingState:
         self.done = ready(self.loop, None)
         self.start_task = _task_starter(self.loop)
         self._holding: list[HttpProtocol] = []  # connections with held writes
+        shortest = min(self.limits.keep_alive_timeout, self.limits.headers_timeout,
+                       self.limits.body_timeout, FIRST_REQUEST_GRACE, LINGER_TIMEOUT)
+        self.sweep_interval = max(MIN_SWEEP_INTERVAL, min(MAX_SWEEP_INTERVAL, shortest / 4))
+        self.sweeping = False
+
+    def watch(self, protocol: HttpProtocol) -> None:
+        """Count ``protocol`` among the connections whose deadlines the sweep checks."""
+        self.connections.add(protocol)
+        if not self.sweeping:
+            self.sweeping = True
+            self.loop.call_later(self.sweep_interval, self.sweep)
+
+    def sweep(self) -> None:
+        """Act on every deadline that passed; again after ``sweep_interval`` while any
+        connection is open (an idle worker is not woken)."""
+        connections = self.connections
+        if not connections:
+            self.sweeping = False
+            return
+        now = self.loop.time()
+        # a copy: acting on a deadline closes connections, which leave the set
+        for protocol in list(connections):
+            if protocol.phase != _NO_DEADLINE and protocol.deadline <= now:
+                try:
+                    protocol.deadline_passed()
+                except Exception:  # one broken connection must not stop the others' deadlines
+                    log.exception("closing %s after its deadline failed", protocol.client)
+        self.loop.call_later(self.sweep_interval, self.sweep)
 
     def hold_writes(self, protocol: HttpProtocol) -> None:
         """Release ``protocol``'s held writes once the loop's current pass is over."""
@@ -260,8 +295,7 @@ class HttpProtocol(asyncio.Protocol):
         "advancing", "again", "client", "closed", "conn", "cycle", "deadline", "discard_left",
         "head_at", "held", "lingering", "loop", "observation", "peer", "peer_scheme",
         "peer_trusted", "pending", "phase", "reading_paused", "requests_started", "scheme",
-        "server", "state", "timer", "timer_at", "transport", "upgraded", "write_paused",
-        "write_waiter",
+        "server", "state", "transport", "upgraded", "write_paused", "write_waiter",
     )  # fmt: skip
 
     def __init__(self, state: ServingState) -> None:
@@ -278,9 +312,7 @@ class HttpProtocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at = 0.0
-        self.phase = _NO_TIMER
+        self.phase = _NO_DEADLINE
         self.deadline = 0.0
         self.discard_left = 0
         self.reading_paused = False
@@ -316,9 +348,9 @@ class HttpProtocol(asyncio.Protocol):
         trusted = self.state.trusted_proxies
         self.peer_trusted = trusted is not None and trusted.trusts(
             self.peer[0] if self.peer else None)
-        connections = self.state.connections
-        connections.add(self)
-        if len(connections) > self.state.config.worker_connections:
+        state = self.state
+        state.watch(self)
+        if len(state.connections) > state.config.worker_connections:
             # over --worker-connections: a clear answer instead of a silent queue
             self._reject(RemoteProtocolError("too many connections to this worker", 503))
             return
@@ -346,7 +378,7 @@ class HttpProtocol(asyncio.Protocol):
             self.deadline = self.loop.time() + self.state.limits.body_timeout
         elif phase == _IDLE:
             # The head deadline is only armed when these bytes did not hold a whole head: a
-            # keep-alive request in one segment costs no timer update on its way in.
+            # keep-alive request in one segment costs no deadline update on its way in.
             started = self.requests_started
             self._advance()
             if self.requests_started == started and self.phase == _IDLE and not self.closed \
@@ -370,8 +402,9 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = True
         self.lingering = False
         self.held = None
+        self.conn.release()
         self.state.connections.discard(self)
-        self._cancel_timer()
+        self.phase = _NO_DEADLINE
         if self.cycle is not None:
             self.cycle.client_gone()
         if self.upgraded is not None:
@@ -425,7 +458,7 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(RemoteProtocolError("too many requests in flight", 503))
             return
         self._start_cycle(request)  # never an upgrade: the engine leaves those to next_event
-        self.phase = _NO_TIMER
+        self.phase = _NO_DEADLINE
         cycle = self.pending
         assert cycle is not None
         self.pending = None
@@ -463,7 +496,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._start_cycle(request)
             elif kind is EndOfMessage:
                 if self.phase == _BODY or self.phase == _BODY_PENDING:
-                    self.phase = _NO_TIMER
+                    self.phase = _NO_DEADLINE
                 cycle = self.cycle
                 if cycle is not None:
                     cycle.request_complete()
@@ -539,9 +572,9 @@ class HttpProtocol(asyncio.Protocol):
         self.requests_started += 1
         if state.closing_connections:
             self.conn.close_after_response()
-        # The body timer starts once the engine needs more bytes (none for a GET, whose end
+        # The body deadline starts once the engine needs more bytes (none for a GET, whose end
         # follows at once); or, when the client waits for 100 Continue, with the 100.
-        self.phase = _NO_TIMER if request.expect_continue else _BODY_PENDING
+        self.phase = _NO_DEADLINE if request.expect_continue else _BODY_PENDING
 
     def _run(self, cycle: Cycle) -> None:
         state = self.state
@@ -568,7 +601,7 @@ class HttpProtocol(asyncio.Protocol):
         """Hand the connection to a WebSocket session; from now on bytes go to it."""
         from prefork.asgi.websocket import WebSocketCycle
 
-        self._cancel_timer()
+        self._clear_deadline()
         if self.peer_trusted:
             request = self._forwarded(request)
         state = self.state
@@ -774,9 +807,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def _reuse(self) -> bool | None:
         """Start the next cycle on a kept connection whose both sides are done, with its
-        timer; None (and nothing changes) when the engine cannot reuse the connection. True
-        when the engine may already hold events for the next cycle (pipelined bytes, or EOF),
-        so that it is worth asking."""
+        keep-alive deadline; None (and nothing changes) when the engine cannot reuse the
+        connection. True when the engine may already hold events for the next cycle (pipelined
+        bytes, or EOF), so that it is worth asking."""
         conn = self.conn
         ready = conn.reuse()
         if ready is None:
@@ -785,12 +818,7 @@ class HttpProtocol(asyncio.Protocol):
         if ready and conn.buffered_bytes:
             self._arm(_HEAD, limits.headers_timeout)
         else:
-            # _arm's common case inline: the timer set earlier fires first and re-arms
-            deadline = self.loop.time() + limits.keep_alive_timeout
-            self.phase = _IDLE
-            self.deadline = deadline
-            if self.timer is None or self.timer_at > deadline:
-                self._arm(_IDLE, limits.keep_alive_timeout)
+            self._arm(_IDLE, limits.keep_alive_timeout)
         if self.reading_paused:
             self._resume_reading()
         return ready
@@ -842,7 +870,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.closed = True
         self.lingering = False
-        self._cancel_timer()
+        self._clear_deadline()
         self.state.connections.discard(self)
         self.release_held()
         transport.close()
@@ -852,17 +880,17 @@ class HttpProtocol(asyncio.Protocol):
             self.release_held()  # as if written at once: what went out before the cut
             self.closed = True
             self.lingering = False
-            self._cancel_timer()
+            self._clear_deadline()
             self.transport.abort()
             self.state.connections.discard(self)
 
-    # -- flow control and timers ----------------------------------------------------------------
+    # -- flow control and deadlines -------------------------------------------------------------
 
     def _pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             if self.phase == _BODY or self.phase == _BODY_PENDING:
-                self.phase = _NO_TIMER  # we stopped the client: it is not stalling
+                self.phase = _NO_DEADLINE  # we stopped the client: it is not stalling
             with contextlib.suppress(RuntimeError):
                 self.transport.pause_reading()
 
@@ -873,33 +901,16 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
 
     def _arm(self, phase: int, delay: float) -> None:
-        deadline = self.loop.time() + delay
         self.phase = phase
-        self.deadline = deadline
-        timer = self.timer
-        if timer is None or self.timer_at > deadline:
-            if timer is not None:
-                timer.cancel()
-            self.timer = self.loop.call_at(deadline, self._on_timer)
-            self.timer_at = deadline
+        self.deadline = self.loop.time() + delay
 
-    def _cancel_timer(self) -> None:
-        self.phase = _NO_TIMER
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+    def _clear_deadline(self) -> None:
+        self.phase = _NO_DEADLINE
 
-    def _on_timer(self) -> None:
-        self.timer = None
+    def deadline_passed(self) -> None:
+        """The sweep found the deadline of the current phase passed: answer or close."""
         phase = self.phase
-        if phase == _NO_TIMER:
-            return
-        deadline = self.deadline
-        if self.loop.time() < deadline:  # the deadline moved on since the timer was set
-            self.timer = self.loop.call_at(deadline, self._on_timer)
-            self.timer_at = deadline
-            return
-        self.phase = _NO_TIMER
+        self.phase = _NO_DEADLINE
         if phase == _HEAD:
             self._reject(RemoteProtocolError("request head not received in time", 408))
         elif phase in (_BODY, _BODY_PENDING):

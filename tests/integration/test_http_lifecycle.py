@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import threading
 import time
@@ -225,6 +226,21 @@ def test_keep_alive_timeout_closes_idle_connection(serve: Any, client_factory: A
     assert time.monotonic() - started < 2
 
 
+def test_deadline_sweep_runs_only_while_connections_are_open(serve: Any,
+                                                             client_factory: Any) -> None:
+    server = serve(apps.hello, keepalive=0.2)
+    assert server.state.sweep_interval == pytest.approx(0.05)  # a quarter of the shortest
+    assert not server.state.sweeping
+    client = client_factory(server.port)
+    assert client.request().status == 200
+    assert server.state.sweeping
+    assert client.is_closed(timeout=3)
+    deadline = time.monotonic() + 3
+    while server.state.sweeping and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not server.state.sweeping  # an idle worker is not woken
+
+
 def test_slowloris_head_gets_408(serve: Any, client_factory: Any) -> None:
     server = serve(apps.hello, headers_timeout=0.3, keepalive=5)
     client = client_factory(server.port)
@@ -313,3 +329,35 @@ async def _paused(server: Any) -> int:
         if protocol.reading_paused and protocol.cycle is not None:
             return int(protocol.cycle.body_size + protocol.conn.buffered_bytes)
     return 0
+
+
+# -- freeing a lost connection -------------------------------------------------------------------
+
+def _serve_closing_requests(server: Any, client_factory: Any, count: int) -> None:
+    for _ in range(count):
+        client = client_factory(server.port)
+        client.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert client.recv_all().startswith(b"HTTP/1.1 200 ")
+    deadline = time.monotonic() + 5
+    while server.state.connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not server.state.connections
+
+
+def test_lost_connections_are_freed_without_the_cycle_collector(serve: Any,
+                                                                client_factory: Any) -> None:
+    """The engine's parser and connection refer to each other; a lost connection breaks that,
+    so its objects go at once and the cycle collector finds none of them."""
+    server = serve(apps.hello)
+    _serve_closing_requests(server, client_factory, 2)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds stays in gc.garbage
+    try:
+        _serve_closing_requests(server, client_factory, 5)
+        gc.collect()
+        left = sorted({type(o).__name__ for o in gc.garbage} & {
+            "HttpProtocol", "ServerConnection", "HttptoolsTokenizer", "H11Tokenizer"})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []

@@ -406,3 +406,17 @@ def test_receive_request_leaves_a_body_past_max_buffer(parser: str) -> None:
     conn = make(parser, Limits(max_buffer=8))
     assert conn.receive_request(POST_CL) is None
     assert merge_data(drain(conn))[1] == Data(b"hello world")
+
+
+def test_released_connection_still_answers_but_reads_nothing(parser: str) -> None:
+    conn = make(parser)
+    conn.receive_data(GET)
+    drain(conn)
+    conn.release()  # the client is gone: the parser is dropped
+    conn.release()  # twice is harmless
+    assert conn.send(Response(200, [(b"content-length", b"2")])).startswith(b"HTTP/1.1 200 ")
+    fresh = make(parser)
+    fresh.release()
+    fresh.receive_data(GET)
+    with pytest.raises(RuntimeError, match="released"):
+        fresh.next_event()  # never happens in a server: nothing is received after the loss

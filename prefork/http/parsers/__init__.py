@@ -55,6 +55,11 @@ class Tokenizer(Protocol):
     def in_head(self) -> bool:
         """True while part of a request head has been received but not the whole of it."""
 
+    def release(self) -> None:
+        """The connection is gone: drop whatever refers back to this tokenizer (httptools'
+        parser holds its callbacks), so the connection's objects are freed by reference
+        counting at once instead of by the cycle collector later. Nothing is fed after it."""
+
 
 def make_tokenizer(name: str, sink: Sink, limits: Limits) -> Tokenizer:
     # One per connection: the backend's class is imported (lazily: h11 or httptools may be

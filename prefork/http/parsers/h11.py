@@ -201,6 +201,9 @@ class H11Tokenizer:
         self._in_head = True
         self._chunked = None
 
+    def release(self) -> None:
+        return None  # h11's connection holds nothing of ours
+
     def feed(self, data: bytes) -> None:
         if self._in_head:
             buf = self._head + data if self._head else data

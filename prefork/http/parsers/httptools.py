@@ -39,6 +39,7 @@ class HttptoolsTokenizer:
         "_switching",
         "_target",
     )
+    __deletable__ = ("_parser",)  # mypyc: release() deletes it
 
     def __init__(self, sink: Sink, limits: Limits) -> None:
         self._sink = sink
@@ -61,6 +62,9 @@ class HttptoolsTokenizer:
     def reset(self) -> None:
         # llhttp reads pipelined requests in one stream: nothing to restart between messages.
         return None
+
+    def release(self) -> None:
+        del self._parser  # the parser holds our bound methods as its callbacks
 
     def feed(self, data: bytes) -> None:
         # _head_bytes is an upper bound of the current head's size: the whole of the feed it
