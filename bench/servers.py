@@ -8,7 +8,9 @@ offers a choice. gthread gets 4 threads (gunicorn's documentation suggests 2-4 p
 
 prefork's dispatch modes differ only in how a connection reaches a worker, so the roundrobin and
 shared variants run only the scenarios where connections are made (``DISPATCH_SCENARIOS``);
-the h11 parser variant runs everything, since the parser touches every byte.
+the h11 parser variant runs everything, since the parser touches every byte. ``uvloop-floor``
+(``bench/floor.py``) is no server but the event loop and parser alone answering a constant: the
+ceiling of any server built on them, run in the one-worker hello scenarios.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 Command = Callable[[Path, str, int, int], list[str]]  # (bin dir, app, port, workers) -> argv
 
 DISPATCH_SCENARIOS = frozenset({"hello", "hello-close", "hello-2w"})
+FLOOR_SCENARIOS = frozenset({"hello", "hello-close"})
 LOG_QUIET = ["--log-level", "warning"]
 
 
@@ -68,6 +71,10 @@ def _granian(interface: str) -> Command:
     return command
 
 
+def _floor(bin_dir: Path, app: str, port: int, workers: int) -> list[str]:
+    return [str(bin_dir / "python"), "-m", "bench.floor", "--port", str(port)]
+
+
 def _hypercorn(bin_dir: Path, app: str, port: int, workers: int) -> list[str]:
     return [str(bin_dir / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--worker-class", "uvloop", *LOG_QUIET, app]
@@ -86,6 +93,8 @@ SERVERS: tuple[Server, ...] = (
            _gunicorn("uvicorn_worker.UvicornWorker")),
     Server("granian", "asgi", "granian", _granian("asgi")),
     Server("hypercorn", "asgi", "hypercorn", _hypercorn),
+    # not a server: uvloop and httptools answering a constant, the ceiling for the two above
+    Server("uvloop-floor", "asgi", "python", _floor, scenarios=FLOOR_SCENARIOS),
     Server("prefork-wsgi", "wsgi", "python", _prefork("wsgi")),
     Server("gunicorn-sync", "wsgi", "gunicorn", _gunicorn("sync")),
     Server("gunicorn-gthread", "wsgi", "gunicorn", _gunicorn("gthread", "--threads", "4")),
