@@ -1,0 +1,88 @@
+"""What a new connection costs the server, on a real socket: one process serves, another connects.
+
+The server side runs prefork's protocol (``--server prefork``, the ASGI hello app) or the floor
+(``--server floor``, ``bench/floor.py``'s protocol) on a uvloop loop and a loopback listener; a
+child process makes ``--connections`` connections one after another, each sending one
+``Connection: close`` GET and reading the answer to the end. Nothing else runs in the serving
+process, so its instruction count under cachegrind, taken at two connection counts, gives the
+instructions per connection by difference (start-up cancels out)::
+
+    for n in 200 1200; do
+        valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \\
+            bench/venv/bin/python bench/connection_cost.py --server prefork --connections $n
+    done   # (I(1200) - I(200)) / 1000
+
+Unlike ``bench/http_engine.py``'s "a connection each" row, which feeds a fake transport, this
+includes uvloop's accept, transport and close. Without valgrind it prints the wall time per
+connection, which includes the client's share of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import uvloop
+
+HERE = Path(__file__).resolve().parent
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+def connect_many(port: int, count: int) -> None:
+    """The client: ``count`` connections, one request each, read until the server closes."""
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(REQUEST)
+            while sock.recv(65536):
+                pass
+
+
+def _protocol_factory(server: str) -> Callable[[], asyncio.Protocol]:
+    if server == "floor":
+        from bench.floor import FloorProtocol
+
+        return FloorProtocol
+    from bench.http_engine import HELLO_BODY, asgi_app
+    from prefork.config import Config
+    from prefork.workers.protocol import HttpProtocol, ServingState
+
+    state = ServingState(Config.from_mapping({}), asgi_app(HELLO_BODY), {}, lambda count: None)
+    return lambda: HttpProtocol(state)
+
+
+async def serve(server: str, count: int) -> float:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    port = listener.getsockname()[1]
+    await asyncio.get_running_loop().create_server(_protocol_factory(server), sock=listener)
+    started = time.perf_counter()
+    client = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--client", str(port), "--connections", str(count),
+        stdin=subprocess.DEVNULL)
+    await client.wait()
+    return (time.perf_counter() - started) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=("prefork", "floor"), default="prefork")
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--client", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client is not None:
+        connect_many(args.client, args.connections)
+        return
+    sys.path.insert(0, str(HERE.parent))
+    seconds = uvloop.run(serve(args.server, args.connections))
+    print(f"{args.server}: {seconds * 1e6:.1f} µs per connection (wall, client included)")
+
+
+if __name__ == "__main__":
+    main()
