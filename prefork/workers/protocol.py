@@ -44,10 +44,10 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   connection has a timer of its own: one sweep per worker (:meth:`ServingState.sweep`) visits
   the connections a few times a second while there are any and acts on the deadlines that
   passed, so a deadline is met up to a quarter of the shortest timeout late (at most 0.25 s).
-  A timer per connection cost more than the rest of its set-up together when each request came
-  on a new connection (arming and cancelling one is about 6k instructions in uvloop). The body
-  deadline only runs while reading: a client that stopped because we paused it, or that waits
-  for ``100 Continue``, is not stalling.
+  A timer per connection cost every new connection about 6k instructions (arming and
+  cancelling one in uvloop); the sweep costs a connection nothing. The body deadline only runs
+  while reading: a client that stopped because we paused it, or that waits for
+  ``100 Continue``, is not stalling.
 
 Hot path (``bench/http_engine.py`` times it with a fake transport): bytes that hold exactly one
 whole request, on an idle connection (the usual keep-alive GET, or a small POST in one
