@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+from typing import cast
 
 import httptools
 import uvloop
@@ -28,7 +29,8 @@ class FloorProtocol(asyncio.Protocol):
     """One connection: parse, answer at the end of each request, close when asked to."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         self.parser = httptools.HttpRequestParser(self)
 
     def data_received(self, data: bytes) -> None:

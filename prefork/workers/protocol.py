@@ -404,7 +404,7 @@ class HttpProtocol(asyncio.Protocol):
         self.held = None
         self.conn.release()
         self.state.connections.discard(self)
-        self.phase = _NO_DEADLINE
+        self._clear_deadline()
         if self.cycle is not None:
             self.cycle.client_gone()
         if self.upgraded is not None:
