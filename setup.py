@@ -32,6 +32,7 @@ COMPILED = [
     "prefork/wsgi/environ.py",
     "prefork/wsgi/input.py",
     "prefork/wsgi/responder.py",
+    "prefork/workers/eager.py",
     "prefork/workers/protocol.py",
     "prefork/workers/wsgi.py",
 ]

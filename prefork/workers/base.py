@@ -327,6 +327,7 @@ class Worker:
             await asyncio.sleep(0.05)
         for protocol in list(self.state.connections):
             protocol.abort()
+        self.state.starter.close()  # the idle tasks that lend themselves to requests
 
 
 def worker_main(app: AppSpec | str | Callable[..., Any]) -> Callable[

@@ -79,7 +79,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import os
 import sys
@@ -112,6 +111,7 @@ from prefork.proxy import resolve as resolve_forwarded
 from prefork.proxy_protocol import NEED_MORE, ProxyHeader, starts_like_header
 from prefork.proxy_protocol import parse as parse_proxy_header
 from prefork.workers import observation
+from prefork.workers.eager import task_starter
 from prefork.workers.health import HealthCycle, is_health_request
 
 if TYPE_CHECKING:
@@ -139,16 +139,6 @@ _BODY: Final = 3
 _LINGER: Final = 4
 _BODY_PENDING: Final = 5  # a request started; its body deadline is set when more bytes are needed
 _CONTINUE: Final = InformationalResponse(100)
-
-
-def _task_starter(
-    loop: asyncio.AbstractEventLoop,
-) -> Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]:
-    """What starts a cycle's task: eagerly where Python can (3.12+), else ``create_task``;
-    a C callable either way, so that starting one adds no Python frame."""
-    if sys.version_info >= (3, 12):
-        return functools.partial(asyncio.Task, loop=loop, eager_start=True)
-    return loop.create_task
 
 
 class Cycle(Protocol):
@@ -240,7 +230,9 @@ class ServingState:
         # call each time, once per connection when each protocol asked for it.
         self.loop = asyncio.get_running_loop()
         self.done = ready(self.loop, None)
-        self.start_task = _task_starter(self.loop)
+        # Runs each request coroutine's first step at once (prefork.workers.eager).
+        self.starter = task_starter(self.loop)
+        self.start_task = self.starter.start
         self._holding: list[HttpProtocol] = []  # connections with held writes
         shortest = min(self.limits.keep_alive_timeout, self.limits.headers_timeout,
                        self.limits.body_timeout, FIRST_REQUEST_GRACE, LINGER_TIMEOUT)
@@ -583,7 +575,7 @@ class HttpProtocol(asyncio.Protocol):
         if coro is None:
             return
         task = state.start_task(coro)
-        if not task.done():
+        if task is not None:
             cycle.task = task
             state.tasks.add(task)
 
