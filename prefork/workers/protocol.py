@@ -53,18 +53,13 @@ Hot path (``bench/http_engine.py`` times it with a fake transport): bytes that h
 whole request, on an idle connection (the usual keep-alive GET, or a small POST in one
 segment), are taken from the engine in one call (``ServerConnection.receive_request``) and
 start their cycle at once: 131.0k instructions per 4 KB echo through the events, 122.6k at once.
-Anything else goes through :meth:`_advance`, event by event. One task per ASGI request cycle,
-started after the request's events already queued have been taken (so a GET's app sees its
-whole request at once) and eagerly where Python supports it (3.12+), so a handler that never
-waits runs to completion inside ``data_received``; its ``send`` and ``receive`` answer without a
-coroutine when there is nothing to wait for (``prefork.asgi.ready``). On 3.11 there is no
-eager start. Running the coroutine's first step by hand would leave ``asyncio.current_task()``
-wrong for cancel scopes and ``asyncio.timeout``; the task's own first step can be run at once
-(shadow ``call_soon`` on the loop instance while ``Task()`` is built, then run the step it hands
-over in the task's context), which is correct but measured slower: 35.1 against 33.3 µs per
-ASGI hello, since a 3.11 task costs its creation and its entry in asyncio's WeakSet of tasks,
-not the loop iteration it waits for. So the task costs one loop iteration there. A cycle may
-also finish without any task (``Cycle.begin`` returns None): the inline WSGI runner does, for a
+Anything else goes through :meth:`_advance`, event by event. An ASGI request cycle's coroutine
+is started after the request's events already queued have been taken (so a GET's app sees its
+whole request at once), and at once (``prefork.workers.eager``): a handler that never waits
+runs to completion inside ``data_received`` under a pooled task lent for the step, and costs no
+task of its own; one that waits goes on in that task. Its ``send`` and ``receive`` answer
+without a coroutine when there is nothing to wait for (``prefork.asgi.ready``). A cycle may
+also finish without any coroutine (``Cycle.begin`` returns None): the inline WSGI runner does, for a
 GET. A request that arrives whole moves no deadline until its response is written (the head and body
 deadlines are only set while bytes are awaited); a request from a trusted proxy that carries no
 forwarding field skips the proxy resolution.

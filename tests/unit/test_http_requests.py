@@ -112,6 +112,43 @@ def test_pipelining_three_requests_in_one_packet(parser: str) -> None:
     assert conn.next_event() is NEED_DATA
 
 
+def _versions(parser: str, pieces: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """(target, version) of each request, the pieces fed one at a time and each answered."""
+    conn = make(parser)
+    seen: list[tuple[bytes, bytes]] = []
+    for piece in pieces:
+        conn.receive_data(piece)
+        while True:
+            events = drain(conn)
+            seen += [(e.target, e.http_version) for e in events if isinstance(e, Request)]
+            if not events or events[-1] != EndOfMessage():
+                break
+            respond(conn)
+            conn.start_next_cycle()
+    return seen
+
+
+TEN = b"GET /0 HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n"
+ELEVEN = b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"
+
+
+T0, T1 = (b"/0", b"1.0"), (b"/1", b"1.1")
+
+
+@pytest.mark.parametrize("pieces, expected", [
+    ([TEN + ELEVEN + TEN], [T0, T1, T0]),  # pipelined: the first begins the feed, not the rest
+    ([ELEVEN + TEN, ELEVEN], [T1, T0, T1]),
+    ([ELEVEN, TEN[:12], TEN[12:], ELEVEN], [T1, T0, T1]),  # a request line cut in two
+    ([ELEVEN + TEN[:14], TEN[14:] + ELEVEN], [T1, T0, T1]),  # cut inside its version
+    ([ELEVEN[:-2], ELEVEN[-2:] + TEN], [T1, T0]),  # a feed that starts inside a head
+    ([b"GET /HTTP/1.1 HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n" + ELEVEN],
+     [(b"/HTTP/1.1", b"1.0"), T1]),  # the version is the line's last word
+])
+def test_each_request_has_its_own_version_however_fed(
+        parser: str, pieces: list[bytes], expected: list[tuple[bytes, bytes]]) -> None:
+    assert _versions(parser, pieces) == expected
+
+
 def test_pipelined_error_waits_its_turn(parser: str) -> None:
     conn = make(parser)
     conn.receive_data(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/9.9\r\nHost: h\r\n\r\n")

@@ -22,14 +22,19 @@ from prefork.http.limits import Limits, check_field_sizes
 from prefork.http.parsers import Sink
 
 _VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
+# How a request line ends, after its method, a space, its target and a space.
+_LINE_ENDS: Final = {b"HTTP/1.1\r\n": b"1.1", b"HTTP/1.0\r\n": b"1.0"}
 
 
 class HttptoolsTokenizer:
     __slots__ = (
+        "_between",
+        "_feed",
         "_feed_len",
         "_head_bytes",
         "_headers",
         "_in_head",
+        "_line",
         "_max_field",
         "_max_head",
         "_max_headers",
@@ -54,6 +59,11 @@ class HttptoolsTokenizer:
         self._in_head = False
         self._head_bytes = 0
         self._switching = False
+        # Between two messages a feed starts with the next request line, so the message that
+        # begins there can read its version from it (see on_headers_complete).
+        self._between = True
+        self._feed = b""  # the current feed, when it began between two messages
+        self._line = b""  # the feed the current message began at the start of
 
     @property
     def in_head(self) -> bool:
@@ -70,6 +80,7 @@ class HttptoolsTokenizer:
         # _head_bytes is an upper bound of the current head's size: the whole of the feed it
         # began in, plus every later feed while it is incomplete.
         self._feed_len = len(data)
+        self._feed = data if self._between else b""
         if self._in_head:
             self._head_bytes += len(data)
         try:
@@ -95,6 +106,9 @@ class HttptoolsTokenizer:
         self._in_head = True
         self._head_bytes = self._feed_len
         self._target = b""
+        self._between = False
+        self._line = self._feed
+        self._feed = b""
 
     def on_url(self, url: bytes) -> None:
         target = self._target + url if self._target else url
@@ -114,13 +128,23 @@ class HttptoolsTokenizer:
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser = self._parser
-        version = parser.get_http_version()
+        method = parser.get_method()
+        target = self._target
+        # Read where the line ends when the message began its feed (llhttp read those bytes):
+        # get_http_version formats a string each time, 2.3k instructions a request. A line
+        # cut short, or led by empty lines, does not match, and llhttp is asked.
+        at = len(method) + len(target) + 2
+        version = _LINE_ENDS.get(self._line[at : at + 10])
+        self._line = b""
+        if version is None:
+            text = parser.get_http_version()
+            version = _VERSIONS.get(text) or text.encode()
         headers = self._headers
         self._headers = []
         if self._head_bytes > self._max_field:
             check_field_sizes(headers, self._max_field)
         switching = self._sink.on_head(
-            parser.get_method(), self._target, _VERSIONS.get(version) or version.encode(), headers
+            method, target, version, headers
         )
         if switching != parser.should_upgrade():
             # The engine's rule and llhttp's disagree on whether the body follows: refuse rather
@@ -132,6 +156,7 @@ class HttptoolsTokenizer:
         self._sink.on_data(body)
 
     def on_message_complete(self) -> None:
+        self._between = True
         if self._switching:
             return  # the sink ended the message at its head
         trailers = self._headers

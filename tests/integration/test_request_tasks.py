@@ -1,0 +1,160 @@
+"""The task a request's app runs in (``prefork.workers.eager``): its own from the first step to
+the last, a fresh context each, cancellation and timeouts as in a task of its own, and no task
+made for a handler that never waits. Both parsers, uvloop and plain asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import threading
+from typing import Any
+
+import pytest
+
+from prefork.workers import eager
+
+pytestmark = pytest.mark.timeout(20)
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+async def answer(send: Any, body: str) -> None:
+    data = body.encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"%d" % len(data))]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def current() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    return task
+
+
+async def same_task_across_awaits(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    before = current()
+    await asyncio.sleep(0.01)
+    after = current()
+    await answer(send, f"{before is after} {after.done()}")
+
+
+def test_a_waiting_handler_keeps_its_task(serve: Any, client_factory: Any) -> None:
+    client = client_factory(serve(same_task_across_awaits).port)
+    for _ in range(3):
+        assert client.request().body == b"True False"
+
+
+async def context_per_request(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    seen = request_id.get()
+    request_id.set(scope["path"])
+    if scope["path"].startswith("/wait"):
+        await asyncio.sleep(0.001)
+        assert request_id.get() == scope["path"]  # kept across the handler's own awaits
+    await answer(send, seen)
+
+
+@pytest.mark.parametrize("paths", [("/a", "/b"), ("/wait-a", "/wait-b"), ("/a", "/wait-b"),
+                                   ("/wait-a", "/b")])
+def test_each_request_starts_in_a_fresh_context(serve: Any, client_factory: Any,
+                                                paths: tuple[str, str]) -> None:
+    client = client_factory(serve(context_per_request).port)
+    for path in paths:
+        assert client.request("GET", path).body == b"unset"
+
+
+async def times_out(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    try:
+        async with asyncio.timeout(0.05):  # type: ignore[attr-defined]  # 3.11+
+            await asyncio.sleep(5)
+    except TimeoutError:
+        await answer(send, f"timed out {current().cancelling()}")  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is 3.11+")
+def test_asyncio_timeout_cancels_a_waiting_handler(serve: Any, client_factory: Any) -> None:
+    client = client_factory(serve(times_out).port)
+    assert client.request().body == b"timed out 0"
+    assert client.request().body == b"timed out 0"
+
+
+async def cancels_itself(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    task = current()
+    if scope["path"] == "/cancel-then-wait":
+        task.cancel()
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            await answer(send, "cancelled")
+            return
+        await answer(send, "not cancelled")
+    elif scope["path"] == "/cancel-then-return":
+        task.cancel()
+        await answer(send, "returned")
+    else:
+        cancelling = getattr(task, "cancelling", lambda: 0)()
+        await asyncio.sleep(0)
+        await answer(send, f"cancelling {cancelling}")
+
+
+@pytest.mark.parametrize("path, body", [("/cancel-then-wait", b"cancelled"),
+                                        ("/cancel-then-return", b"returned")])
+def test_a_handler_that_cancels_its_own_task(serve: Any, client_factory: Any, path: str,
+                                             body: bytes) -> None:
+    """It gets the cancellation at its next wait, as in a task of its own; the requests after
+    it run in tasks that were never cancelled."""
+    client = client_factory(serve(cancels_itself).port)
+    assert client.request("GET", path).body == body
+    assert client.request("GET", "/").body == b"cancelling 0"
+    assert client.request("GET", path).body == body
+    assert client.request("GET", "/").body == b"cancelling 0"
+
+
+def test_waiting_handlers_each_have_their_own_task(serve: Any, client_factory: Any) -> None:
+    tasks: set[int] = set()
+    lock = threading.Lock()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        task = current()
+        await asyncio.sleep(0.1)
+        with lock:
+            tasks.add(id(task))
+        await answer(send, "ok")
+
+    server = serve(app)
+    clients = [client_factory(server.port) for _ in range(12)]
+    for client in clients:
+        client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert [client.response().body for client in clients] == [b"ok"] * 12
+    assert len(tasks) == 12  # all waiting at once: none shared a task
+
+
+def test_anyio_cancel_scope_in_a_handler(serve: Any, client_factory: Any) -> None:
+    anyio = pytest.importorskip("anyio")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        with anyio.move_on_after(0.02) as moved_on:
+            await anyio.sleep(5)
+        with anyio.CancelScope():  # entered and left without waiting
+            pass
+        await answer(send, f"moved on {moved_on.cancel_called}")
+
+    client = client_factory(serve(app).port)
+    assert client.request().body == b"moved on True"
+    assert client.request().body == b"moved on True"
+
+
+@pytest.mark.skipif(not eager.SUPPORTED, reason="a task per request where hosts cannot work")
+def test_a_handler_that_never_waits_makes_no_task(serve: Any, client_factory: Any) -> None:
+    """Sequential requests that never wait are all lent the same idle host task."""
+    hosts: list[asyncio.Task[Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        hosts.append(current())
+        await answer(send, "ok")
+
+    client = client_factory(serve(app).port)
+    for _ in range(5):
+        assert client.request().body == b"ok"
+    assert len({id(task) for task in hosts[1:]}) == 1  # the first may start the pool
+    assert not hosts[-1].done()
