@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import socket
 import subprocess
 import sys
@@ -43,17 +44,18 @@ def connect_many(port: int, count: int) -> None:
                 pass
 
 
-def _protocol_factory(server: str) -> Callable[[], asyncio.Protocol]:
+def _protocol_factory(server: str, listener: socket.socket) -> Callable[[], asyncio.Protocol]:
     if server == "floor":
         from bench.floor import FloorProtocol
 
         return FloorProtocol
     from bench.http_engine import HELLO_BODY, asgi_app
     from prefork.config import Config
-    from prefork.workers.protocol import HttpProtocol, ServingState
+    from prefork.workers.protocol import HttpProtocol, ServingState, listener_address
 
     state = ServingState(Config.from_mapping({}), asgi_app(HELLO_BODY), {}, lambda count: None)
-    return lambda: HttpProtocol(state)
+    # as a worker makes its connections (prefork.workers.base)
+    return functools.partial(HttpProtocol, state, listener_address(listener))
 
 
 async def serve(server: str, count: int) -> float:
@@ -61,7 +63,8 @@ async def serve(server: str, count: int) -> float:
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)
     port = listener.getsockname()[1]
-    await asyncio.get_running_loop().create_server(_protocol_factory(server), sock=listener)
+    await asyncio.get_running_loop().create_server(_protocol_factory(server, listener),
+                                                      sock=listener)
     started = time.perf_counter()
     client = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", str(port), "--connections", str(count),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import functools
 import gc
 import logging
 import os
@@ -50,7 +51,7 @@ from prefork.logging import ERROR_LOGGER, reopen_log_files
 from prefork.process import capture_output, set_title
 from prefork.sockets import tls_context
 from prefork.worker import attach_worker, deliver_broadcast
-from prefork.workers.protocol import HttpProtocol, ServingState
+from prefork.workers.protocol import HttpProtocol, ServingState, listener_address
 
 # Imported with this module, which the arbiter imports before it forks (prefork.server), so
 # that the workers share it.
@@ -183,7 +184,9 @@ class Worker:
             if self.config.dispatch_mode() == "roundrobin":
                 sock.close()  # the arbiter accepts; keeping the fd would only pin the port
                 continue
-            server = await loop.create_server(self._protocol, sock=sock, ssl=self.tls,
+            # a C callable: no Python frame per connection
+            protocol = functools.partial(HttpProtocol, self.state, listener_address(sock))
+            server = await loop.create_server(protocol, sock=sock, ssl=self.tls,
                                               backlog=self.config.backlog)
             self._servers.append(server)
         loop.add_reader(self.channel.fileno(), self._on_channel, loop)

@@ -76,6 +76,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -285,7 +286,10 @@ class HttpProtocol(asyncio.Protocol):
         "server", "state", "transport", "upgraded", "write_paused", "write_waiter",
     )  # fmt: skip
 
-    def __init__(self, state: ServingState) -> None:
+    def __init__(self, state: ServingState, local: tuple[str, int] | None = None) -> None:
+        """``local``: the listener's own address when it is bound to a specific one, which
+        every connection it accepts shares (asking the socket costs a connection 2.3k
+        instructions); None to ask each connection's socket."""
         self.state = state
         self.loop = state.loop
         self.conn = ServerConnection(state.limits, parser=state.parser,
@@ -297,7 +301,7 @@ class HttpProtocol(asyncio.Protocol):
         self.pending: Cycle | None = None  # created, its task not started yet
         self.held: bytes | None = None  # written while reading; see release_held
         self.client: tuple[str, int] | None = None
-        self.server: tuple[str, int | None] | None = None
+        self.server: tuple[str, int | None] | None = local
         self.scheme = "http"
         self.phase = _NO_DEADLINE
         self.deadline = 0.0
@@ -325,10 +329,11 @@ class HttpProtocol(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = cast(asyncio.Transport, transport)
         self.client = _address(transport.get_extra_info("peername"))
-        sockname = transport.get_extra_info("sockname")
-        server = _address(sockname)
-        # A unix socket's name is its path; ASGI wants (path, None) for it.
-        self.server = server if server is not None else (str(sockname or ""), None)
+        if self.server is None:
+            sockname = transport.get_extra_info("sockname")
+            server = _address(sockname)
+            # A unix socket's name is its path; ASGI wants (path, None) for it.
+            self.server = server if server is not None else (str(sockname or ""), None)
         if self.state.tls and transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
         self.peer, self.peer_scheme = self.client, self.scheme
@@ -984,6 +989,17 @@ class ProxyHeaderReader:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def listener_address(sock: socket.socket) -> tuple[str, int] | None:
+    """What ``HttpProtocol``'s ``local`` should be for the connections ``sock`` accepts: its
+    address when it is bound to a specific IP address, None for a wildcard or unix one."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    address = _address(sock.getsockname())
+    if address is None or address[0] in ("0.0.0.0", "::"):
+        return None
+    return address
 
 
 def _address(value: Any) -> tuple[str, int] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections import Counter
@@ -12,6 +13,7 @@ import pytest
 from prefork.testing import http_request, running_server, wait_until
 
 APP = "tests.apps.pidapp:app"
+ENV_APP = "tests.apps.envapp:app"
 
 
 def _count_pids(port: int, requests: int) -> Counter[int]:
@@ -83,3 +85,15 @@ def test_two_addresses_and_a_unix_socket(tmp_path) -> None:
                 data += chunk
         assert data.startswith(b"HTTP/1.1 200 ")
     assert not os.path.exists(path)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("dispatch", ["reuseport", "roundrobin", "shared"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_the_scope_names_the_address_the_connection_reached(dispatch: str, host: str) -> None:
+    """A listener bound to one address gives it to its connections; a wildcard one, each
+    connection's own local address."""
+    with running_server(ENV_APP, workers=1, dispatch=dispatch, bind=f"{host}:0") as server:
+        status, _, body = http_request(server.port, "/")
+        assert status == 200
+        assert json.loads(body)["server"] == ["127.0.0.1", server.port]
