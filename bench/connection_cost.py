@@ -1,4 +1,4 @@
-"""What a new connection costs the server, on a real socket: one process serves, another connects.
+"""What a new connection, or a keep-alive request, costs the server on a real socket.
 
 The server side runs prefork's protocol (``--server prefork``, the ASGI hello app) or the floor
 (``--server floor``, ``bench/floor.py``'s protocol) on a uvloop loop and a loopback listener; a
@@ -12,9 +12,13 @@ instructions per connection by difference (start-up cancels out)::
             bench/venv/bin/python bench/connection_cost.py --server prefork --connections $n
     done   # (I(1200) - I(200)) / 1000
 
+With ``--keep-alive`` the child makes one connection and sends its requests one after another on
+it, each read to its end before the next: the same difference then gives the instructions per
+keep-alive request (``--connections`` counts requests there).
+
 Unlike ``bench/http_engine.py``'s "a connection each" row, which feeds a fake transport, this
 includes uvloop's accept, transport and close. Without valgrind it prints the wall time per
-connection, which includes the client's share of the machine.
+connection (or request), which includes the client's share of the machine.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import uvloop
 
 HERE = Path(__file__).resolve().parent
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+KEEP_ALIVE_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 def connect_many(port: int, count: int) -> None:
@@ -42,6 +47,28 @@ def connect_many(port: int, count: int) -> None:
             sock.sendall(REQUEST)
             while sock.recv(65536):
                 pass
+
+
+def request_many(port: int, count: int) -> None:
+    """The keep-alive client: ``count`` requests on one connection, each answer read whole (its
+    length is the first one's: the hello answer does not change size) before the next."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(KEEP_ALIVE_REQUEST)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(body) < length:
+            body += sock.recv(65536)
+        answer = len(head) + 4 + length
+        for _ in range(count - 1):
+            sock.sendall(KEEP_ALIVE_REQUEST)
+            got = 0
+            while got < answer:
+                got += len(sock.recv(65536))
 
 
 def _protocol_factory(server: str, listener: socket.socket) -> Callable[[], asyncio.Protocol]:
@@ -58,7 +85,7 @@ def _protocol_factory(server: str, listener: socket.socket) -> Callable[[], asyn
     return functools.partial(HttpProtocol, state, listener_address(listener))
 
 
-async def serve(server: str, count: int) -> float:
+async def serve(server: str, count: int, keep_alive: bool) -> float:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)
@@ -68,7 +95,7 @@ async def serve(server: str, count: int) -> float:
     started = time.perf_counter()
     client = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", str(port), "--connections", str(count),
-        stdin=subprocess.DEVNULL)
+        *(["--keep-alive"] if keep_alive else []), stdin=subprocess.DEVNULL)
     await client.wait()
     return (time.perf_counter() - started) / count
 
@@ -76,15 +103,19 @@ async def serve(server: str, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=("prefork", "floor"), default="prefork")
-    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=1000,
+                        help="connections made (requests sent, with --keep-alive)")
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="one connection, its requests one after another")
     parser.add_argument("--client", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client is not None:
-        connect_many(args.client, args.connections)
+        (request_many if args.keep_alive else connect_many)(args.client, args.connections)
         return
     sys.path.insert(0, str(HERE.parent))
-    seconds = uvloop.run(serve(args.server, args.connections))
-    print(f"{args.server}: {seconds * 1e6:.1f} µs per connection (wall, client included)")
+    seconds = uvloop.run(serve(args.server, args.connections, args.keep_alive))
+    unit = "request" if args.keep_alive else "connection"
+    print(f"{args.server}: {seconds * 1e6:.1f} µs per {unit} (wall, client included)")
 
 
 if __name__ == "__main__":

@@ -146,8 +146,9 @@ class HttpCycle:
     # -- running the app ------------------------------------------------------------------------
 
     async def begin(self, app: Any) -> None:
-        """The coroutine the protocol runs as this cycle's task (an ASGI app always gets one:
-        ``asyncio.current_task()`` must be its own, for cancel scopes and timeouts)."""
+        """The coroutine the protocol starts for this cycle (``prefork.workers.eager``): the app
+        sees one task as ``asyncio.current_task()`` from its first step to its last, as cancel
+        scopes and timeouts need, though no task is made for it unless it waits."""
         try:
             await app(self.scope, Receive(self), self)
         except Exception as exc:

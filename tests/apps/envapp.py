@@ -11,7 +11,8 @@ async def app(scope, receive, send):
     if scope["path"] == "/print":
         print("hello from the app's stdout", flush=True)
     body = json.dumps({
-        "scheme": scope["scheme"], "server": scope["server"], "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),
+        "scheme": scope["scheme"], "server": scope["server"],
+        "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),
         "env": os.environ.get("PREFORK_TEST_ENV"), "umask": _umask(),
         "comm": _read(f"/proc/{os.getpid()}/comm").strip(), "argv0": sys.argv[0],
     }).encode()
