@@ -19,8 +19,8 @@ lent again.
 
 Where it cannot apply, a plain task starts the coroutine (eagerly on 3.12+): inside another
 task's step (a pipelined request started by the previous one's task), while the pool is empty
-(its replacement host has not taken its first step yet), and on Pythons without
-``Task.cancelling`` (3.10), whose use below keeps a cancelled host out of the pool.
+(its replacement host has not taken its first step yet), and on a Python whose asyncio lacks
+``_enter_task``/``_leave_task`` (none from 3.7 to 3.13 does).
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ _enter_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] | No
     asyncio.tasks, "_enter_task", None)
 _leave_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] | None = getattr(
     asyncio.tasks, "_leave_task", None)
-SUPPORTED = (_enter_task is not None and _leave_task is not None
-             and hasattr(asyncio.Task, "cancelling"))
+SUPPORTED = _enter_task is not None and _leave_task is not None
 
 RequestCoroutine = Coroutine[Any, Any, None]
 # What the first step returns for a coroutine that finished (a waiting one may yield None).
@@ -53,14 +52,6 @@ def plain_starter(
     if sys.version_info >= (3, 12):
         return functools.partial(asyncio.Task, loop=loop, eager_start=True)
     return loop.create_task
-
-
-if sys.version_info >= (3, 11):
-    def _cancel_requested(task: asyncio.Task[None]) -> bool:
-        return task.cancelling() > 0
-else:  # never called there: no Task.cancelling, so SUPPORTED is False
-    def _cancel_requested(task: asyncio.Task[None]) -> bool:
-        return False
 
 
 class Host:
@@ -101,6 +92,12 @@ class Host:
         job = self.job
         assert job is not None  # woken only by hand_over
         await job
+
+    def cancelled(self) -> bool:
+        """Whether the task was asked to cancel while lent: it waits on ``wake`` then (only a
+        waiting host is lent), so ``Task.cancel`` cancelled that future."""
+        wake = self.wake
+        return wake is not None and wake.done()
 
     def hand_over(self, job: Continuation) -> None:
         self.job = job
@@ -187,14 +184,14 @@ class EagerStarter:
             waiting_on = context.run(next, coro.__await__(), _FINISHED)
         except BaseException as exc:
             self.leave_task(loop, task)
-            if not _cancel_requested(task):
+            if not host.cancelled():
                 idle.append(host)
             if isinstance(exc, asyncio.CancelledError):
                 return None  # as a task that ends cancelled, without a word
             raise
         self.leave_task(loop, task)
         if waiting_on is _FINISHED:
-            if not _cancel_requested(task):
+            if not host.cancelled():
                 idle.append(host)  # a host asked to cancel during the step is not lent again
             return None
         host.hand_over(Continuation(coro, context, waiting_on))
