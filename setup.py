@@ -22,6 +22,7 @@ from setuptools import Extension, setup
 COMPILED = [
     "prefork/memo.py",
     "prefork/http/events.py",
+    "prefork/http/limits.py",
     "prefork/http/framing.py",
     "prefork/http/headers.py",
     "prefork/http/response_head.py",

@@ -53,12 +53,27 @@ class Request:
     upgrade: bytes | None
     forwarded: bool = False
 
+    def __init__(self, method: bytes, target: bytes, http_version: bytes,
+                 headers: list[tuple[bytes, bytes]], keep_alive: bool, expect_continue: bool,
+                 upgrade: bytes | None, forwarded: bool = False) -> None:
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.upgrade = upgrade
+        self.forwarded = forwarded
+
 
 @dataclass(slots=True)
 class Data:
     """A piece of a message body (request body out of the engine, response body into it)."""
 
     data: bytes
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +90,12 @@ class Response:
     status_code: int
     headers: Sequence[tuple[bytes, bytes]]
     reason: bytes = b""
+
+    def __init__(self, status_code: int, headers: Sequence[tuple[bytes, bytes]],
+                 reason: bytes = b"") -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

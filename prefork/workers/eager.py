@@ -156,7 +156,6 @@ class EagerStarter:
         self.starting_host = False  # a replacement's task has not taken its first step yet
         self.plain = plain_starter(loop)
         # kept as attributes: a compiled method reads them faster than module globals
-        self.current_task = asyncio.current_task
         self.copy_context = contextvars.copy_context
         assert _enter_task is not None and _leave_task is not None  # SUPPORTED was checked
         self.enter_task = _enter_task
@@ -168,16 +167,22 @@ class EagerStarter:
         and any that escapes propagates)."""
         loop = self.loop
         idle = self.idle
-        if not idle or self.current_task(loop) is not None:
-            if not idle and not self.starting_host:
+        if not idle:
+            if not self.starting_host:
                 self.starting_host = True
                 Host(self)
-            task = self.plain(coro)
-            return None if task.done() else task
+            return self._start_plain(coro)
         host = idle.pop()
         task = host.task
+        try:
+            self.enter_task(loop, task)
+        except RuntimeError:
+            # another task is running this step (a request started from inside a task): no
+            # host is lent there. Asking asyncio.current_task() first would cost every request
+            # a Python-level call on 3.11.
+            idle.append(host)
+            return self._start_plain(coro)
         context = self.copy_context()
-        self.enter_task(loop, task)
         try:
             # next() with a default: a coroutine that returns raises no StopIteration here,
             # which in compiled code would cost more than the rest of this method
@@ -199,6 +204,10 @@ class EagerStarter:
             self.starting_host = True
             Host(self)
         return task
+
+    def _start_plain(self, coro: RequestCoroutine) -> asyncio.Task[None] | None:
+        task = self.plain(coro)
+        return None if task.done() else task
 
     def close(self) -> None:
         """End the idle hosts (the worker is stopping; hosts running a request finish it)."""

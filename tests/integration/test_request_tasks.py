@@ -156,3 +156,23 @@ def test_a_handler_that_never_waits_makes_no_task(serve: Any, client_factory: An
         assert client.request().body == b"ok"
     assert len({id(task) for task in hosts[1:]}) == 1  # the first may start the pool
     assert not hosts[-1].done()
+
+
+def test_a_pipelined_request_started_by_a_waiting_one_has_its_own_task(
+        serve: Any, client_factory: Any) -> None:
+    """The second request starts inside the first one's task (when its answer is done): no host
+    can be lent there, so it gets a task of its own."""
+    tasks: dict[str, asyncio.Task[Any]] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        tasks[scope["path"]] = current()
+        if scope["path"] == "/wait":
+            await asyncio.sleep(0.01)
+        await answer(send, scope["path"])
+
+    client = client_factory(serve(app).port)
+    client.send(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response().body == b"/wait"
+    assert client.response().body == b"/next"
+    assert tasks["/wait"] is not tasks["/next"]
+    assert client.request("GET", "/after").body == b"/after"
