@@ -9,6 +9,10 @@ are made on every request, and a frozen dataclass's ``__init__`` stores each fie
 ``object.__setattr__``: 1.9 µs for a ``Request`` against 0.4 µs for the same class unfrozen
 (``bench/http_engine.py`` measures the whole cycle). Nothing mutates an event after it is made;
 make a new one instead. Events are compared by value and are not hashable.
+
+The three made per request write their ``__init__`` out (the dataclass keeps its comparison and
+repr): in the compiled build a dataclass's generated ``__init__`` runs interpreted, 2.7k
+instructions for a ``Request`` against a few hundred for a compiled one.
 """
 
 from __future__ import annotations
