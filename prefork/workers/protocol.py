@@ -320,7 +320,7 @@ class HttpProtocol(asyncio.Protocol):
         self.peer: tuple[str, int] | None = None
         self.peer_scheme = "http"
         # whether --forwarded-allow-ips trusts the peer; None until a request carries a
-        # forwarding field, as most never do (see _trusts_peer)
+        # forwarding field, as most never do (see _forwarded)
         self.peer_trusted: bool | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
@@ -515,41 +515,31 @@ class HttpProtocol(asyncio.Protocol):
                 return
 
     def _forwarded(self, request: Request) -> Request:
-        """Per request behind a trusted proxy: the client, scheme and host it forwarded (one
-        upstream connection carries many clients' requests)."""
-        assert self.state.trusted_proxies is not None
-        if not request.forwarded:
-            # Most requests on a trusted connection carry no forwarding field (the engine notes
-            # one while checking the head): skip resolve(), which parses the peer's address
-            # again (5 µs per request, bench/http_engine.py).
-            self.client, self.scheme = self.peer, self.peer_scheme
-            return request
-        origin = resolve_forwarded(request.headers, self.peer[0] if self.peer else None,
-                                   self.state.trusted_proxies)
-        self.client = origin.client or self.peer
-        self.scheme = origin.scheme or self.peer_scheme
-        if origin.host is None:
-            return request
-        headers = [(name, origin.host if name == b"host" else value)
-                   for name, value in request.headers]
-        return dataclasses.replace(request, headers=headers)
-
-    def _trusts_peer(self) -> bool:
-        """Whether the peer is a proxy that --forwarded-allow-ips trusts; asked on the first
-        request that carries a forwarding field, as most connections never send one (asked in
-        connection_made, it cost every connection an interpreted call)."""
-        trusted = self.peer_trusted
-        if trusted is None:
-            proxies = self.state.trusted_proxies
-            trusted = proxies is not None and proxies.trusts(self.peer[0] if self.peer else None)
-            self.peer_trusted = trusted
-        return trusted
+        """Per request: the client, scheme and host a trusted proxy forwarded, else the peer's
+        own (one upstream connection carries many clients' requests, and a plain request after
+        a forwarded one must not keep its answer)."""
+        proxies = self.state.trusted_proxies
+        # The engine notes a forwarding field while checking the head; most requests carry
+        # none, and skip both the trust question and resolve(), which parses the peer's address
+        # again (5 µs per request, bench/http_engine.py).
+        if request.forwarded and proxies is not None:
+            if self.peer_trusted is None:  # once per connection, and only for such a request
+                self.peer_trusted = proxies.trusts(self.peer[0] if self.peer else None)
+            if self.peer_trusted:
+                origin = resolve_forwarded(request.headers, self.peer[0] if self.peer else None,
+                                           proxies)
+                self.client = origin.client or self.peer
+                self.scheme = origin.scheme or self.peer_scheme
+                if origin.host is None:
+                    return request
+                headers = [(name, origin.host if name == b"host" else value)
+                           for name, value in request.headers]
+                return dataclasses.replace(request, headers=headers)
+        self.client, self.scheme = self.peer, self.peer_scheme
+        return request
 
     def _start_cycle(self, request: Request) -> None:
-        if request.forwarded and self._trusts_peer():
-            request = self._forwarded(request)
-        else:  # what a forwarded request before this one changed
-            self.client, self.scheme = self.peer, self.peer_scheme
+        request = self._forwarded(request)
         state = self.state
         if state.metrics is not None:
             self.head_at = time.perf_counter()
@@ -601,10 +591,7 @@ class HttpProtocol(asyncio.Protocol):
         from prefork.asgi.websocket import WebSocketCycle
 
         self._clear_deadline()
-        if request.forwarded and self._trusts_peer():
-            request = self._forwarded(request)
-        else:
-            self.client, self.scheme = self.peer, self.peer_scheme
+        request = self._forwarded(request)
         state = self.state
         scheme = "wss" if self.scheme == "https" else "ws"
         scope = websocket_scope(request, scheme=scheme, client=self.client, server=self.server,
