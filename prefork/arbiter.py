@@ -72,6 +72,7 @@ HANDLED_SIGNALS = (
     signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGTTIN,
     signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD, signal.SIGWINCH,
 )
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 SAMPLE_INTERVAL = 1.0  # seconds between /proc samples of each worker (RSS, CPU)
 ABORT_GRACE = 2.0  # seconds between SIGABRT (stack dump) and SIGKILL for a hung worker
 FAST_STOP_GRACE = 2.0  # seconds workers get after SIGQUIT before SIGKILL
@@ -261,7 +262,7 @@ class Arbiter:
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         self.selector.register(read_fd, selectors.EVENT_READ, self._on_wakeup)
 
-    def _on_wakeup(self, _key: selectors.SelectorKey) -> None:
+    def _on_wakeup(self, _key: selectors.SelectorKey | None) -> None:
         with contextlib.suppress(BlockingIOError):
             while data := os.read(self._wakeup_read, 256):
                 self.pending_signals.extend(data)
@@ -448,16 +449,23 @@ class Arbiter:
         # The worker inherits every object as permanent: its collections never walk them, so
         # never write to (and copy) the pages it shares with the arbiter.
         gc.freeze()
+        # Until the child has dropped the arbiter's handlers, a signal would run them there: a
+        # TERM sent to it (a stop begun right after the fork) would only write to the
+        # arbiter's wakeup pipe and be lost, and the worker would serve on until SIGKILL.
+        # Blocked, it stays pending and the child meets it under its own disposition.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         pid = -1
         try:
             pid = os.fork()
         finally:
             if pid != 0:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 gc.unfreeze()  # the arbiter itself keeps collecting as before
         if pid == 0:  # the worker
             code = 1
             try:
                 self._forget_arbiter_state(keep=slot_sockets)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 self.metrics.in_worker(block)
                 arbiter_end.close()
                 view.pid = os.getpid()
@@ -603,20 +611,44 @@ class Arbiter:
     # -- reaping and deadlines ------------------------------------------------------------------
 
     def _reap(self) -> None:
+        exited: list[tuple[int, int]] = []
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             except InterruptedError:
                 continue
             if pid == 0:
-                return
+                break
+            exited.append((pid, status))
+        if not exited:
+            return
+        self._take_stop_signals()
+        for pid, status in exited:
             worker = self.workers.pop(pid, None)
             if worker is not None:
                 self._on_worker_exit(worker, status)
             elif pid == self.upgrade_pid:
                 self._on_upgrade_exit(status)
+
+    def _take_stop_signals(self) -> None:
+        """Begin a stop that is already on its way before judging the exits just reaped.
+
+        A TERM or INT sent to the whole process group (systemd's default KillMode, a shell's
+        ``docker stop``, Ctrl-C) reaches the workers too, and they exit by themselves. The
+        kernel made it pending here when it did there, and delivers pending signals on the
+        return from ``waitpid``, so the signal's byte is already in the wakeup pipe when an
+        exit it caused is reaped: read it first, and those exits are stops, not crashes."""
+        if self._wakeup_read < 0:
+            return
+        self._on_wakeup(None)
+        stops = [signum for signum in self.pending_signals if signum in STOP_SIGNALS]
+        if not stops:
+            return
+        self.pending_signals = [s for s in self.pending_signals if s not in STOP_SIGNALS]
+        for signum in stops:
+            getattr(self, f"handle_{signal.Signals(signum).name.lower()}")()
 
     def _on_worker_exit(self, worker: WorkerRecord, status: int) -> None:
         now = self.clock()
@@ -628,7 +660,9 @@ class Arbiter:
                         worker.boot_reason = self.last_boot_reason = msg.reason
         self._close_channel(worker)
         lifetime = now - worker.started_at
-        crashed = not worker.stop_requested
+        # Once a stop is announced or begun, workers that leave were told to (or got the same
+        # group signal as the arbiter): never a crash, never refilled.
+        crashed = not (worker.stop_requested or self.stopping or self.shutdown_at is not None)
         description = _describe_status(status)
         history = self.slots.setdefault(worker.slot, SlotHistory())
         history.last_exit = description
@@ -710,6 +744,8 @@ class Arbiter:
         for slot in range(self.target):
             if self._slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
                 continue
+            if self.shutdown_at is not None:
+                break  # a stop is announced: what leaves now is not replaced
             if not self.policy.may_fork() or self._crash_budget_spent():
                 break
             self._spawn(slot)
