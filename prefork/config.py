@@ -338,8 +338,9 @@ SETTINGS: tuple[Setting, ...] = (
             "A worker that lived this long resets its slot's backoff.", "Restart policy",
             metavar="SECONDS"),
     Setting("breaker_threshold", ("--breaker-threshold",), _positive_int, 5,
-            "This many worker crashes within --breaker-window open the circuit breaker: no more "
-            "forks until the cool-down passes. With no live worker the server then exits.",
+            "This many worker boot failures (exits before reporting ready) within "
+            "--breaker-window open the circuit breaker: no more forks until the cool-down "
+            "passes. With no live worker the server then exits.",
             "Restart policy", metavar="INT"),
     Setting("breaker_window", ("--breaker-window",), _positive_float, 60.0,
             "Window in which crashes are counted for the circuit breaker.", "Restart policy",

@@ -7,10 +7,16 @@ The arbiter reports what happened (a worker exited, became ready, was forked) an
   crash waits ``base``, ``2*base``, ``4*base`` ... up to ``cap``. A worker that served (reported
   ready) for at least ``backoff_reset`` seconds wipes its slot's history, so a crash once a day is
   always replaced at once.
-* **Circuit breaker, for the whole server.** ``breaker_threshold`` crashes within
-  ``breaker_window`` seconds open it: no fork at all. After ``breaker_cooldown`` it half-opens and
-  allows exactly one trial fork; the trial reporting ready closes it, the trial crashing opens it
-  again with a fresh cool-down.
+* **Circuit breaker, for the whole server.** ``breaker_threshold`` boot failures (workers that
+  exited before reporting ready) within ``breaker_window`` seconds open it: no fork at all. After
+  ``breaker_cooldown`` it half-opens and allows exactly one trial fork; the trial reporting ready
+  closes it, the trial crashing opens it again with a fresh cool-down.
+
+The breaker is for boot crash loops (a bad deploy, a database unreachable at start-up), where
+every fork fails at once and forking more only burns CPU. A worker that reported ready and then
+died was killed by something it served (``os._exit`` in a handler, a segfault, the OOM killer):
+it does not count, since requests must never be able to stop the server; its slot is refilled
+with the backoff above, which bounds the fork rate.
 
 Exits we asked for (graceful stop, recycle after ``--max-requests``, scale-down) are never crashes:
 they cause no backoff and do not count towards the breaker.
@@ -145,6 +151,8 @@ class RestartPolicy:
             return
         history.consecutive_crashes += 1
         history.not_before = now + self._backoff(history.consecutive_crashes)
+        if was_ready:
+            return  # it served: a request killed it, not a boot loop (backoff only)
         self._crash_times.append(now)
         self._prune(now)
         trial_failed = self._state is BreakerState.HALF_OPEN and was_trial

@@ -71,6 +71,24 @@ def test_repeated_crashes_back_off_exponentially_then_reset() -> None:
         assert server.stats()["restarts"]["0"] == 6, server.stats()
 
 
+@pytest.mark.timeout(180)
+def test_requests_that_kill_their_worker_never_stop_the_server() -> None:
+    """The breaker is for boot loops: 30 requests that each kill the only worker (six were
+    enough to open it and end the server with status 3) are 30 crashes replaced with backoff."""
+    with running_server(APP, workers=1, restart_backoff_base=0.05, restart_backoff_cap=0.2,
+                        breaker_threshold=5, breaker_window=60) as server:
+        for _ in range(30):
+            pid = wait_until(lambda: _slot_pid(server), timeout=10)
+            _crash(server.port)
+            new_pid = wait_until(lambda old=pid: (p := _slot_pid(server)) and p != old and p,
+                                 timeout=10)
+            status, _, body = http_request(server.port, "/")
+            assert (status, int(body)) == (200, new_pid)
+        stats = server.stats()
+        assert stats["breaker"] == "closed" and stats["restarts"]["0"] == 30, stats
+        assert is_alive(server.pid)
+
+
 def _max_processes(process, seconds: float) -> int:
     most = 0
     deadline = time.monotonic() + seconds

@@ -59,8 +59,9 @@ def breaker(policy: RestartPolicy) -> BreakerState:
     return policy.state
 
 
-def crash(policy: RestartPolicy, slot: int = 0, *, lifetime: float = 1.0) -> None:
-    policy.record_exit(slot, crashed=True, lifetime=lifetime, was_ready=True)
+def crash(policy: RestartPolicy, slot: int = 0, *, lifetime: float = 1.0,
+          was_ready: bool = False) -> None:
+    policy.record_exit(slot, crashed=True, lifetime=lifetime, was_ready=was_ready)
 
 
 def open_breaker(policy: RestartPolicy) -> None:
@@ -149,7 +150,7 @@ def test_long_lived_worker_resets_backoff(policy: RestartPolicy) -> None:
     crash(policy)
     crash(policy)
     assert policy.fork_delay(0) == 0.5
-    crash(policy, lifetime=SETTINGS.backoff_reset)
+    crash(policy, lifetime=SETTINGS.backoff_reset, was_ready=True)
     assert policy.fork_delay(0) == 0.0
     crash(policy)
     assert policy.fork_delay(0) == 0.5
@@ -396,3 +397,32 @@ def test_worker_transitions_cover_every_state() -> None:
     assert WorkerState.DRAINING in WORKER_TRANSITIONS[WorkerState.BOOTING]
     assert WORKER_TRANSITIONS[WorkerState.DRAINING] == frozenset()
     assert WorkerState.BOOTING not in WORKER_TRANSITIONS[WorkerState.SERVING]
+
+
+# -- what counts towards the breaker -------------------------------------------------------------
+
+
+def test_crashes_of_workers_that_served_never_open_the_breaker(
+        policy: RestartPolicy, clock: FakeClock) -> None:
+    for _ in range(10 * SETTINGS.breaker_threshold):
+        crash(policy, was_ready=True)
+        clock.advance(policy.fork_delay(0))
+    assert breaker(policy) is BreakerState.CLOSED
+    assert policy.recent_crashes == 0
+    assert policy.may_fork()
+
+
+def test_crashes_of_workers_that_served_still_back_off(policy: RestartPolicy) -> None:
+    crash(policy, was_ready=True)
+    assert policy.fork_delay(0) == 0.0
+    crash(policy, was_ready=True)
+    assert policy.fork_delay(0) == SETTINGS.backoff_base
+    crash(policy, was_ready=True)
+    assert policy.fork_delay(0) == 2 * SETTINGS.backoff_base
+
+
+def test_boot_failures_among_served_crashes_still_open_the_breaker(policy: RestartPolicy) -> None:
+    for slot in range(SETTINGS.breaker_threshold):
+        crash(policy, slot, was_ready=True)
+        crash(policy, slot)
+    assert breaker(policy) is BreakerState.OPEN
