@@ -102,6 +102,7 @@ class WorkerRecord:
         self.stop_deadline: float | None = None
         self.abort_sent_at: float | None = None
         self.retiring = False  # asked for a replacement (max-requests)
+        self.reloading = False  # forked by a reload and not ready yet: its failure fails it
         self.boot_reason = ""
         self.requests = 0
         self.in_flight = 0
@@ -179,6 +180,9 @@ class Arbiter:
         self.hand_off = HandOff(self.selector, logger, self._serving_workers,
                                 self._close_channel)  # type: ignore[arg-type]  # WorkerRecord
         self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
+        self.reload_replacing: set[int] = set()  # old workers the current reload replaces
+        self.reload_state = {"state": "none", "reason": ""}  # the last reload: in progress,
+        # done or failed (prefork ctl status, the metrics)
         self.recycler = RecyclePolicy()  # --max-worker-lifetime, --max-worker-memory
         self.control_socket = control_socket  # prefork ctl
         # --metrics-bind and --statsd-host (bound by run_arbiter before privileges drop)
@@ -355,11 +359,15 @@ class Arbiter:
             with contextlib.suppress(ChannelClosed):
                 worker.channel.send(Unready())
 
-    def reload(self) -> None:
+    def reload(self) -> list[int]:
         """Re-read the config file and replace every worker, each old one draining only once its
-        replacement is ready, so no connection is refused."""
+        replacement is ready, so no connection is refused. Returns the pids being replaced.
+
+        Each reload starts from scratch: replacements of an earlier one still booting are
+        stopped, and the boot failures of a failed one no longer hold forks back."""
         if self.stopping:
-            return
+            return []
+        self._abandon_reload()
         call_hook(self.config, "on_reload", self.view, log=self.log)
         if self.reload_config is not None:
             try:
@@ -379,10 +387,44 @@ class Arbiter:
                     self.scale(config.worker_count())
             except ConfigError as exc:
                 self.log.error("reload: keeping the running configuration: %s", exc)
-        self.log.info("reloading: replacing %d workers", len(self._active_workers()))
-        for worker in self._active_workers():
+        self.policy = RestartPolicy(self._restart_settings(self.config), clock=self.clock)
+        for history in self.slots.values():
+            history.next_fork_at = 0.0
+        replaced = self._active_workers()
+        self.log.info("reloading: replacing %d workers", len(replaced))
+        self.reload_state = {"state": "in progress", "reason": ""}
+        for worker in replaced:
             worker.retiring = True
-            self._spawn(worker.slot)
+            self.reload_replacing.add(worker.pid)
+            self._spawn(worker.slot).reloading = True
+        self._check_reload_done()
+        return [worker.pid for worker in replaced]
+
+    def _abandon_reload(self) -> None:
+        """Stop what an unfinished reload still boots; the workers it was to replace serve on
+        as if it never happened."""
+        for worker in list(self.workers.values()):
+            if worker.reloading and not worker.stop_requested:
+                worker.reloading = False
+                self._stop_worker(worker, graceful=True, grace=self.config.graceful_timeout)
+            elif worker.pid in self.reload_replacing and not worker.stop_requested:
+                worker.retiring = False
+        self.reload_replacing.clear()
+
+    def _reload_failed(self, worker: WorkerRecord, description: str) -> None:
+        kept = sum(1 for w in self.workers.values()
+                   if w.pid in self.reload_replacing and not w.stop_requested)
+        self._abandon_reload()
+        self.reload_state = {"state": "failed", "reason": description}
+        self.log.error("reload failed: new worker %d (slot %d) did not boot (%s); the %d old "
+                       "workers keep serving. Reload again (HUP, prefork ctl reload) once it is "
+                       "fixed", worker.pid, worker.slot, description, kept)
+
+    def _check_reload_done(self) -> None:
+        if self.reload_state["state"] != "in progress":
+            return
+        if not self.reload_replacing and not any(w.reloading for w in self.workers.values()):
+            self.reload_state = {"state": "done", "reason": ""}
 
     def scale(self, count: int) -> None:
         """Run ``count`` workers (at least 1)."""
@@ -419,6 +461,7 @@ class Arbiter:
             "workers": [w.as_dict(now) for w in sorted(self.workers.values(), key=_by_slot)],
             "target": self.target,
             "breaker": self.policy.state.value,
+            "reload": dict(self.reload_state),
             "restarts": {slot: history.restarts for slot, history in self.slots.items()},
             "slots": {slot: {"restarts": history.restarts, "last_exit": history.last_exit}
                       for slot, history in sorted(self.slots.items())},
@@ -437,7 +480,7 @@ class Arbiter:
     def _slot_is_filled(self, slot: int) -> bool:
         return any(not w.retiring for w in self._workers_in_slot(slot))
 
-    def _spawn(self, slot: int) -> None:
+    def _spawn(self, slot: int) -> WorkerRecord:
         for listener in self.listeners:
             listener.ensure_slot(slot)
         arbiter_end, worker_end = Channel.pair()
@@ -484,6 +527,7 @@ class Arbiter:
         self.selector.register(arbiter_end.sock, selectors.EVENT_READ, self._on_worker_message)
         self.policy.record_fork(slot)
         self.log.debug("forked worker %d for slot %d", pid, slot)
+        return record
 
     def _forget_arbiter_state(self, keep: list[socket.socket]) -> None:
         """In a fresh worker: drop everything that belongs to the arbiter."""
@@ -566,6 +610,7 @@ class Arbiter:
         if worker.stop_requested:
             return
         worker.state = WorkerState.SERVING
+        worker.reloading = False
         self.policy.record_ready(worker.slot)
         self.log.info("worker %d (slot %d) ready in %.3fs", worker.pid, worker.slot,
                       now - worker.started_at)
@@ -573,6 +618,8 @@ class Arbiter:
         for old in self._workers_in_slot(worker.slot):
             if old is not worker and old.retiring:
                 self._stop_worker(old, graceful=True, grace=self.config.graceful_timeout)
+                self.reload_replacing.discard(old.pid)
+        self._check_reload_done()
         if self.shutdown_at is not None:
             self._send_unready(worker)
         self._announce_ready()
@@ -678,6 +725,10 @@ class Arbiter:
                           description)
         if worker.pid in self.replacements_pending:
             self.replacements_pending.remove(worker.pid)
+        self.reload_replacing.discard(worker.pid)
+        if worker.reloading and crashed:
+            self._reload_failed(worker, description)
+        self._check_reload_done()
         self.policy.record_exit(worker.slot, crashed=crashed, lifetime=lifetime,
                                 was_ready=worker.ready_at is not None)
         self.metrics.worker_exited(worker, crashed=crashed, stopping=bool(self.stopping),

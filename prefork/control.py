@@ -69,7 +69,7 @@ class Operations(Protocol):
 
     def stats(self) -> dict[str, Any]: ...
 
-    def reload(self) -> None: ...
+    def reload(self) -> list[int]: ...
 
     def scale(self, count: int) -> None: ...
 
@@ -402,15 +402,8 @@ def _status(operations: Operations, _request: dict[str, Any]) -> dict[str, Any]:
             "recycling": list(operations.replacements_pending)}
 
 
-def _replaceable(operations: Operations) -> list[int]:
-    return [worker["pid"] for worker in operations.stats().get("workers", [])
-            if worker["state"] != "draining" and not worker["retiring"]]
-
-
 def _reload(operations: Operations, _request: dict[str, Any]) -> dict[str, Any]:
-    replacing = [] if operations.stopping else _replaceable(operations)
-    operations.reload()
-    return {"replacing": replacing}
+    return {"replacing": operations.reload()}
 
 
 def _scale(operations: Operations, request: dict[str, Any]) -> dict[str, Any]:

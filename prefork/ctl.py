@@ -152,7 +152,16 @@ def reload(target: Target, as_json: bool, wait: bool, wait_timeout: float) -> No
     reply = target.send("reload")
     replacing = [int(pid) for pid in reply.get("replacing", [])]
     if wait:
-        reply["waited"] = round(target.wait(lambda s: _settled(s, replacing), wait_timeout), 3)
+        outcome: dict[str, Any] = {}
+
+        def finished(status: dict[str, Any]) -> bool:
+            outcome.update(status.get("reload", {}))
+            return outcome.get("state") == "failed" or _settled(status, replacing)
+
+        reply["waited"] = round(target.wait(finished, wait_timeout), 3)
+        if outcome.get("state") == "failed":
+            raise PreforkError(f"reload failed, the old workers keep serving: "
+                               f"{outcome.get('reason', '')}")
     _echo(reply, as_json, f"reloading: replacing {len(replacing)} workers"
                           + _waited(reply))
 
@@ -264,6 +273,11 @@ def format_status(status: dict[str, Any]) -> str:
     for row in rows:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths,
                                                                          strict=True)).rstrip())
+    reload = status.get("reload", {})
+    if reload.get("state") == "failed":
+        lines.append(f"last reload FAILED, the old workers keep serving: {reload.get('reason')}")
+    elif reload.get("state") == "in progress":
+        lines.append("reload in progress")
     if status.get("recycling"):
         lines.append("waiting to be recycled: "
                      + ", ".join(str(pid) for pid in status["recycling"]))

@@ -252,6 +252,10 @@ class MetricsCollector:
             _family("prefork_breaker_open", "gauge",
                     "1 while the restart circuit breaker is open or half-open (forks stopped).",
                     {"": 0.0 if stats.get("breaker", "closed") == "closed" else 1.0}),
+            _family("prefork_reload_failed", "gauge",
+                    "1 while the last reload failed (its workers did not boot; the old ones "
+                    "serve on), else 0.",
+                    {"": 1.0 if stats.get("reload", {}).get("state") == "failed" else 0.0}),
             _family("prefork_requests_in_flight", "gauge",
                     "Requests being handled, from the workers' heartbeats (about 1 s old).",
                     {"": float(sum(w.get("in_flight", 0) for w in workers))}),

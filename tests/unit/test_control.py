@@ -80,8 +80,9 @@ class FakeArbiter:
                 "slots": {0: {"restarts": 2, "last_exit": "killed by SIGKILL"},
                           1: {"restarts": 0, "last_exit": ""}}}
 
-    def reload(self) -> None:
+    def reload(self) -> list[int]:
         self.calls.append(("reload", None))
+        return [w["pid"] for w in self.stats()["workers"] if w["state"] != "draining"]
 
     def scale(self, count: int) -> None:
         self.calls.append(("scale", count))
