@@ -298,7 +298,10 @@ class Arbiter:
         self.reload()
 
     def handle_sigttin(self) -> None:
-        self.scale(self.target + 1)
+        try:
+            self.scale(self.target + 1)
+        except ValueError as exc:
+            self.log.warning("TTIN: %s", exc)
 
     def handle_sigttou(self) -> None:
         self.scale(self.target - 1)
@@ -385,7 +388,7 @@ class Arbiter:
                 self.config = self.view.cfg = config
                 if workers_changed:
                     self.scale(config.worker_count())
-            except ConfigError as exc:
+            except (ConfigError, ValueError) as exc:
                 self.log.error("reload: keeping the running configuration: %s", exc)
         self.policy = RestartPolicy(self._restart_settings(self.config), clock=self.clock)
         for history in self.slots.values():
@@ -427,10 +430,13 @@ class Arbiter:
             self.reload_state = {"state": "done", "reason": ""}
 
     def scale(self, count: int) -> None:
-        """Run ``count`` workers (at least 1)."""
+        """Run ``count`` workers (at least 1); raises ValueError above ``max_workers``."""
         count = max(1, count)
         if self.stopping or count == self.target:
             return
+        if count > self.target and count > self.config.max_worker_count():
+            raise ValueError(f"cannot scale to {count} workers: more than max_workers "
+                             f"({self.config.describe_max_workers()})")
         self.log.info("scaling from %d to %d workers", self.target, count)
         old_target, self.target = self.target, count
         call_hook(self.config, "nworkers_changed", self.view, count, old_target, log=self.log)
@@ -905,8 +911,12 @@ class Arbiter:
                 self.reload()
                 self._reply("reload", {})
             elif msg.name == "scale":
-                self.scale(msg.argument)
-                self._reply("scale", {"target": self.target})
+                try:
+                    self.scale(msg.argument)
+                except ValueError as exc:
+                    self._reply("scale", {"target": self.target, "error": str(exc)})
+                else:
+                    self._reply("scale", {"target": self.target})
             elif msg.name == "stop":
                 self.begin_stop(graceful=bool(msg.argument))
                 self._reply("stop", {})

@@ -104,6 +104,16 @@ def _workers(value: Any) -> int:
     return number
 
 
+def _max_workers(value: Any) -> int:
+    """``auto`` becomes 0 here and is derived from CPUs and memory by ``max_worker_count``."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return 0
+    number = _to_int(value)
+    if number < 1:
+        raise ValueError(f"must be 1 or more, or 'auto', got {number}")
+    return number
+
+
 def _text(value: Any) -> str:
     return str(value)
 
@@ -272,6 +282,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", ("-w", "--workers"), _workers, 1,
             "Number of worker processes, or 'auto' for one per usable core.", "Worker processes",
             metavar="N|auto"),
+    Setting("max_workers", ("--max-workers",), _max_workers, "auto",
+            "The most workers --workers, 'prefork ctl scale' and TTIN may ask for; more is "
+            "refused. 'auto': 4 per usable CPU, at least 16, and no more than one per 32 MiB "
+            "of the memory the server may use (MemTotal or its cgroup limit).",
+            "Worker processes", metavar="N|auto"),
     Setting("worker_class", ("-k", "--worker-class"), _worker_class, None,
             "gunicorn's worker class, mapped to an interface: sync and gthread serve WSGI; "
             "asgi, uvicorn.workers.UvicornWorker and uvicorn_worker.UvicornWorker serve ASGI. "
@@ -592,6 +607,7 @@ class Config:
     backlog: int
     dispatch: str
     workers: int
+    max_workers: int
     worker_class: str | None
     worker_connections: int
     limit_concurrency: int
@@ -725,6 +741,9 @@ class Config:
             raise ConfigError("restart_backoff_cap must be >= restart_backoff_base")
         if not self.bind:
             raise ConfigError("bind: at least one address is required")
+        if self.workers > 1 and self.workers > self.max_worker_count():
+            raise ConfigError(f"workers: {self.workers} is more than max_workers "
+                              f"({self.describe_max_workers()}); raise --max-workers")
         for item in self.raw_env:
             if "=" not in item or item.startswith("="):
                 raise ConfigError(f"raw_env: {item!r} is not NAME=VALUE")
@@ -764,6 +783,24 @@ class Config:
     def worker_count(self) -> int:
         """The number of workers to run: ``workers``, or the usable cores for ``auto``."""
         return self.workers or usable_cpu_count()
+
+
+    def max_worker_count(self) -> int:
+        """The most workers to run: ``max_workers``, or derived from CPUs and memory."""
+        if self.max_workers:
+            return self.max_workers
+        from prefork.capacity import max_workers_auto  # /proc and cgroup files, read only here
+
+        return max_workers_auto()[0]
+
+    def describe_max_workers(self) -> str:
+        """``16, from 2 CPUs, 24151 MiB`` or ``8, --max-workers``: for refusals."""
+        if self.max_workers:
+            return f"{self.max_workers}, --max-workers"
+        from prefork.capacity import max_workers_auto
+
+        count, source = max_workers_auto()
+        return f"{count}, from {source}"
 
 
 def usable_cpu_count() -> int:

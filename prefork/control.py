@@ -11,7 +11,9 @@ Commands and their arguments: ``status``; ``reload``; ``scale`` with ``workers``
 ``graceful`` (default true).
 
 It is served from the arbiter's selector loop and must never stall supervision: every socket is
-non-blocking, a request is at most ``MAX_REQUEST`` bytes, a client has ``CLIENT_DEADLINE``
+non-blocking, a request is at most ``MAX_REQUEST`` bytes, nested at most ``MAX_DEPTH`` deep (json
+recurses once per level: 2,000 ``[`` raised RecursionError in the arbiter), with numbers of at
+most ``MAX_DIGITS`` digits, and ``scale`` stops at ``max_workers``; a client has ``CLIENT_DEADLINE``
 seconds from connect until its reply is written, and at most ``MAX_CLIENTS`` are served at once
 (the arbiter closes any more at once). A client that connects and sends nothing costs one fd
 until its deadline and nothing else.
@@ -54,6 +56,8 @@ __all__ = ["CLIENT_DEADLINE", "MAX_CLIENTS", "MAX_REQUEST", "ControlServer", "Op
            "private_tmp_directory"]
 
 MAX_REQUEST = 4096  # bytes; the longest real request is under 60
+MAX_DEPTH = 4  # nested arrays and objects; a real request is one flat object
+MAX_DIGITS = 12  # in any number; counts and pids are far shorter
 MAX_CLIENTS = 16
 CLIENT_DEADLINE = 5.0  # seconds from connect to the reply written
 SOCKET_NAME = "prefork.ctl"
@@ -71,7 +75,8 @@ class Operations(Protocol):
 
     def reload(self) -> list[int]: ...
 
-    def scale(self, count: int) -> None: ...
+    def scale(self, count: int) -> None:
+        """Raises ValueError for a count above ``max_workers``."""
 
     def recycle(self, pid: int | None = None) -> list[int]: ...
 
@@ -306,6 +311,13 @@ class ControlServer:
                                     functools.partial(self._on_client, client))
 
     def _on_client(self, client: _Client, _key: selectors.SelectorKey) -> None:
+        try:
+            self._serve_client(client)
+        except Exception:  # a control client must never take the arbiter down
+            self.log.exception("control: serving a client failed")
+            self._drop(client)
+
+    def _serve_client(self, client: _Client) -> None:
         if client.answered:
             self._flush(client)
             return
@@ -363,8 +375,13 @@ class ControlServer:
 
     def _execute(self, line: bytes, peer: tuple[int, int, int]) -> dict[str, Any]:
         assert self._operations is not None
+        if _nesting_depth(line) > MAX_DEPTH:
+            return {"error": f"the request is nested deeper than {MAX_DEPTH} levels"}
         try:
-            request = json.loads(line)
+            request = json.loads(line, parse_int=_bounded_int, parse_float=_bounded_float,
+                                 parse_constant=_no_constant)
+        except RequestError as exc:
+            return {"error": str(exc)}
         except (ValueError, UnicodeDecodeError):
             return {"error": "the request is not a JSON object"}
         if not isinstance(request, dict) or not isinstance(request.get("command"), str):
@@ -387,6 +404,44 @@ class ControlServer:
 
 class RequestError(Exception):
     """A control request with a bad argument; its message is the reply's ``error``."""
+
+
+def _nesting_depth(line: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings not counted)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise RequestError(f"a number longer than {MAX_DIGITS} digits")
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > MAX_DIGITS + 8:  # sign, point and exponent on top of the digits
+        raise RequestError(f"a number longer than {MAX_DIGITS} digits")
+    return float(text)
+
+
+def _no_constant(text: str) -> Any:
+    raise RequestError(f"{text} is not a number here")
 
 
 def _status(operations: Operations, _request: dict[str, Any]) -> dict[str, Any]:
@@ -416,7 +471,10 @@ def _scale(operations: Operations, request: dict[str, Any]) -> dict[str, Any]:
         raise RequestError('scale needs "workers" (a count) or "change" (+N or -N)')
     if count < 1:
         raise RequestError(f"cannot scale to {count} workers (1 at least)")
-    operations.scale(count)
+    try:
+        operations.scale(count)
+    except ValueError as exc:  # above max_workers
+        raise RequestError(str(exc)) from None
     return {"target": operations.target, "previous": previous}
 
 

@@ -296,8 +296,11 @@ class Server:
         self._command("reload", 0, 5.0)
 
     def scale(self, workers: int) -> None:
-        """Run this many workers (as repeated SIGTTIN/SIGTTOU)."""
-        self._command("scale", workers, 5.0)
+        """Run this many workers (as repeated SIGTTIN/SIGTTOU); PreforkError above
+        ``max_workers``."""
+        data = self._command("scale", workers, 5.0)
+        if "error" in data:
+            raise PreforkError(f"scale: {data['error']}")
 
     def recycle(self, pid: int | str = "all") -> list[int]:
         """Replace one worker (its pid) or ``"all"``, one at a time, each old worker draining
