@@ -733,7 +733,10 @@ class Arbiter:
             self.replacements_pending.remove(worker.pid)
         self.reload_replacing.discard(worker.pid)
         if worker.reloading and crashed:
+            # A failed reload stops at its first boot failure and keeps the old workers: no
+            # loop for the breaker to catch, and no backoff for the slot they still fill.
             self._reload_failed(worker, description)
+            crashed = False
         self._check_reload_done()
         self.policy.record_exit(worker.slot, crashed=crashed, lifetime=lifetime,
                                 was_ready=worker.ready_at is not None)

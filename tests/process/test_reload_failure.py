@@ -82,10 +82,17 @@ def test_a_failed_reload_keeps_the_old_code_and_the_next_one_rolls_out(
     client = threading.Thread(target=_hammer, args=(port, stop, results))
     client.start()
     try:
-        # two failed reloads in a row: each is reported, each tries every worker again
+        # two failed reloads in a row (HUP, then prefork ctl reload --wait): each is reported,
+        # each tries every worker again
         for attempt in range(2):
             module.write_text(BROKEN_SOURCE)
-            os.kill(process.pid, signal.SIGHUP)
+            if attempt == 0:
+                os.kill(process.pid, signal.SIGHUP)
+            else:
+                waited = _ctl(control, "reload", "--wait", "--wait-timeout", "30")
+                assert waited.returncode != 0, waited
+                assert "reload failed, the old workers keep serving" in waited.stderr
+                assert "the deploy is missing a dependency" in waited.stderr
             failed = wait_until(lambda: (s := _status(control))["reload"]["state"] == "failed"
                                 and s, timeout=30)
             assert "the deploy is missing a dependency" in failed["reload"]["reason"], failed
