@@ -136,12 +136,13 @@ def render_gunicorn_table() -> str:
     for name, ours in GUNICORN_ALIASES.items():
         rows.append((name, "equivalent", f"`{ours}`"))
     for name, reason in IGNORED.items():
-        rows.append((name, "ignored, with a start-up warning", reason))
+        refused = f"; refused at start-up for {REFUSED[name]}" if name in REFUSED else ""
+        rows.append((name, "ignored, with a start-up warning unless at gunicorn's default",
+                     reason + refused))
     for name, feature in REFUSED.items():
-        rows.append((name, "refused at start-up", f"{feature} is not supported"))
-    rows.append(("dirty_*, on_dirty_starting", "refused at start-up",
-                 "dirty arbiters are not supported"))
-    rows.append(("http2_*", "refused at start-up", "HTTP/2 is not supported yet"))
+        if name not in IGNORED:
+            rows.append((name, "refused at start-up", f"{feature} is not supported; "
+                         "gunicorn's default is accepted silently"))
     lines = [GUNICORN_NOTICE, "", "| gunicorn setting | prefork | setting or reason |",
              "|---|---|---|"]
     lines += [f"| `{_cell(name)}` | {status} | {_cell(note)} |"
