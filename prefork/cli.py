@@ -40,7 +40,9 @@ def _option(setting: Setting) -> Callable[[Any], Any]:
         long_flags = [flag for flag in setting.flags if flag.startswith("--")]
         declarations = [f"{long_flags[0]}/--no-{long_flags[0][2:]}"]
     kwargs: dict[str, Any] = {"default": None, "help": f"{setting.help}{_default_text(setting)}"}
-    if setting.is_flag:
+    if setting.flag_value is not None:
+        kwargs.update(is_flag=False, flag_value=setting.flag_value, metavar=setting.metavar)
+    elif setting.is_flag:
         kwargs["is_flag"] = True
         if not setting.negatable:
             kwargs["flag_value"] = True

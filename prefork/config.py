@@ -45,6 +45,7 @@ class Setting(NamedTuple):
     is_flag: bool = False
     negatable: bool = False  # boolean with a --no-<name> form
     choices: tuple[str, ...] = ()
+    flag_value: Any = None  # a flag that may take a value, meaning this one without (nargs="?")
 
 
 # --- converters: each takes a value from any source (CLI string, config file object) -----------
@@ -437,8 +438,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("proxy_protocol", ("--proxy-protocol",), _proxy_protocol, False,
             "Expect a PROXY protocol header (v1 or v2, as HAProxy and nginx send) before the "
             "first request from peers in --proxy-allow-ips, and take the client address from "
-            "it; such a header from any other peer is refused. A config file's gunicorn modes "
-            "v1, v2 and auto all turn it on.", "Proxies", is_flag=True),
+            "it; such a header from any other peer is refused. gunicorn's modes v1, v2 and "
+            "auto all turn it on, off turns it off.", "Proxies", metavar="[MODE]",
+            flag_value="auto"),
     Setting("proxy_allow_ips", ("--proxy-allow-ips", "--proxy-allow-from"), _proxy_ips,
             "127.0.0.1,::1",
             "Comma-separated addresses or CIDR networks of load balancers that must send a "

@@ -73,7 +73,7 @@ def _flags(setting: Setting) -> str:
 
 def _default(setting: Setting) -> str:
     value: Any = setting.default
-    if setting.is_flag:
+    if setting.is_flag or isinstance(value, bool):
         return "on" if value else "off"
     if value is None:
         return "none"

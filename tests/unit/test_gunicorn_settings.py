@@ -287,3 +287,53 @@ def test_gunicorn_defaults_that_prefork_takes() -> None:
 
     config = Config.from_mapping({})
     assert (config.keepalive, config.limit_request_line) == (2.0, 4094)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--proxy-protocol"], True), (["--proxy-protocol", "v2"], True),
+    (["--proxy-protocol", "auto"], True), (["--proxy-protocol", "off"], False), ([], False),
+])
+def test_proxy_protocol_takes_gunicorns_optional_mode(args: list[str], expected: bool,
+                                                      tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve([*args, "--", "m:app"] if args else ["m:app"], {})[1].proxy_protocol is expected
+
+
+def test_print_config_spells_values_as_gunicorn_users_write_them() -> None:
+    from prefork.config import Config
+    from prefork.server import printable_value
+
+    config = Config.from_mapping({"workers": "auto", "umask": "022"})
+    assert printable_value(config, "umask", config.umask) == "0o022"
+    assert printable_value(config, "control_socket_mode", 0o600) == "0o600"
+    assert printable_value(config, "workers", 0) == f"'auto'  # {config.worker_count()} here"
+    assert printable_value(config, "keepalive", 2.0) == "2.0"
+
+
+def test_hooks_see_gunicorns_types_in_cfg() -> None:
+    import logging
+
+    from prefork.config import Config
+    from prefork.hooks import ServerView, WorkerView
+
+    config = Config.from_mapping({"bind": ("127.0.0.1:1", "unix:/tmp/s"), "workers": "auto"})
+    server = ServerView(1, config, logging.getLogger("t"), dict, lambda: 1)
+    assert server.cfg.bind == ["127.0.0.1:1", "unix:/tmp/s"]
+    assert server.cfg.workers == config.worker_count() > 0
+    assert server.cfg.timeout == config.timeout
+    worker = WorkerView(2, 1, 0, 0, config, logging.getLogger("t"))
+    assert isinstance(worker.cfg.bind, list)
+    server.cfg = Config.from_mapping({"bind": ("127.0.0.1:2",)})  # the arbiter on reload
+    assert server.cfg.bind == ["127.0.0.1:2"]
+
+
+def test_uvicorns_h11_worker_means_the_h11_parser() -> None:
+    from prefork.config import Config
+    from prefork.workerclass import adopt_worker_class
+
+    config, notices = adopt_worker_class(
+        Config.from_mapping({"worker_class": "uvicorn_worker.UvicornH11Worker"}))
+    assert (config.http, config.app_interface(), notices) == ("h11", "asgi", [])
+    explicit, _ = adopt_worker_class(Config.from_mapping(
+        {"worker_class": "uvicorn.workers.UvicornH11Worker", "http": "httptools"}))
+    assert explicit.http == "httptools"
