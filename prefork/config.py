@@ -600,7 +600,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Print the resolved configuration and exit.", "Configuration", is_flag=True),
     Setting("config", ("-c", "--config"), _optional_text, None,
             "Configuration file: Python (settings as module-level names, as gunicorn.conf.py) "
-            "or TOML.", "Configuration", metavar="FILE"),
+            "or TOML; python:MODULE reads an importable module, as gunicorn does.",
+            "Configuration", metavar="FILE"),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}

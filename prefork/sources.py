@@ -14,7 +14,10 @@ was set. This module reads files and nothing else; it never prints.
 
 from __future__ import annotations
 
+import importlib
+import os
 import shlex
+import sys
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -182,7 +185,12 @@ IGNORED_KEY = "__ignored__"  # where load_config_file lists the ignored names
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """Settings from a Python file (module-level names, as gunicorn.conf.py) or a TOML file."""
+    """Settings from a Python file (module-level names, as gunicorn.conf.py) or a TOML file;
+    as in gunicorn, ``file:PATH`` is the same as ``PATH`` and ``python:MODULE`` imports a module
+    (searched from the current directory first) and reads its names."""
+    if path.startswith("python:"):
+        return _settings_from_module(path, path[len("python:"):])
+    path = path.removeprefix("file:")
     try:
         with open(path, "rb") as handle:
             source = handle.read()
@@ -259,6 +267,19 @@ def _is_gunicorn_default(name: str, value: Any) -> bool:
     if name == "http_protocols":  # "h2, h1" offers HTTP/2 first: reported; "h1" is the default
         return str(value).replace(" ", "").lower() == "h1"
     return str(value).strip().lower() == str(default).lower()
+
+
+def _settings_from_module(location: str, module_name: str) -> dict[str, Any]:
+    saved = list(sys.path)
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"config: cannot import {module_name}: {type(exc).__name__}: "
+                          f"{exc}") from None
+    finally:
+        sys.path[:] = saved
+    return translate_gunicorn_names(vars(module), f"config: {location}")
 
 
 def _settings_from_toml(path: str, source: bytes) -> dict[str, Any]:

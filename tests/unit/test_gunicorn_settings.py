@@ -337,3 +337,15 @@ def test_uvicorns_h11_worker_means_the_h11_parser() -> None:
     explicit, _ = adopt_worker_class(Config.from_mapping(
         {"worker_class": "uvicorn.workers.UvicornH11Worker", "http": "httptools"}))
     assert explicit.http == "httptools"
+
+
+def test_config_as_gunicorn_locates_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    (tmp_path / "deploy_settings.py").write_text("import os\nworkers = 3\nspew = False\n")
+    (tmp_path / "conf.py").write_text("workers = 4\n")
+    assert resolve(["m:app", "-c", "python:deploy_settings"], {})[1].workers == 3
+    assert resolve(["m:app", "-c", "file:conf.py"], {})[1].workers == 4
+    with pytest.raises(ConfigError, match=r"^config: cannot import no_such_settings: "):
+        resolve(["m:app", "-c", "python:no_such_settings"], {})
+    monkeypatch.delitem(__import__("sys").modules, "deploy_settings")
