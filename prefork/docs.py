@@ -136,13 +136,16 @@ def render_gunicorn_table() -> str:
     for name, ours in GUNICORN_ALIASES.items():
         rows.append((name, "equivalent", f"`{ours}`"))
     for name, reason in IGNORED.items():
-        refused = f"; refused at start-up for {REFUSED[name]}" if name in REFUSED else ""
+        if name in REFUSED:
+            values, feature = REFUSED[name]
+            reason += f"; refused at start-up for {values} ({feature})"
         rows.append((name, "ignored, with a start-up warning unless at gunicorn's default",
-                     reason + refused))
-    for name, feature in REFUSED.items():
+                     reason))
+    for name, (values, feature) in REFUSED.items():
         if name not in IGNORED:
-            rows.append((name, "refused at start-up", f"{feature} is not supported; "
-                         "gunicorn's default is accepted silently"))
+            rows.append((name, f"refused at start-up for {values}",
+                         f"{feature} is not supported; gunicorn's default is accepted "
+                         "silently"))
     lines = [GUNICORN_NOTICE, "", "| gunicorn setting | prefork | setting or reason |",
              "|---|---|---|"]
     lines += [f"| `{_cell(name)}` | {status} | {_cell(note)} |"

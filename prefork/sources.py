@@ -32,11 +32,11 @@ GUNICORN_ALIASES = {
 }
 # gunicorn's values that ask for what prefork cannot be: refused at start-up in one line. The
 # same settings at any other value are gunicorn's default (silent) or listed in IGNORED.
-REFUSED = {
-    "daemon": "daemon mode, when true (run prefork in the foreground under a supervisor)",
-    "protocol": "the uWSGI protocol, when 'uwsgi'",
-    "http_protocols": "HTTP/2 alone, when h1 is not in the list",
-    "dirty_apps": "dirty arbiters, when any dirty app is named",
+REFUSED = {  # setting: (the values refused, what they ask for)
+    "daemon": ("true", "daemon mode (run prefork in the foreground under a supervisor)"),
+    "protocol": ("uwsgi", "the uWSGI protocol"),
+    "http_protocols": ("a list without h1", "HTTP/2 without HTTP/1.1"),
+    "dirty_apps": ("any app", "a dirty arbiter"),
 }
 # gunicorn's settings that prefork has under the same name and meaning
 SAME_AS_GUNICORN = (
@@ -236,19 +236,16 @@ def translate_gunicorn_names(namespace: Mapping[str, Any], source: str) -> dict[
 
 def _refused_feature(name: str, value: Any) -> str | None:
     """What a refused setting's value asks for, or None where prefork serves it as asked."""
-    if value is None:
+    if value is None or name not in REFUSED:
         return None
-    if name == "daemon" and _is_true(value):
-        return "daemon mode (run prefork in the foreground under a supervisor)"
-    if name == "protocol" and str(value).strip().lower() != "http":
-        return "the uWSGI protocol"
-    if name == "http_protocols":
-        offered = {part.strip().lower() for part in str(value).split(",") if part.strip()}
-        if offered and "h1" not in offered:
-            return "HTTP/2 without HTTP/1.1"
-    if name == "dirty_apps" and value:
-        return "dirty arbiters"
-    return None
+    offered = {part.strip().lower() for part in str(value).split(",") if part.strip()}
+    refused = {
+        "daemon": _is_true(value),
+        "protocol": str(value).strip().lower() != "http",
+        "http_protocols": bool(offered) and "h1" not in offered,
+        "dirty_apps": bool(value),
+    }[name]
+    return REFUSED[name][1] if refused else None
 
 
 def _is_true(value: Any) -> bool:

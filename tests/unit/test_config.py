@@ -106,7 +106,7 @@ def test_gunicorn_names_are_mapped_reported_or_refused(tmp_path) -> None:
     path.write_text("asgi_lifespan = 'off'\nspew = True\nworkers = 2\n")
     assert load_config_file(str(path)) == {"lifespan": "off", "workers": 2,
                                            IGNORED_KEY: ["spew"]}
-    for line, named in [("dirty_apps = ['m:App']", "dirty arbiters"), ("daemon = True", "daemon"),
+    for line, named in [("dirty_apps = ['m:App']", "dirty arbiter"), ("daemon = True", "daemon"),
                         ("protocol = 'uwsgi'", "uWSGI"), ("http_protocols = 'h2'", "HTTP/2")]:
         path.write_text(line + "\n")
         with pytest.raises(ConfigError, match=named):

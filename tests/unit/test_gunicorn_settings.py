@@ -230,7 +230,7 @@ def test_aliases_on_the_command_line(tmp_path: Path, monkeypatch) -> None:
 
 @pytest.mark.parametrize(("args", "named"), [
     (["-D"], "daemon"), (["--daemon"], "daemon"), (["--protocol", "uwsgi"], "uWSGI"),
-    (["--http-protocols", "h2"], "HTTP/2"), (["--dirty-app", "m:Thing"], "dirty arbiters"),
+    (["--http-protocols", "h2"], "HTTP/2"), (["--dirty-app", "m:Thing"], "dirty arbiter"),
 ])
 @pytest.mark.parametrize("where", ["argv", "GUNICORN_CMD_ARGS"])
 def test_refused_values_say_where_they_came_from(args: list[str], named: str, where: str,
