@@ -17,6 +17,7 @@ from prefork import __version__, build
 from prefork.config import SETTINGS, SETTINGS_BY_NAME, Config, Setting, merge
 from prefork.errors import ConfigError, PreforkError
 from prefork.server import run_arbiter
+from prefork.sockets import parse_bind
 from prefork.sources import (
     GUNICORN_ONLY,
     IGNORED,
@@ -123,9 +124,17 @@ def _parse_layer(args: Sequence[str], source: str) -> tuple[str | None, dict[str
         if setting is None or value is None or (setting.multiple and not value):
             continue
         try:
-            setting.convert(value)
+            converted = setting.convert(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: {name}: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        if name == "bind":
+            for address in converted:
+                try:
+                    parse_bind(address)
+                except ConfigError as exc:
+                    raise ConfigError(f"{source}: {exc}") from None
     return app, values
 
 

@@ -262,6 +262,10 @@ def test_errors_in_gunicorn_cmd_args_name_the_variable(tmp_path: Path, monkeypat
         resolve(["m:app"], {"GUNICORN_CMD_ARGS": "--wrkers 2"})
     with pytest.raises(ConfigError, match=r"^PREFORK_CMD_ARGS: timeout: expected a number"):
         resolve(["m:app"], {"PREFORK_CMD_ARGS": "--timeout soon"})
+    with pytest.raises(ConfigError, match=r"^GUNICORN_CMD_ARGS: bind: port 99999 "):
+        resolve(["m:app"], {"GUNICORN_CMD_ARGS": "--bind 127.0.0.1:99999"})
+    with pytest.raises(ConfigError, match=r"^GUNICORN_CMD_ARGS: forwarded_allow_ips: "):
+        resolve(["m:app"], {"GUNICORN_CMD_ARGS": "--forwarded-allow-ips 300.1.1.1"})
 
 
 def test_a_bad_value_names_the_setting_in_one_line(tmp_path: Path, monkeypatch) -> None:
