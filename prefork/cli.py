@@ -14,10 +14,20 @@ from typing import Any
 import click
 
 from prefork import __version__, build
-from prefork.config import SETTINGS, Config, Setting, merge
-from prefork.errors import PreforkError
+from prefork.config import SETTINGS, SETTINGS_BY_NAME, Config, Setting, merge
+from prefork.errors import ConfigError, PreforkError
 from prefork.server import run_arbiter
-from prefork.sources import IGNORED_KEY, env_args, load_config_file
+from prefork.sockets import parse_bind
+from prefork.sources import (
+    GUNICORN_ONLY,
+    IGNORED,
+    IGNORED_KEY,
+    GunicornOnly,
+    env_args,
+    load_config_file,
+    translate_gunicorn_names,
+)
+from prefork.workerclass import adopt_worker_class
 
 DEFAULT_CONFIG_FILES = ("prefork.conf.py", "gunicorn.conf.py")
 EXIT_USAGE = 2
@@ -31,7 +41,9 @@ def _option(setting: Setting) -> Callable[[Any], Any]:
         long_flags = [flag for flag in setting.flags if flag.startswith("--")]
         declarations = [f"{long_flags[0]}/--no-{long_flags[0][2:]}"]
     kwargs: dict[str, Any] = {"default": None, "help": f"{setting.help}{_default_text(setting)}"}
-    if setting.is_flag:
+    if setting.flag_value is not None:
+        kwargs.update(is_flag=False, flag_value=setting.flag_value, metavar=setting.metavar)
+    elif setting.is_flag:
         kwargs["is_flag"] = True
         if not setting.negatable:
             kwargs["flag_value"] = True
@@ -58,6 +70,17 @@ def _default_text(setting: Setting) -> str:
     return f"  [default: {default}]"
 
 
+def _gunicorn_option(name: str, spelling: GunicornOnly) -> Callable[[Any], Any]:
+    """A hidden option for a gunicorn flag prefork has under another name or not at all, so a
+    gunicorn command line runs unchanged; ``prefork.sources`` decides what the value means."""
+    kwargs: dict[str, Any] = {"default": None, "hidden": True}
+    if spelling.action == "flag":
+        kwargs.update(is_flag=True, flag_value=True)
+    elif spelling.action == "append":
+        kwargs.update(multiple=True, default=())
+    return click.option(*spelling.flags, name, **kwargs)
+
+
 def build_command() -> click.Command:
     def callback(app: str | None, **values: Any) -> tuple[str | None, dict[str, Any]]:
         return app, values
@@ -67,6 +90,9 @@ def build_command() -> click.Command:
         if not setting.flags:
             continue  # config-file only (server hooks)
         command = _option(setting)(command)
+    for name, spelling in GUNICORN_ONLY.items():
+        if spelling.flags:
+            command = _gunicorn_option(name, spelling)(command)
     command = click.argument("app", required=False, metavar="APP")(command)
     command = click.version_option(__version__, "-v", "--version", prog_name="prefork",
                                    message=f"%(prog)s %(version)s ({build()})")(command)
@@ -86,32 +112,72 @@ def parse_command_line(args: Sequence[str]) -> tuple[str | None, dict[str, Any]]
     return app, values
 
 
+def _parse_layer(args: Sequence[str], source: str) -> tuple[str | None, dict[str, Any]]:
+    """One argument list from an environment variable, parsed and checked setting by setting,
+    so that an error in it says where it came from."""
+    try:
+        app, values = parse_command_line(args)
+    except click.ClickException as exc:
+        raise click.UsageError(f"{source}: {exc.format_message()}") from None
+    for name, value in values.items():
+        setting = SETTINGS_BY_NAME.get(name)
+        if setting is None or value is None or (setting.multiple and not value):
+            continue
+        try:
+            converted = setting.convert(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: {name}: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        if name == "bind":
+            for address in converted:
+                try:
+                    parse_bind(address)
+                except ConfigError as exc:
+                    raise ConfigError(f"{source}: {exc}") from None
+    return app, values
+
+
 def resolve(argv: Sequence[str], environ: dict[str, str]) -> tuple[str, Config, list[str]]:
     """Merge defaults < config file < GUNICORN_CMD_ARGS < PREFORK_CMD_ARGS < argv; the third
-    item lists the lines to log at start-up about gunicorn settings that are ignored."""
-    layers = [parse_command_line(extra) for extra in env_args(environ)]
-    layers.append(parse_command_line(argv))
-    config_path = next((values["config"] for _, values in reversed(layers)
+    item lists the lines to log at start-up about gunicorn settings that are ignored and about
+    the worker class's own settings."""
+    sources = [(variable, _parse_layer(args, variable))
+               for variable, args in env_args(environ)]
+    sources.append(("command line", parse_command_line(argv)))
+    config_path = next((values["config"] for _, (_, values) in reversed(sources)
                         if values.get("config")), None)
     if config_path is None:
         config_path = next((name for name in DEFAULT_CONFIG_FILES if os.path.isfile(name)), None)
     file_values = load_config_file(config_path) if config_path else {}
-    notices = [f"config: gunicorn setting {name!r} is not supported by prefork; ignored"
-               for name in file_values.pop(IGNORED_KEY, [])]
+    ignored: dict[str, str] = {}  # gunicorn setting -> where it was last set
+    for name in file_values.pop(IGNORED_KEY, []):
+        ignored[name] = f"config: {config_path}"
+    layers = []
+    for source, (_, values) in sources:
+        translated = translate_gunicorn_names(values, source)
+        for name in translated.pop(IGNORED_KEY, []):
+            ignored[name] = source
+        layers.append(translated)
+    notices = [f"{source}: gunicorn setting {name!r} ignored: {IGNORED[name]}"
+               for name, source in ignored.items()]
     if config_path:
         file_values["config"] = config_path
-    merged = merge(_environment_defaults(environ), file_values,
-                   *(values for _, values in layers))
-    app = next((app for app, _ in reversed(layers) if app), None) or merged.get("wsgi_app")
+    merged = merge(_environment_defaults(environ), file_values, *layers)
+    app = next((app for _, (app, _) in reversed(sources) if app), None) or merged.get("wsgi_app")
     if not app:
         raise click.UsageError("missing APP (module:attribute), e.g. prefork myapp:app")
-    return str(app), Config.from_mapping(merged), notices
+    config, worker_class_notices = adopt_worker_class(Config.from_mapping(merged))
+    return str(app), config, notices + worker_class_notices
 
 
 def _environment_defaults(environ: dict[str, str]) -> dict[str, Any]:
-    """gunicorn's platform conventions: PORT is the default bind (on all interfaces) and
-    WEB_CONCURRENCY the default worker count; any explicit setting wins over both."""
+    """gunicorn's platform conventions: PORT is the default bind (on all interfaces),
+    WEB_CONCURRENCY the default worker count and FORWARDED_ALLOW_IPS the default of
+    forwarded_allow_ips (uvicorn reads it too); any explicit setting wins over all three."""
     defaults: dict[str, Any] = {}
+    if environ.get("FORWARDED_ALLOW_IPS", "").strip():
+        defaults["forwarded_allow_ips"] = environ["FORWARDED_ALLOW_IPS"].strip()
     if environ.get("PORT", "").strip():
         defaults["bind"] = (f"0.0.0.0:{environ['PORT'].strip()}",)
     if environ.get("WEB_CONCURRENCY", "").strip():

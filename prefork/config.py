@@ -16,6 +16,7 @@ The module is over 600 lines because the table is data: one entry per option, wi
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -44,6 +45,7 @@ class Setting(NamedTuple):
     is_flag: bool = False
     negatable: bool = False  # boolean with a --no-<name> form
     choices: tuple[str, ...] = ()
+    flag_value: Any = None  # a flag that may take a value, meaning this one without (nargs="?")
 
 
 # --- converters: each takes a value from any source (CLI string, config file object) -----------
@@ -63,7 +65,19 @@ def _to_bool(value: Any) -> bool:
 def _to_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected an integer, got {value!r}")
-    return int(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {value!r}") from None
 
 
 def _non_negative_int(value: Any) -> int:
@@ -81,14 +95,14 @@ def _positive_int(value: Any) -> int:
 
 
 def _non_negative_float(value: Any) -> float:
-    number = float(value)
+    number = _to_float(value)
     if number < 0:
         raise ValueError(f"must be 0 or more, got {value}")
     return number
 
 
 def _positive_float(value: Any) -> float:
-    number = float(value)
+    number = _to_float(value)
     if number <= 0:
         raise ValueError(f"must be more than 0, got {value}")
     return number
@@ -98,7 +112,10 @@ def _workers(value: Any) -> int:
     """``auto`` becomes 0 here and is resolved to the usable core count by ``resolve_workers``."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return 0
-    number = _to_int(value)
+    try:
+        number = _to_int(value)
+    except ValueError:
+        raise ValueError(f"expected an integer or 'auto', got {value!r}") from None
     if number < 1:
         raise ValueError(f"must be 1 or more, or 'auto', got {number}")
     return number
@@ -180,8 +197,13 @@ def _worker_class(value: Any) -> str | None:
     if any(key.startswith(name) or f".{name}" in key for name in REFUSED_WORKER_CLASSES):
         raise ValueError(f"{text!r} is not supported: prefork workers run an asyncio event "
                          "loop (use -k sync or gthread for WSGI, asgi for ASGI)")
+    if _DOTTED_PATH.fullmatch(text):
+        return text  # a worker class of the app's own, checked when imported (prefork.workerclass)
     raise ValueError(f"unknown worker class {text!r} (sync, gthread, asgi, "
-                     "uvicorn.workers.UvicornWorker)")
+                     "uvicorn.workers.UvicornWorker or a subclass of it)")
+
+
+_DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 def _umask(value: Any) -> int:
@@ -265,7 +287,8 @@ INTERFACES = ("auto", "asgi", "asgi2", "wsgi")
 SETTINGS: tuple[Setting, ...] = (
     # -- server socket --------------------------------------------------------------------------
     Setting("bind", ("-b", "--bind"), _string_list, ("127.0.0.1:8000",),
-            "Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N. Repeatable. "
+            "Address to listen on: HOST:PORT, [IPV6]:PORT, tcp://HOST:PORT, unix:PATH or "
+            "fd://N (an inherited listening socket). Repeatable. "
             "Port 0 picks a free port.", "Server socket", metavar="ADDRESS", multiple=True),
     Setting("fd", ("--fd",), _optional_fd, None,
             "Serve on this already-open listening socket (as uvicorn's --fd); replaces the "
@@ -314,7 +337,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("graceful_timeout", ("--graceful-timeout",), _non_negative_float, 30.0,
             "On graceful stop, workers get this long to finish in-flight requests before they are "
             "killed.", "Worker processes", metavar="SECONDS"),
-    Setting("keepalive", ("--keep-alive", "--keepalive"), _non_negative_float, 5.0,
+    Setting("keepalive", ("--keep-alive", "--keepalive"), _non_negative_float, 2.0,
             "Seconds an idle keep-alive connection is held open.", "Worker processes",
             metavar="SECONDS"),
     Setting("max_requests", ("--max-requests",), _non_negative_int, 0,
@@ -376,6 +399,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("chdir", ("--chdir",), _optional_text, None,
             "Change to this directory before loading the application.", "Application",
             metavar="DIR"),
+    Setting("pythonpath", ("--pythonpath",), _optional_text, None,
+            "Comma-separated directories put at the front of sys.path (relative ones from "
+            "--chdir) before the application is imported.", "Application", metavar="DIRS"),
     Setting("lifespan", ("--lifespan",), _choice("auto", "on", "off"), "auto",
             "ASGI lifespan events: on (startup failure stops the worker), off, or auto.",
             "Application", choices=("auto", "on", "off")),
@@ -383,7 +409,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Path prefix the application is mounted under (ASGI root_path, WSGI SCRIPT_NAME).",
             "Application", metavar="PATH"),
     # -- HTTP -----------------------------------------------------------------------------------
-    Setting("limit_request_line", ("--limit-request-line",), _positive_int, 8190,
+    Setting("limit_request_line", ("--limit-request-line",), _positive_int, 4094,
             "Longest request line accepted, in bytes (414 above it).", "HTTP", metavar="BYTES"),
     Setting("limit_request_fields", ("--limit-request-fields",), _positive_int, 100,
             "Most header fields accepted in a request (431 above it).", "HTTP", metavar="INT"),
@@ -428,8 +454,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("proxy_protocol", ("--proxy-protocol",), _proxy_protocol, False,
             "Expect a PROXY protocol header (v1 or v2, as HAProxy and nginx send) before the "
             "first request from peers in --proxy-allow-ips, and take the client address from "
-            "it; such a header from any other peer is refused. A config file's gunicorn modes "
-            "v1, v2 and auto all turn it on.", "Proxies", is_flag=True),
+            "it; such a header from any other peer is refused. gunicorn's modes v1, v2 and "
+            "auto all turn it on, off turns it off.", "Proxies", metavar="[MODE]",
+            flag_value="auto"),
     Setting("proxy_allow_ips", ("--proxy-allow-ips", "--proxy-allow-from"), _proxy_ips,
             "127.0.0.1,::1",
             "Comma-separated addresses or CIDR networks of load balancers that must send a "
@@ -589,7 +616,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Print the resolved configuration and exit.", "Configuration", is_flag=True),
     Setting("config", ("-c", "--config"), _optional_text, None,
             "Configuration file: Python (settings as module-level names, as gunicorn.conf.py) "
-            "or TOML.", "Configuration", metavar="FILE"),
+            "or TOML; python:MODULE reads an importable module, as gunicorn does.",
+            "Configuration", metavar="FILE"),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
@@ -634,6 +662,7 @@ class Config:
     wsgi_app: str | None
     raw_env: tuple[str, ...]
     chdir: str | None
+    pythonpath: str | None
     lifespan: str
     root_path: str
     limit_request_line: int
@@ -724,7 +753,7 @@ class Config:
             try:
                 resolved[setting.name] = setting.convert(raw)
             except (TypeError, ValueError) as exc:
-                raise ConfigError(f"invalid value for {setting.name}: {exc}") from None
+                raise ConfigError(f"{setting.name}: {exc}") from None
         config = cls(**resolved)
         config.validate()
         return config
@@ -766,7 +795,8 @@ class Config:
     def app_interface(self) -> str:
         """``interface``, or what gunicorn's ``worker_class`` implies when it is ``auto``."""
         if self.interface == "auto" and self.worker_class:
-            return WORKER_CLASSES[self.worker_class]
+            # a dotted path is a subclass of uvicorn's worker (prefork.workerclass checks it)
+            return WORKER_CLASSES.get(self.worker_class, "asgi")
         return self.interface
 
     def dispatch_mode(self) -> str:

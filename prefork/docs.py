@@ -73,7 +73,7 @@ def _flags(setting: Setting) -> str:
 
 def _default(setting: Setting) -> str:
     value: Any = setting.default
-    if setting.is_flag:
+    if setting.is_flag or isinstance(value, bool):
         return "on" if value else "off"
     if value is None:
         return "none"
@@ -136,12 +136,16 @@ def render_gunicorn_table() -> str:
     for name, ours in GUNICORN_ALIASES.items():
         rows.append((name, "equivalent", f"`{ours}`"))
     for name, reason in IGNORED.items():
-        rows.append((name, "ignored, with a start-up warning", reason))
-    for name, feature in REFUSED.items():
-        rows.append((name, "refused at start-up", f"{feature} is not supported"))
-    rows.append(("dirty_*, on_dirty_starting", "refused at start-up",
-                 "dirty arbiters are not supported"))
-    rows.append(("http2_*", "refused at start-up", "HTTP/2 is not supported yet"))
+        if name in REFUSED:
+            values, feature = REFUSED[name]
+            reason += f"; refused at start-up for {values} ({feature})"
+        rows.append((name, "ignored, with a start-up warning unless at gunicorn's default",
+                     reason))
+    for name, (values, feature) in REFUSED.items():
+        if name not in IGNORED:
+            rows.append((name, f"refused at start-up for {values}",
+                         f"{feature} is not supported; gunicorn's default is accepted "
+                         "silently"))
     lines = [GUNICORN_NOTICE, "", "| gunicorn setting | prefork | setting or reason |",
              "|---|---|---|"]
     lines += [f"| `{_cell(name)}` | {status} | {_cell(note)} |"

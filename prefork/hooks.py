@@ -3,7 +3,8 @@
 A ``gunicorn.conf.py`` defines hooks as module-level functions (``def post_fork(server,
 worker): ...``); they arrive here as settings. The objects passed stand in for gunicorn's
 arbiter and worker with the attributes hooks commonly touch: ``pid``, ``cfg`` (the resolved
-settings, attribute per setting), ``log`` (a ``logging.Logger``, which has gunicorn's
+settings, attribute per setting, read as gunicorn's: ``cfg.bind`` a list of strings,
+``cfg.workers`` a number even for ``auto``), ``log`` (a ``logging.Logger``, which has gunicorn's
 ``info``/``warning``/``error``/``exception`` methods), and for workers ``age`` (a spawn
 counter), ``ppid`` and ``alive``; the server also has ``num_workers`` and ``WORKERS`` (pid ->
 worker). A hook that raises is logged with its name and never takes the server down, except
@@ -26,6 +27,26 @@ HOOK_NAMES = (
 FATAL_HOOKS = frozenset({"on_starting", "when_ready"})
 
 
+class HookConfig:
+    """``server.cfg`` and ``worker.cfg``: the resolved settings, with the types gunicorn's
+    ``cfg`` has where prefork's differ (hooks written for gunicorn append to ``cfg.bind`` or
+    compare ``cfg.workers`` with a number)."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._config, name)
+
+    @property
+    def bind(self) -> list[str]:
+        return list(self._config.bind)
+
+    @property
+    def workers(self) -> int:
+        return self._config.worker_count()
+
+
 class WorkerView:
     """The ``worker`` argument of a hook."""
 
@@ -35,10 +56,18 @@ class WorkerView:
         self.ppid = ppid
         self.age = age
         self.slot = slot
-        self.cfg = cfg
+        self._config = cfg
         self.log = log
         self.alive = True
         self.booted = False
+
+    @property
+    def cfg(self) -> HookConfig:
+        return HookConfig(self._config)
+
+    @cfg.setter
+    def cfg(self, config: Config) -> None:
+        self._config = config
 
 
 class ServerView:
@@ -49,11 +78,19 @@ class ServerView:
                  num_workers: Callable[[], int],
                  broadcast: Callable[[Any], int] | None = None) -> None:
         self.pid = pid
-        self.cfg = cfg
+        self._config = cfg
         self.log = log
         self._workers = workers
         self._num_workers = num_workers
         self._broadcast = broadcast
+
+    @property
+    def cfg(self) -> HookConfig:
+        return HookConfig(self._config)
+
+    @cfg.setter
+    def cfg(self, config: Config) -> None:
+        self._config = config
 
     @property
     def WORKERS(self) -> dict[int, WorkerView]:

@@ -34,6 +34,7 @@ from prefork.metrics.collector import MetricsCollector
 from prefork.process import apply_environment, apply_umask, drop_privileges, set_title
 from prefork.sockets import open_listeners, tls_context
 from prefork.sources import IGNORED_KEY, load_config_file
+from prefork.workerclass import adopt_worker_class
 
 AppSource = str | Callable[..., Any]
 
@@ -48,6 +49,7 @@ def prepare_app(config: Config, app: AppSource) -> AppSource:
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    add_pythonpath(config)
     if not isinstance(app, str):
         resolve_interface(app, config.app_interface())
         return app
@@ -58,6 +60,19 @@ def prepare_app(config: Config, app: AppSource) -> AppSource:
     loaded = load_app(spec, factory=config.factory)
     _, ready = resolve_interface(loaded, config.app_interface())
     return ready
+
+
+def add_pythonpath(config: Config) -> None:
+    """Put ``pythonpath``'s directories at the front of ``sys.path``, in the order given,
+    relative ones from the current directory (``chdir`` has been applied), as gunicorn does
+    before it loads the app; the workers inherit the path through the fork."""
+    if not config.pythonpath:
+        return
+    directories = [os.path.abspath(part.strip()) for part in config.pythonpath.split(",")
+                   if part.strip()]
+    for directory in reversed(directories):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
 
 
 def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
@@ -73,7 +88,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         reload_config = _file_reloader(config)
     if config.print_config:
         for name, value in sorted(dataclasses.asdict(config).items()):
-            print(f"{name:28} = {value!r}")
+            print(f"{name:28} = {printable_value(config, name, value)}")
         return 0
     apply_environment(config)
     apply_umask(config)
@@ -133,6 +148,19 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
                 _remove_if_ours(path)
 
 
+OCTAL_SETTINGS = frozenset({"umask", "control_socket_mode"})
+
+
+def printable_value(config: Config, name: str, value: Any) -> str:
+    """A setting as --print-config shows it: as a config file would spell it, with modes in
+    octal (as gunicorn users write them) and ``auto`` workers next to what they resolve to."""
+    if name in OCTAL_SETTINGS:
+        return f"0o{value:03o}"
+    if name == "workers" and value == 0:
+        return f"'auto'  # {config.worker_count()} here"
+    return repr(value)
+
+
 def _worker_main(app: AppSource, parser: str) -> WorkerMain:
     """What the arbiter runs in each forked child.
 
@@ -190,7 +218,7 @@ def _file_reloader(config: Config) -> Callable[[], Config]:
         file_values.pop(IGNORED_KEY, None)
         explicit = {name: given[name] for name in given if name not in file_values
                     or given[name] != SETTINGS_BY_NAME[name].default}
-        return Config.from_mapping({**file_values, **explicit})
+        return adopt_worker_class(Config.from_mapping({**file_values, **explicit}))[0]
 
     return reload
 
@@ -203,7 +231,8 @@ def config_from_settings(settings: dict[str, Any]) -> Config:
     if settings.get("config"):
         file_values = load_config_file(str(settings["config"]))
         file_values.pop(IGNORED_KEY, None)
-    return Config.from_mapping({**file_values, **settings})
+    config, _ = adopt_worker_class(Config.from_mapping({**file_values, **settings}))
+    return config
 
 
 def serve(app: AppSource, **settings: Any) -> int:

@@ -42,8 +42,13 @@ class BindAddress(NamedTuple):
 
 
 def parse_bind(text: str) -> BindAddress:
-    """``HOST:PORT``, ``[IPV6]:PORT``, ``:PORT``, ``HOST``, ``unix:PATH`` or ``fd://N``."""
+    """``HOST:PORT``, ``[IPV6]:PORT``, ``:PORT``, ``HOST``, any of those after ``tcp://``,
+    ``unix:PATH``, ``unix://PATH`` or ``fd://N`` (gunicorn's forms)."""
     value = text.strip()
+    if value.startswith("tcp://"):
+        value = value[len("tcp://"):]
+        if not value:
+            raise ConfigError(f"bind: {text!r} names no address")
     if value.startswith("unix:"):
         path = value[len("unix:"):]
         if path.startswith("//"):

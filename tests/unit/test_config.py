@@ -57,7 +57,8 @@ def test_merge_later_wins_and_none_means_unset() -> None:
 
 def test_env_args_order() -> None:
     env = {"GUNICORN_CMD_ARGS": "--workers 3", "PREFORK_CMD_ARGS": "--timeout '7'"}
-    assert env_args(env) == [["--workers", "3"], ["--timeout", "7"]]
+    assert env_args(env) == [("GUNICORN_CMD_ARGS", ["--workers", "3"]),
+                             ("PREFORK_CMD_ARGS", ["--timeout", "7"])]
 
 
 def test_python_config_file(tmp_path) -> None:
@@ -105,13 +106,17 @@ def test_gunicorn_names_are_mapped_reported_or_refused(tmp_path) -> None:
     path.write_text("asgi_lifespan = 'off'\nspew = True\nworkers = 2\n")
     assert load_config_file(str(path)) == {"lifespan": "off", "workers": 2,
                                            IGNORED_KEY: ["spew"]}
-    for line, named in [("dirty_workers = 2", "dirty arbiters"),
-                        ("protocol = 'uwsgi'", "uWSGI"), ("http2_max_frame_size = 1", "HTTP/2")]:
+    for line, named in [("dirty_apps = ['m:App']", "dirty arbiter"), ("daemon = True", "daemon"),
+                        ("protocol = 'uwsgi'", "uWSGI"), ("http_protocols = 'h2'", "HTTP/2")]:
         path.write_text(line + "\n")
         with pytest.raises(ConfigError, match=named):
             load_config_file(str(path))
-    path.write_text("protocol = 'http'\n")
+    path.write_text("protocol = 'http'\ndaemon = False\nhttp_protocols = 'h1'\ndirty_apps = []\n"
+                    "dirty_workers = 0\nspew = False\ntmp_upload_dir = None\n")
     assert load_config_file(str(path)) == {}
+    path.write_text("http_protocols = 'h2,h1'\ndirty_workers = 2\nhttp2_max_frame_size = 1\n")
+    assert load_config_file(str(path)) == {
+        IGNORED_KEY: ["http_protocols", "dirty_workers", "http2_max_frame_size"]}
 
 
 def test_ignored_settings_are_announced(tmp_path, monkeypatch) -> None:
@@ -119,7 +124,8 @@ def test_ignored_settings_are_announced(tmp_path, monkeypatch) -> None:
     (tmp_path / "gunicorn.conf.py").write_text("reload = True\nworkers = 3\n")
     _, config, notices = resolve(["m:app"], {})
     assert config.workers == 3
-    assert notices == ["config: gunicorn setting 'reload' is not supported by prefork; ignored"]
+    assert notices == ["config: gunicorn.conf.py: gunicorn setting 'reload' ignored: code "
+                       "reloading is not built yet"]
 
 
 def test_json_error_log_lines_carry_the_exception() -> None:
