@@ -865,7 +865,10 @@ class Arbiter:
         for fd in (self._wakeup_read, self._wakeup_write):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.log.info("arbiter %d exiting with status %d", os.getpid(), self.exit_code)
+        failure = ""
+        if self.exit_code == ARBITER_EXIT_BOOT_FAILED:  # the last line says why, for tail -1
+            failure = f": {self.last_boot_reason or 'workers keep crashing'}"
+        self.log.info("arbiter %d exiting with status %d%s", os.getpid(), self.exit_code, failure)
 
 
 def _record_signal(_signum: int, _frame: object) -> None:
