@@ -68,13 +68,16 @@ class ListenerView:
         return getattr(sock, name)
 
     def __str__(self) -> str:
-        sock = self.sock
-        if sock is None or sock.family == socket.AF_UNIX:
-            address = self._listener.address
-            return f"unix:{address.path}" if address.kind == "unix" else str(address)
-        host, port = sock.getsockname()[:2]
-        if sock.family == socket.AF_INET6:
-            host = f"[{host}]"
+        sock, address = self.sock, self._listener.address
+        if address.kind == "unix":
+            return f"unix:{address.path}"
+        if sock is not None and sock.family == socket.AF_UNIX:  # an inherited fd://N
+            return f"unix:{sock.getsockname()}"
+        if sock is not None:
+            host, port = sock.getsockname()[:2]
+        else:  # reuseport, before the first slot's socket
+            host, port = address.host, self._listener.port
+        host = f"[{host}]" if ":" in host else host
         return f"{'https' if self._tls else 'http'}://{host}:{port}"
 
     def __repr__(self) -> str:

@@ -102,7 +102,7 @@ def configure_logging_from(config: Config) -> None:
         if config.logconfig:
             if not os.path.isfile(config.logconfig):
                 raise ConfigError(f"logconfig: no such file {config.logconfig}")
-            logging.config.fileConfig(_read_ini(config.logconfig),
+            logging.config.fileConfig(ini_with_prefork_loggers(config.logconfig),
                                       disable_existing_loggers=False)
     except (ValueError, KeyError, TypeError, AttributeError, ImportError, RuntimeError,
             configparser.Error) as exc:
@@ -136,7 +136,7 @@ def with_prefork_loggers(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "loggers": extended}
 
 
-def _read_ini(path: str) -> configparser.ConfigParser:
+def ini_with_prefork_loggers(path: str) -> configparser.ConfigParser:
     """A fileConfig ini file whose gunicorn loggers are also set up under prefork's names, read
     with the defaults gunicorn gives it (``%(here)s`` is the file's directory)."""
     parser = configparser.ConfigParser({"__file__": path, "here": os.path.dirname(path)})
