@@ -52,7 +52,7 @@ IGNORED = {
     "asgi_disconnect_grace_period": "http.disconnect is delivered as soon as the client goes",
     "asgi_loop": "workers always run uvloop",
     "casefold_http_method": "methods are passed as sent",
-    "default_proc_name": "the title is proc_name or 'prefork'",
+    "default_proc_name": "the titles name proc_name, else the app as given",
     "disable_redirect_access_to_syslog": "no syslog output",
     "do_handshake_on_connect": "TLS handshakes run on the event loop",
     "enable_backlog_metric": "no metrics yet",
