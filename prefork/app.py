@@ -544,8 +544,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def app_traceback(error: BaseException) -> str:
-    """The traceback of what the app raised under ``error`` (an AppLoadError's cause), from the
-    app's first frame on; "" when the app raised nothing (a misspelt attribute, say).
+    """The traceback of what the app raised under ``error`` (the cause of an AppLoadError, or
+    of a lifespan BootError), from the app's first frame on; "" when the app raised nothing (a
+    misspelt attribute, say).
 
     The frames of the import machinery and of prefork above the app's, and the AppLoadError
     chained on the cause, only repeat what the one-line message says."""

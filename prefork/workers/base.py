@@ -158,9 +158,8 @@ class Worker:
             lifespan = Lifespan(app, mode=self.config.lifespan, logger=self.log)
             try:
                 await lifespan.startup()
-            except BootError as exc:
-                self.log.error("worker %d: %s", os.getpid(), exc)
-                return self._boot_failed(str(exc), WORKER_EXIT_BOOT_FAILED)
+            except BootError as exc:  # the arbiter logs it, once for repeated failures
+                return self._boot_failed(str(exc), WORKER_EXIT_BOOT_FAILED, app_traceback(exc))
 
         self._stopped = loop.create_future()
         # What exists now (the app, its modules, what its start-up built) lives as long as the
