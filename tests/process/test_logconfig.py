@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -135,9 +136,18 @@ def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
+# a formatter class named by "()", as python-json-logger's is in such configurations
+JSON_CLASS_TO_STDOUT = {**JSON_TO_STDOUT, "formatters": {
+    "json": {"()": "prefork.logging.JsonLineFormatter"},
+    "access": {"format": "ACCESS %(message)s"}}}
+
+
 @pytest.mark.timeout(60)
-def test_json_format_for_gunicorn_loggers_formats_every_prefork_line(cli, tmp_path: Path) -> None:
-    process = cli(APP, "-c", str(_conf(tmp_path, JSON_TO_STDOUT)))
+@pytest.mark.parametrize("logconfig", [JSON_TO_STDOUT, JSON_CLASS_TO_STDOUT],
+                         ids=["format-string", "formatter-class"])
+def test_json_format_for_gunicorn_loggers_formats_every_prefork_line(
+        cli, tmp_path: Path, logconfig: dict) -> None:
+    process = cli(APP, "-c", str(_conf(tmp_path, logconfig)))
     port = wait_until(lambda: "ready in" in process.output() and _port(process.output()),
                       timeout=20)
     assert http_request(port, "/json-path")[0] == 200
@@ -193,3 +203,23 @@ def test_why_it_stops_reaches_stderr_whatever_the_config_says(tmp_path: Path) ->
     assert "circuit breaker open" in line and "at tests/apps/import_error.py:5" in line
     assert "circuit breaker open" in _read(error_log)  # and where the config sends it
     assert _read(error_log).count("Traceback (most recent call last)") == 1
+
+
+@pytest.mark.timeout(60)
+def test_bind_failure_and_bad_setting_reach_stderr_past_a_logging_config(tmp_path: Path) -> None:
+    error_log, access_log = tmp_path / "error.log", tmp_path / "access.log"
+    conf = _conf(tmp_path, _files_config(error_log, access_log))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        bind = subprocess.run(
+            [sys.executable, "-m", "prefork", APP, "-c", str(conf), "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert bind.returncode == 1
+    assert bind.stderr.strip().splitlines()[-1] == (
+        f"prefork: error: bind: cannot listen on 127.0.0.1:{port}: Address already in use")
+    bad = subprocess.run(
+        [sys.executable, "-m", "prefork", APP, "-c", str(conf), "--timeout", "soon"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "timeout" in bad.stderr.strip().splitlines()[-1]
