@@ -3,7 +3,9 @@ titles ``ps`` shows, and an app that fails on import told once, with its file an
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +110,41 @@ def test_an_app_failing_on_import_with_preload() -> None:
     assert last.startswith("prefork: error: error while importing 'tests.apps.import_error': "
                            "ValueError: invalid literal for int()")
     assert last.endswith(WHERE)
+
+
+def _gunicorn_start_up(tmp_path: Path) -> str:
+    """gunicorn's own error log up to its worker's boot, for the same app and bind."""
+    pytest.importorskip("gunicorn")
+    errors = tmp_path / "gunicorn-error.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "tests.apps.wsgiapp:app", "-b", "127.0.0.1:0",
+         "-w", "1", "--error-logfile", str(errors)], cwd=ROOT, start_new_session=True)
+    try:
+        return wait_until(lambda: errors.exists() and "Booting worker" in errors.read_text()
+                          and errors.read_text(), timeout=20)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# what scripts written for gunicorn match, each as a whole line
+SCRIPTED = [
+    re.compile(r"^\[[^]]+\] \[(\d+)\] \[INFO\] Starting (?:gunicorn|prefork) \S+"),
+    re.compile(r"^\[[^]]+\] \[(\d+)\] \[INFO\] Listening at: http://127\.0\.0\.1:(\d+) \((\d+)\)$"),
+    re.compile(r"^\[[^]]+\] \[(\d+)\] \[INFO\] Booting worker with pid: (\d+)\b"),
+]
+
+
+@pytest.mark.timeout(60)
+def test_the_lines_scripts_match_in_gunicorns_log_match_in_preforks(cli, tmp_path: Path) -> None:
+    theirs = _gunicorn_start_up(tmp_path).splitlines()
+    process = cli("tests.apps.wsgiapp:app", "-b", "127.0.0.1:0", "-w", "1",
+                  "--no-control-socket")
+    wait_until(lambda: "ready in" in process.output(), timeout=20)
+    ours = process.output().splitlines()
+    for pattern in SCRIPTED:
+        assert any(pattern.search(line) for line in theirs), pattern.pattern  # the oracle
+        assert any(pattern.search(line) for line in ours), pattern.pattern
+    listening = next(m for m in map(SCRIPTED[1].search, ours) if m)
+    assert int(listening.group(3)) == process.pid
+    assert http_request(int(listening.group(2)), "/")[0] == 201
