@@ -13,7 +13,6 @@ that says why the server stops reaches stderr whatever they say (:func:`log_stop
 
 from __future__ import annotations
 
-import configparser
 import json
 import logging
 import os
@@ -24,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from prefork.errors import ConfigError
 
 if TYPE_CHECKING:
+    import configparser
+
     from prefork.config import Config
 
 ERROR_LOGGER = "prefork.error"
@@ -93,7 +94,9 @@ def configure_logging_from(config: Config) -> None:
     configuration that does not name them did not mean to silence the server."""
     if not config.logconfig_dict and not config.logconfig:
         return
-    import logging.config  # with its handlers, socketserver and pickle: only for these settings
+    # with its handlers, socketserver and pickle (1.5 ms for configparser alone): only for these
+    import configparser
+    import logging.config
 
     try:
         if config.logconfig_dict:
@@ -139,6 +142,8 @@ def with_prefork_loggers(config: dict[str, Any]) -> dict[str, Any]:
 def ini_with_prefork_loggers(path: str) -> configparser.ConfigParser:
     """A fileConfig ini file whose gunicorn loggers are also set up under prefork's names, read
     with the defaults gunicorn gives it (``%(here)s`` is the file's directory)."""
+    import configparser
+
     parser = configparser.ConfigParser({"__file__": path, "here": os.path.dirname(path)})
     with open(path, encoding="utf-8") as handle:
         parser.read_file(handle)
