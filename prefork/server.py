@@ -186,7 +186,8 @@ def _worker_main(app: AppSource, parser: str, label: str) -> WorkerMain:
     def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
              view: WorkerView) -> int:
         set_title(config, "worker", label)
-        return worker_main(app)(config, slot, channel, listeners, view)
+        return worker_main(app, process_name(config, label))(config, slot, channel, listeners,
+                                                             view)
 
     return main
 

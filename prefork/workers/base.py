@@ -90,6 +90,7 @@ class Worker:
         listeners: list[socket.socket],
         app: AppSpec | str | Callable[..., Any],
         view: WorkerView | None = None,
+        proc_name: str = "prefork",
     ) -> None:
         self.config = config
         self.view = view or WorkerView(os.getpid(), os.getppid(), 0, slot, config,
@@ -98,6 +99,7 @@ class Worker:
         self.channel = channel
         self.listeners = listeners
         self.app_source = app
+        self.proc_name = proc_name  # the worker_exit hook's server.proc_name
         self.log = logging.getLogger(ERROR_LOGGER)
         self.exit_code = WORKER_EXIT_OK
         jitter = random.randint(0, config.max_requests_jitter) if config.max_requests else 0
@@ -128,7 +130,7 @@ class Worker:
             loop.close()
             self.view.alive = False
             server = ServerView(self.view.ppid, self.config, self.log, dict,
-                                self.config.worker_count)
+                                self.config.worker_count, proc_name=self.proc_name)
             call_hook(self.config, "worker_exit", server, self.view, log=self.log)
 
     def _on_abort(self, _signum: int, _frame: object) -> None:
@@ -335,12 +337,12 @@ class Worker:
         self.state.starter.close()  # the idle tasks that lend themselves to requests
 
 
-def worker_main(app: AppSpec | str | Callable[..., Any]) -> Callable[
+def worker_main(app: AppSpec | str | Callable[..., Any], proc_name: str = "prefork") -> Callable[
         [Config, int, Channel, list[socket.socket], WorkerView], int]:
     """The function the arbiter calls in each forked child."""
 
     def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
              view: WorkerView) -> int:
-        return Worker(config, slot, channel, listeners, app, view).run()
+        return Worker(config, slot, channel, listeners, app, view, proc_name).run()
 
     return main

@@ -52,7 +52,7 @@ def child_exit(server, worker):
     _mark("child_exit", worker_pid=worker.pid)
 
 def worker_exit(server, worker):
-    _mark("worker_exit", worker_pid=worker.pid)
+    _mark("worker_exit", worker_pid=worker.pid, proc_name=server.proc_name)
 
 def worker_abort(worker):
     _mark("worker_abort", worker_pid=worker.pid)
@@ -141,4 +141,6 @@ def test_hooks_fire_in_order(cli, tmp_path: Path) -> None:
     names = _names(markers)
     assert names[-1] == "on_exit"
     assert names.count("worker_exit") >= 3
+    assert {m["proc_name"] for m in _marks(markers) if m["hook"] == "worker_exit"} == {
+        "tests.apps.pidapp:app"}
     assert "hook on_exit raised" in process.output()
