@@ -33,6 +33,7 @@ import os
 import re
 import sys
 import tokenize
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_ATTRIBUTES",
     "INTERFACES",
     "AppSpec",
+    "app_traceback",
     "asgi2_to_asgi3",
     "check_app_spec",
     "detect_interface",
@@ -497,6 +499,7 @@ def load_app(
             except Exception as exc:
                 raise AppLoadError(
                     f"error while reading attribute {path!r} of {where}: {_one_line(exc)}"
+                    f"{_at(exc)}"
                 ) from exc
     else:
         for name in DEFAULT_ATTRIBUTES:
@@ -513,7 +516,7 @@ def load_app(
             target = target(*spec.args, **spec.kwargs)
         except Exception as exc:
             raise AppLoadError(
-                f"error while calling factory {label!r}: {_one_line(exc)}"
+                f"error while calling factory {label!r}: {_one_line(exc)}{_at(exc)}"
             ) from exc
         if target is None:
             raise AppLoadError(f"factory {label!r} returned None instead of an application")
@@ -529,15 +532,67 @@ def _import(name: str) -> Any:
         missing = exc.name or ""
         if missing == name or name.startswith(f"{missing}."):
             raise AppLoadError(f"module {name!r} not found") from exc
-        raise AppLoadError(f"error while importing {name!r}: {_one_line(exc)}") from exc
+        raise AppLoadError(f"error while importing {name!r}: {_one_line(exc)}{_at(exc)}") from exc
     except (Exception, SystemExit) as exc:
-        raise AppLoadError(f"error while importing {name!r}: {_one_line(exc)}") from exc
+        raise AppLoadError(f"error while importing {name!r}: {_one_line(exc)}{_at(exc)}") from exc
 
 
 def _one_line(exc: BaseException) -> str:
     message = re.sub(r"\s*\n\s*", " ", str(exc)).strip()
     name = type(exc).__name__
     return f"{name}: {message}" if message else name
+
+
+def app_traceback(error: BaseException) -> str:
+    """The traceback of what the app raised under ``error`` (the cause of an AppLoadError, or
+    of a lifespan BootError), from the app's first frame on; "" when the app raised nothing (a
+    misspelt attribute, say).
+
+    The frames of the import machinery and of prefork above the app's, and the AppLoadError
+    chained on the cause, only repeat what the one-line message says."""
+    cause = error.__cause__
+    if cause is None:
+        return ""
+    tb = cause.__traceback__
+    while tb is not None and _is_loader_frame(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    if tb is None and not isinstance(cause, SyntaxError):  # SyntaxError shows its own line
+        return ""
+    return "".join(traceback.format_exception(type(cause), cause, tb)).rstrip("\n")
+
+
+def _at(exc: BaseException) -> str:
+    """`` at FILE:LINE`` for where the app raised ``exc``: the innermost frame of the app's own
+    code (not the standard library's, an installed package's or the loader's), else the
+    innermost frame at all outside the loader; "" when there is none."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return f" at {_display_path(exc.filename)}:{exc.lineno}"
+    frames = [(frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(
+        exc.__traceback__) if not _is_loader_frame(frame.f_code.co_filename)]
+    if not frames:
+        return ""
+    libraries = _library_directories()
+    own = [(name, line) for name, line in frames
+           if not any(name.startswith(directory) for directory in libraries)]
+    name, line = (own or frames)[-1]
+    return f" at {_display_path(name)}:{line}"
+
+
+_PREFORK_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _is_loader_frame(filename: str) -> bool:
+    """A frame of the import machinery or of prefork itself."""
+    return (filename.startswith("<") or filename.startswith(_PREFORK_DIRECTORY)
+            or filename == importlib.__file__)
+
+
+def _library_directories() -> tuple[str, ...]:
+    import sysconfig  # only on the way to an error message
+
+    paths = sysconfig.get_paths()
+    return tuple({os.path.join(paths[key], "") for key in ("stdlib", "platstdlib", "purelib",
+                                                            "platlib") if key in paths})
 
 
 def _type_name(value: object) -> str:

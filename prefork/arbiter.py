@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from prefork import __version__, build
 from prefork.config import Config
 from prefork.dispatch import HandOff
 from prefork.errors import (
@@ -39,7 +38,7 @@ from prefork.errors import (
     WORKER_EXIT_ORPHANED,
     ConfigError,
 )
-from prefork.hooks import ServerView, WorkerView, call_hook
+from prefork.hooks import ListenerView, ServerView, WorkerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import (
     AppMessage,
@@ -52,13 +51,19 @@ from prefork.ipc.messages import (
     Retiring,
     Unready,
 )
-from prefork.logging import reopen_log_files
+from prefork.logging import log_stop_reason, reopen_log_files
 from prefork.metrics.collector import MetricsCollector
 from prefork.procstat import ProcessSample, cpu_percent
 from prefork.procstat import sample as sample_process
 from prefork.recycling import RecycleLimits, RecyclePolicy, WorkerFacts
 from prefork.sockets import ListenerSet
-from prefork.supervision import BreakerState, RestartPolicy, RestartSettings, WorkerState
+from prefork.supervision import (
+    BootFailureReports,
+    BreakerState,
+    RestartPolicy,
+    RestartSettings,
+    WorkerState,
+)
 from prefork.upgrade import start_new_arbiter, take_back
 from prefork.worker import relay_broadcast
 
@@ -104,6 +109,7 @@ class WorkerRecord:
         self.retiring = False  # asked for a replacement (max-requests)
         self.reloading = False  # forked by a reload and not ready yet: its failure fails it
         self.boot_reason = ""
+        self.boot_details = ""  # the app's traceback, when it failed to load
         self.requests = 0
         self.in_flight = 0
         self.connections = 0
@@ -150,6 +156,7 @@ class Arbiter:
         upgrade_command: list[str] | None = None,
         control_socket: ControlServer | None = None,
         metrics: MetricsCollector | None = None,
+        proc_name: str = "prefork",
     ) -> None:
         self.config = config
         self.reload_config = reload_config  # re-reads every settings source on SIGHUP
@@ -160,7 +167,10 @@ class Arbiter:
         self.age = 0
         self.view = ServerView(os.getpid(), config, logger, self._worker_views,
                                lambda: self.target,
-                               lambda data: self._broadcast(data, os.getpid()))
+                               lambda data: self._broadcast(data, os.getpid()),
+                               proc_name=proc_name,
+                               listeners=[ListenerView(ls, tls=bool(config.certfile))
+                                          for ls in listeners])
         self.listeners = listeners
         self.worker_main = worker_main
         self.log = logger
@@ -176,6 +186,7 @@ class Arbiter:
         self.stop_deadline = 0.0
         self.exit_code = ARBITER_EXIT_OK
         self.last_boot_reason = ""
+        self.boot_failures = BootFailureReports()  # which ones were logged with a traceback
         self.ready_announced = False
         self.hand_off = HandOff(self.selector, logger, self._serving_workers,
                                 self._close_channel)  # type: ignore[arg-type]  # WorkerRecord
@@ -213,12 +224,13 @@ class Arbiter:
         self._install_signals()
         if self.control is not None:
             self.selector.register(self.control.sock, selectors.EVENT_READ, self._on_control)
+        # gunicorn's wording, which scripts wait for; then prefork's own facts
+        for listener in self.view.LISTENERS:
+            self.log.info("Listening at: %s (%d)", listener, os.getpid())
         addresses = ", ".join(f"{ls.address.kind}:{self._describe(ls)}" for ls in self.listeners)
-        self.log.info(
-            "arbiter %d listening on %s; %d workers; dispatch %s; prefork %s, %s",
-            os.getpid(), addresses, self.target, self.config.dispatch_mode(), __version__,
-            build(),
-        )
+        self.log.info("arbiter %d listening on %s; %d worker%s; dispatch %s", os.getpid(),
+                      addresses, self.target, "" if self.target == 1 else "s",
+                      self.config.dispatch_mode())
         if not self.config.workers:
             from prefork.cpus import usable_cpus
 
@@ -532,7 +544,7 @@ class Arbiter:
         self.workers[pid] = record
         self.selector.register(arbiter_end.sock, selectors.EVENT_READ, self._on_worker_message)
         self.policy.record_fork(slot)
-        self.log.debug("forked worker %d for slot %d", pid, slot)
+        self.log.info("Booting worker with pid: %d (slot %d)", pid, slot)
         return record
 
     def _forget_arbiter_state(self, keep: list[socket.socket]) -> None:
@@ -588,8 +600,7 @@ class Arbiter:
             elif isinstance(msg, Ready):
                 self._on_ready(worker, now)
             elif isinstance(msg, BootFailed):
-                worker.boot_reason = msg.reason
-                self.last_boot_reason = msg.reason
+                self._on_boot_failed(worker, msg)
             elif isinstance(msg, Retiring):
                 self._on_retiring(worker, msg.reason)
             elif isinstance(msg, AppMessage):
@@ -710,7 +721,7 @@ class Arbiter:
             with contextlib.suppress(ChannelClosed):
                 for msg, _fds in worker.channel.receive():
                     if isinstance(msg, BootFailed):
-                        worker.boot_reason = self.last_boot_reason = msg.reason
+                        self._on_boot_failed(worker, msg)
         self._close_channel(worker)
         lifetime = now - worker.started_at
         # Once a stop is announced or begun, workers that leave were told to (or got the same
@@ -719,16 +730,18 @@ class Arbiter:
         description = _describe_status(status)
         history = self.slots.setdefault(worker.slot, SlotHistory())
         history.last_exit = description
+        app_traceback = ""
         if worker.boot_reason:
-            description = f"{description}: {worker.boot_reason}"
+            reason, app_traceback = self._boot_failure_text(worker)
+            description = f"{description}: {reason}"
         if crashed:
             code = os.waitstatus_to_exitcode(status)
             level = logging.ERROR if code not in BOOT_EXIT_CODES else logging.CRITICAL
-            self.log.log(level, "worker %d (slot %d) died after %.1fs (%s)", worker.pid,
-                         worker.slot, lifetime, description)
+            self.log.log(level, "worker %d (slot %d) died after %.1fs (%s)%s", worker.pid,
+                         worker.slot, lifetime, description, app_traceback)
         else:
-            self.log.info("worker %d (slot %d) stopped (%s)", worker.pid, worker.slot,
-                          description)
+            self.log.info("worker %d (slot %d) stopped (%s)%s", worker.pid, worker.slot,
+                          description, app_traceback)
         if worker.pid in self.replacements_pending:
             self.replacements_pending.remove(worker.pid)
         self.reload_replacing.discard(worker.pid)
@@ -751,6 +764,17 @@ class Arbiter:
             history.next_fork_at = now + delay
             if delay > 0 and not self.stopping:
                 self.log.info("slot %d will be refilled in %.1fs", worker.slot, delay)
+
+    def _on_boot_failed(self, worker: WorkerRecord, msg: BootFailed) -> None:
+        worker.boot_reason = self.last_boot_reason = msg.reason
+        worker.boot_details = msg.details
+
+    def _boot_failure_text(self, worker: WorkerRecord) -> tuple[str, str]:
+        """Why a worker could not boot, and the app's traceback on lines of its own, the first
+        time; a failure seen before is one line (every replacement fails the same way)."""
+        if not self.boot_failures.is_new(worker.boot_reason, worker.boot_details):
+            return "same error as before", ""
+        return worker.boot_reason, f"\n{worker.boot_details}" if worker.boot_details else ""
 
     def _on_upgrade_exit(self, status: int) -> None:
         """The new arbiter of a binary upgrade died while this one still runs: take back."""
@@ -885,9 +909,10 @@ class Arbiter:
         ):
             return
         reason = self.last_boot_reason or "workers keep crashing"
-        self.log.critical(
-            "circuit breaker open: %d worker crashes within %gs and no worker left; exiting. "
-            "Last error: %s", self.policy.recent_crashes, self.config.breaker_window, reason)
+        log_stop_reason(
+            self.log, "circuit breaker open: %d worker crashes within %gs and no worker left; "
+            "exiting. Last error: %s", self.policy.recent_crashes, self.config.breaker_window,
+            reason)
         self._reply("failed", {"reason": reason})
         self.exit_code = ARBITER_EXIT_BOOT_FAILED
         self.stopping = "fast"
@@ -940,7 +965,10 @@ class Arbiter:
         for fd in (self._wakeup_read, self._wakeup_write):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.log.info("arbiter %d exiting with status %d", os.getpid(), self.exit_code)
+        failure = ""
+        if self.exit_code == ARBITER_EXIT_BOOT_FAILED:  # the last line says why, for tail -1
+            failure = f": {self.last_boot_reason or 'workers keep crashing'}"
+        self.log.info("arbiter %d exiting with status %d%s", os.getpid(), self.exit_code, failure)
 
 
 def _record_signal(_signum: int, _frame: object) -> None:

@@ -478,8 +478,10 @@ SETTINGS: tuple[Setting, ...] = (
             "File mode creation mask of the server (octal, as 0o22 or 022).", "Process",
             metavar="INT"),
     Setting("proc_name", ("-n", "--name"), _optional_text, None,
-            "Process title base ('prefork' when unset): the arbiter is 'NAME: arbiter', workers "
-            "'NAME: worker'.", "Process", metavar="NAME"),
+            "The name in process titles: ps shows 'prefork: arbiter [NAME]' and 'prefork: "
+            "worker [NAME]' with setproctitle installed (NAME is the app as given when unset); "
+            "top shows 'NAME: worker' ('prefork: worker' when unset).", "Process",
+            metavar="NAME"),
     Setting("pidfile", ("-p", "--pid"), _optional_text, None,
             "Write the arbiter's PID to this file.", "Process", metavar="FILE"),
     Setting("loglevel", ("--log-level",), _log_level, "info",

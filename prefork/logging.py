@@ -5,6 +5,10 @@ working; ``--log-format json`` writes one JSON object per line instead, with the
 ``time`` (ISO 8601, milliseconds, UTC offset), ``level``, ``logger``, ``pid``, ``message`` and,
 for a logged exception, ``exception`` (the traceback text). Logging never blocks serving: a
 handler that fails to write drops the record (``logging.raiseExceptions`` is off).
+
+Logging configurations (``logconfig``, ``logconfig_dict``) written for gunicorn configure
+prefork's loggers as they configured gunicorn's (:func:`configure_logging_from`), and the line
+that says why the server stops reaches stderr whatever they say (:func:`log_stop_reason`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prefork.errors import ConfigError
 
 if TYPE_CHECKING:
+    import configparser
+
     from prefork.config import Config
 
 ERROR_LOGGER = "prefork.error"
+GUNICORN_LOGGERS = "gunicorn"  # the names configurations written for gunicorn use
 LINE_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 
@@ -77,21 +84,134 @@ def configure_error_log(destination: str, level: str, log_format: str = "text") 
 def configure_logging_from(config: Config) -> None:
     """gunicorn's ``logconfig`` (fileConfig) and ``logconfig_dict`` (dictConfig): applied on
     top of prefork's set-up, so the loggers ``prefork.error`` and ``prefork.access`` can be
-    routed anywhere."""
+    routed anywhere.
+
+    Configurations written for gunicorn name its loggers, ``gunicorn.error`` and
+    ``gunicorn.access``; each such logger (and any other ``gunicorn`` or ``gunicorn.*`` one) is
+    also given to its ``prefork`` counterpart, unless the configuration names that one itself,
+    so the handlers, level and formatters meant for gunicorn's lines apply to prefork's. The
+    server's own loggers are never left disabled by ``disable_existing_loggers``: a
+    configuration that does not name them did not mean to silence the server."""
     if not config.logconfig_dict and not config.logconfig:
         return
-    import logging.config  # with its handlers, socketserver and pickle: only for these settings
+    # with its handlers, socketserver and pickle (1.5 ms for configparser alone): only for these
+    import configparser
+    import logging.config
 
     try:
         if config.logconfig_dict:
-            logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
-                                       **config.logconfig_dict})
+            logging.config.dictConfig(with_prefork_loggers(
+                {"version": 1, "disable_existing_loggers": False, **config.logconfig_dict}))
         if config.logconfig:
             if not os.path.isfile(config.logconfig):
                 raise ConfigError(f"logconfig: no such file {config.logconfig}")
-            logging.config.fileConfig(config.logconfig, disable_existing_loggers=False)
-    except (ValueError, KeyError, TypeError, AttributeError, ImportError, RuntimeError) as exc:
+            logging.config.fileConfig(ini_with_prefork_loggers(config.logconfig),
+                                      disable_existing_loggers=False)
+    except (ValueError, KeyError, TypeError, AttributeError, ImportError, RuntimeError,
+            configparser.Error) as exc:
         raise ConfigError(f"logconfig: {type(exc).__name__}: {exc}") from None
+    for name, logger in logging.root.manager.loggerDict.items():
+        if _is_prefork_logger(name) and isinstance(logger, logging.Logger):
+            logger.disabled = False
+
+
+def prefork_counterpart(name: str) -> str | None:
+    """``prefork.error`` for ``gunicorn.error``, ``prefork`` for ``gunicorn``; None for the
+    loggers of anything else."""
+    if name == GUNICORN_LOGGERS or name.startswith(GUNICORN_LOGGERS + "."):
+        return "prefork" + name[len(GUNICORN_LOGGERS):]
+    return None
+
+
+def with_prefork_loggers(config: dict[str, Any]) -> dict[str, Any]:
+    """A dictConfig dictionary whose gunicorn loggers are also set up under prefork's names.
+
+    The copies list the same handler and filter names, which dictConfig resolves to the same
+    objects, so a file handler is opened once and both names write through it."""
+    loggers = config.get("loggers")
+    if not isinstance(loggers, dict):
+        return config
+    extended = dict(loggers)
+    for name, settings in loggers.items():
+        counterpart = prefork_counterpart(str(name))
+        if counterpart is not None and counterpart not in loggers and isinstance(settings, dict):
+            extended[counterpart] = dict(settings)
+    return {**config, "loggers": extended}
+
+
+def ini_with_prefork_loggers(path: str) -> configparser.ConfigParser:
+    """A fileConfig ini file whose gunicorn loggers are also set up under prefork's names, read
+    with the defaults gunicorn gives it (``%(here)s`` is the file's directory)."""
+    import configparser
+
+    parser = configparser.ConfigParser({"__file__": path, "here": os.path.dirname(path)})
+    with open(path, encoding="utf-8") as handle:
+        parser.read_file(handle)
+    keys = [key.strip() for key in parser.get("loggers", "keys", fallback="").split(",")
+            if key.strip()]
+    qualnames = {parser.get(f"logger_{key}", "qualname", fallback="") for key in keys}
+    added = []
+    for key in keys:
+        section = f"logger_{key}"
+        counterpart = prefork_counterpart(parser.get(section, "qualname", fallback=""))
+        if counterpart is None or counterpart in qualnames:
+            continue
+        alias = f"{key}_as_prefork"
+        parser[f"logger_{alias}"] = {
+            option: parser.get(section, option, raw=True)
+            for option in parser.options(section) if option not in parser.defaults()}
+        parser.set(f"logger_{alias}", "qualname", counterpart)
+        added.append(alias)
+    if added:
+        parser.set("loggers", "keys", ",".join(keys + added))
+    return parser
+
+
+def _is_prefork_logger(name: str) -> bool:
+    return name == "prefork" or name.startswith("prefork.")
+
+
+def log_stop_reason(logger: logging.Logger, message: str, *args: object) -> None:
+    """Log why the server stops (CRITICAL), and make sure the line reaches stderr whatever
+    the logging configuration says: with the log in a file, a logging config that drops it,
+    or the level set above CRITICAL, an exit would otherwise say nothing where the operator
+    looks first."""
+    logger.critical(message, *args)
+    if not _reaches_stderr(logger, logging.CRITICAL):
+        fallback = logging.StreamHandler(sys.stderr)
+        fallback.setFormatter(line_formatter("text"))
+        fallback.handle(logger.makeRecord(logger.name, logging.CRITICAL, __file__, 0, message,
+                                          args, None))
+
+
+def _reaches_stderr(logger: logging.Logger, level: int) -> bool:
+    """Whether ``logger`` writes a record of ``level`` to stderr: ``logging``'s own walk
+    (disabled, effective level, handler levels, propagate), counting only handlers without
+    filters, which could drop it."""
+    if logger.disabled or not logger.isEnabledFor(level) or logger.filters:
+        return False
+    current: logging.Logger | None = logger
+    found = False
+    while current is not None:
+        for handler in current.handlers:
+            found = True
+            if level >= handler.level and not handler.filters and _writes_to_stderr(handler):
+                return True
+        if not current.propagate:
+            break
+        current = current.parent
+    # with no handler at all, logging falls back on lastResort, which writes to stderr
+    return not found and logging.lastResort is not None and level >= logging.lastResort.level
+
+
+def _writes_to_stderr(handler: logging.Handler) -> bool:
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler,
+                                                                    logging.FileHandler):
+        return False
+    try:
+        return bool(handler.stream.fileno() == sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return handler.stream is sys.stderr
 
 
 def reopen_log_files(logger: logging.Logger) -> None:

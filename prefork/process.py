@@ -12,6 +12,7 @@ import grp
 import os
 import pwd
 import sys
+from typing import Any
 
 from prefork.config import Config
 from prefork.errors import BootError, ConfigError
@@ -87,20 +88,41 @@ def _known_uid(uid: int) -> bool:
     return True
 
 
-def set_title(config: Config, role: str) -> None:
-    """``NAME: role`` as the process title (setproctitle when installed), and as the kernel's
-    short name so ``ps -e``/``top`` tell the arbiter from the workers without it."""
-    title = f"{config.proc_name or 'prefork'}: {role}"
-    try:
-        import setproctitle  # type: ignore[import-not-found, unused-ignore]  # optional extra
-    except ImportError:
-        pass
-    else:
-        setproctitle.setproctitle(title)
+def prepare_title() -> None:
+    """Load setproctitle, when installed, before anything changes the environment: it moves
+    the environment to make room for long titles, and an ``os.environ`` change made before
+    that (``raw_env``, systemd's LISTEN_FDS removed) can be lost (gunicorn issue 3430)."""
+    setproctitle = _setproctitle()
+    if setproctitle is not None:
+        setproctitle.getproctitle()
+
+
+def process_name(config: Config, app_label: str) -> str:
+    """The name in the titles, gunicorn's ``proc_name``: the ``proc_name`` setting, else the
+    app as given (gunicorn's ``default_proc_name``)."""
+    return config.proc_name or app_label
+
+
+def set_title(config: Config, role: str, app_label: str) -> None:
+    """``prefork: ROLE [NAME]`` as the process title that ``ps`` shows, as gunicorn's
+    ``gunicorn: master [NAME]`` (setproctitle, when installed; without it the title stays the
+    command line); and ``NAME: ROLE`` (``proc_name``, else 'prefork') as the kernel's short
+    name, which ``ps -e`` and ``top`` show, so they tell the arbiter from the workers."""
+    setproctitle = _setproctitle()
+    if setproctitle is not None:
+        setproctitle.setproctitle(f"prefork: {role} [{process_name(config, app_label)}]")
     # Writing /proc/self/comm does what prctl(PR_SET_NAME) does from the main thread (proc(5));
     # prctl itself would need ctypes, whose import every arbiter and worker would pay.
     with contextlib.suppress(OSError), open("/proc/self/comm", "wb", buffering=0) as comm:
-        comm.write(title.encode()[:COMM_LENGTH])
+        comm.write(f"{config.proc_name or 'prefork'}: {role}".encode()[:COMM_LENGTH])
+
+
+def _setproctitle() -> Any:
+    try:
+        import setproctitle  # type: ignore[import-not-found, unused-ignore]  # optional extra
+    except ImportError:
+        return None
+    return setproctitle
 
 
 def capture_output(config: Config) -> None:

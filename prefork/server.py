@@ -20,7 +20,14 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from prefork.app import check_app_spec, load_app, parse_app_spec, resolve_interface
+from prefork import __version__, build
+from prefork.app import (
+    app_traceback,
+    check_app_spec,
+    load_app,
+    parse_app_spec,
+    resolve_interface,
+)
 from prefork.arbiter import Arbiter, WorkerMain
 from prefork.config import SETTINGS_BY_NAME, Config
 from prefork.control import open_control_socket
@@ -31,7 +38,14 @@ from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Command, Reply
 from prefork.logging import configure_error_log, configure_logging_from
 from prefork.metrics.collector import MetricsCollector
-from prefork.process import apply_environment, apply_umask, drop_privileges, set_title
+from prefork.process import (
+    apply_environment,
+    apply_umask,
+    drop_privileges,
+    prepare_title,
+    process_name,
+    set_title,
+)
 from prefork.sockets import open_listeners, tls_context
 from prefork.sources import IGNORED_KEY, load_config_file
 from prefork.workerclass import adopt_worker_class
@@ -90,6 +104,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         for name, value in sorted(dataclasses.asdict(config).items()):
             print(f"{name:28} = {printable_value(config, name, value)}")
         return 0
+    prepare_title()
     apply_environment(config)
     apply_umask(config)
     logger = configure_error_log(config.errorlog, config.loglevel, config.log_format)
@@ -105,9 +120,18 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         print(f"prefork: configuration OK, application {app if isinstance(app, str) else ''} "
               "loads", file=sys.stderr)
         return 0
-    call_hook(config, "on_starting",
-              ServerView(os.getpid(), config, logger, dict, config.worker_count), log=logger)
-    source = prepare_app(config, app)
+    label = app_label(app)
+    starting = ServerView(os.getpid(), config, logger, dict, config.worker_count,
+                          proc_name=process_name(config, label))
+    # gunicorn calls it when it first sets the worker count, before on_starting
+    call_hook(config, "nworkers_changed", starting, config.worker_count(), None, log=logger)
+    call_hook(config, "on_starting", starting, log=logger)
+    try:
+        source = prepare_app(config, app)
+    except AppLoadError as exc:
+        if details := app_traceback(exc):  # once; the error itself is the caller's last line
+            logger.error("cannot load the application:\n%s", details)
+        raise
     listeners = open_listeners(config.listen_addresses(), config.backlog,
                                config.dispatch_mode())
     if config.pidfile:
@@ -132,11 +156,14 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         for listener in listeners:
             listener.close()
         raise
-    set_title(config, "arbiter")
+    set_title(config, "arbiter", label)
+    # gunicorn's first line; here once the input proved good, which bad input's one line needs
+    logger.info("Starting prefork %s (%s)", __version__, build())
     try:
-        arbiter = Arbiter(config, listeners, _worker_main(source, parser), logger, control,
+        arbiter = Arbiter(config, listeners, _worker_main(source, parser, label), logger, control,
                           reload_config=reload_config, upgrade_command=upgrade_command,
-                          control_socket=control_socket, metrics=metrics)
+                          control_socket=control_socket, metrics=metrics,
+                          proc_name=process_name(config, label))
         return arbiter.run()
     finally:
         metrics.close()  # closed by the arbiter already, unless it failed to start
@@ -161,7 +188,15 @@ def printable_value(config: Config, name: str, value: Any) -> str:
     return repr(value)
 
 
-def _worker_main(app: AppSource, parser: str) -> WorkerMain:
+def app_label(app: AppSource) -> str:
+    """The app as the titles name it: the spec as given, or an app object's module:name."""
+    if isinstance(app, str):
+        return app
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    return f"{getattr(app, '__module__', None) or type(app).__module__}:{name}"
+
+
+def _worker_main(app: AppSource, parser: str, label: str) -> WorkerMain:
     """What the arbiter runs in each forked child.
 
     The serving stack (asyncio and uvloop, the worker and its protocol, the HTTP ``parser``) is
@@ -178,7 +213,9 @@ def _worker_main(app: AppSource, parser: str) -> WorkerMain:
 
     def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
              view: WorkerView) -> int:
-        return worker_main(app)(config, slot, channel, listeners, view)
+        set_title(config, "worker", label)
+        return worker_main(app, process_name(config, label))(config, slot, channel, listeners,
+                                                             view)
 
     return main
 

@@ -60,7 +60,7 @@ IGNORED = {
     "asgi_disconnect_grace_period": "http.disconnect is delivered as soon as the client goes",
     "asgi_loop": "workers always run uvloop",
     "casefold_http_method": "methods are passed as sent",
-    "default_proc_name": "the title is proc_name or 'prefork'",
+    "default_proc_name": "the titles name proc_name, else the app as given",
     "dirty_graceful_timeout": "dirty arbiters are not supported",
     "dirty_post_fork": "dirty arbiters are not supported",
     "dirty_threads": "dirty arbiters are not supported",

@@ -38,6 +38,7 @@ from prefork.errors import ConfigError
 
 __all__ = [
     "WORKER_TRANSITIONS",
+    "BootFailureReports",
     "BreakerState",
     "RestartPolicy",
     "RestartSettings",
@@ -68,6 +69,30 @@ class BreakerState(enum.Enum):
     CLOSED = "closed"  # forks allowed
     OPEN = "open"  # too many crashes: no forks until the cool-down has passed
     HALF_OPEN = "half-open"  # cool-down over: one trial fork decides
+
+
+class BootFailureReports:
+    """Which worker boot failures were already reported in full.
+
+    A worker that cannot load the app fails the same way in every replacement the restart
+    policy forks; the first report carries the traceback, the repeats say "same error as
+    before" in one line. Remembers the last ``limit`` distinct failures (a handful of
+    alternating errors still counts as repeats, and memory stays bounded)."""
+
+    def __init__(self, limit: int = 16) -> None:
+        self._limit = limit
+        self._seen: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+
+    def is_new(self, reason: str, details: str) -> bool:
+        """True the first time ``(reason, details)`` is seen; records it."""
+        key = (reason, details)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return False
+        self._seen[key] = None
+        while len(self._seen) > self._limit:
+            self._seen.popitem(last=False)
+        return True
 
 
 @dataclass(frozen=True, slots=True)

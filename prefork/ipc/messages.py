@@ -81,14 +81,17 @@ class Heartbeat(FrozenMessage):
 
 @message
 class BootFailed(FrozenMessage):
-    """The worker could not start; ``reason`` is one line for the log and the exit message."""
+    """The worker could not start; ``reason`` is one line for the log and the exit message,
+    ``details`` the app's traceback, if any (the arbiter logs it once for repeated failures)."""
 
     KIND: ClassVar[int] = 3
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "details")  # noqa: RUF023  # field order
     reason: str
+    details: str
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, details: str = "") -> None:
         object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "details", details)
 
 
 @message

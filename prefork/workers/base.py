@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prefork.accesslog import AccessLog
-from prefork.app import AppSpec, load_app, resolve_interface
+from prefork.app import AppSpec, app_traceback, load_app, resolve_interface
 from prefork.config import Config
 from prefork.errors import (
     WORKER_EXIT_ABORTED,
@@ -48,7 +48,7 @@ from prefork.ipc.messages import (
     Unready,
 )
 from prefork.logging import ERROR_LOGGER, reopen_log_files
-from prefork.process import capture_output, set_title
+from prefork.process import capture_output
 from prefork.sockets import tls_context
 from prefork.worker import attach_worker, deliver_broadcast
 from prefork.workers.protocol import HttpProtocol, ServingState, listener_address
@@ -67,6 +67,9 @@ if TYPE_CHECKING:
     from prefork.metrics.recorder import RequestRecorder
 
 HEARTBEAT_MAX_INTERVAL = 1.0
+# Characters of an app's traceback sent to the arbiter: one control datagram must hold it, and a
+# Unix socket's send buffer is 212,992 bytes by default on Linux.
+MAX_BOOT_DETAILS = 32 * 1024
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -87,6 +90,7 @@ class Worker:
         listeners: list[socket.socket],
         app: AppSpec | str | Callable[..., Any],
         view: WorkerView | None = None,
+        proc_name: str = "prefork",
     ) -> None:
         self.config = config
         self.view = view or WorkerView(os.getpid(), os.getppid(), 0, slot, config,
@@ -95,6 +99,7 @@ class Worker:
         self.channel = channel
         self.listeners = listeners
         self.app_source = app
+        self.proc_name = proc_name  # the worker_exit hook's server.proc_name
         self.log = logging.getLogger(ERROR_LOGGER)
         self.exit_code = WORKER_EXIT_OK
         jitter = random.randint(0, config.max_requests_jitter) if config.max_requests else 0
@@ -108,7 +113,6 @@ class Worker:
     # -- process entry --------------------------------------------------------------------------
 
     def run(self) -> int:
-        set_title(self.config, "worker")
         capture_output(self.config)
         faulthandler.enable(file=sys.stderr, all_threads=True)
         attach_worker(self.channel, self.view, self.config)  # prefork.worker.send() from app code
@@ -126,7 +130,7 @@ class Worker:
             loop.close()
             self.view.alive = False
             server = ServerView(self.view.ppid, self.config, self.log, dict,
-                                self.config.worker_count)
+                                self.config.worker_count, proc_name=self.proc_name)
             call_hook(self.config, "worker_exit", server, self.view, log=self.log)
 
     def _on_abort(self, _signum: int, _frame: object) -> None:
@@ -134,9 +138,11 @@ class Worker:
         call_hook(self.config, "worker_abort", self.view, log=self.log)
         os._exit(WORKER_EXIT_ABORTED)
 
-    def _boot_failed(self, reason: str, code: int) -> int:
+    def _boot_failed(self, reason: str, code: int, details: str = "") -> int:
+        if len(details) > MAX_BOOT_DETAILS:  # the innermost frames and the error are at the end
+            details = "...\n" + details[-MAX_BOOT_DETAILS:]
         with contextlib.suppress(ChannelClosed):
-            self.channel.send(BootFailed(reason=reason))
+            self.channel.send(BootFailed(reason=reason, details=details))
         return code
 
     async def _main(self, loop: asyncio.AbstractEventLoop) -> int:
@@ -145,9 +151,8 @@ class Worker:
                 self.app_source, factory=self.config.factory)
             interface, app = resolve_interface(app, self.config.app_interface())
         except AppLoadError as exc:
-            self.log.error("worker %d: cannot load the application: %s", os.getpid(), exc,
-                           exc_info=exc.__cause__ is not None)
-            return self._boot_failed(str(exc), WORKER_EXIT_APP_LOAD_FAILED)
+            # The arbiter logs it: the traceback once, however many workers fail the same way.
+            return self._boot_failed(str(exc), WORKER_EXIT_APP_LOAD_FAILED, app_traceback(exc))
         lifespan: Lifespan | None = None
         if interface == "asgi":  # WSGI has no lifespan protocol
             from prefork.asgi.lifespan import Lifespan
@@ -155,9 +160,8 @@ class Worker:
             lifespan = Lifespan(app, mode=self.config.lifespan, logger=self.log)
             try:
                 await lifespan.startup()
-            except BootError as exc:
-                self.log.error("worker %d: %s", os.getpid(), exc)
-                return self._boot_failed(str(exc), WORKER_EXIT_BOOT_FAILED)
+            except BootError as exc:  # the arbiter logs it, once for repeated failures
+                return self._boot_failed(str(exc), WORKER_EXIT_BOOT_FAILED, app_traceback(exc))
 
         self._stopped = loop.create_future()
         # What exists now (the app, its modules, what its start-up built) lives as long as the
@@ -333,12 +337,12 @@ class Worker:
         self.state.starter.close()  # the idle tasks that lend themselves to requests
 
 
-def worker_main(app: AppSpec | str | Callable[..., Any]) -> Callable[
+def worker_main(app: AppSpec | str | Callable[..., Any], proc_name: str = "prefork") -> Callable[
         [Config, int, Channel, list[socket.socket], WorkerView], int]:
     """The function the arbiter calls in each forked child."""
 
     def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
              view: WorkerView) -> int:
-        return Worker(config, slot, channel, listeners, app, view).run()
+        return Worker(config, slot, channel, listeners, app, view, proc_name).run()
 
     return main

@@ -29,7 +29,9 @@ def on_starting(server):
 
 def when_ready(server):
     server.log.info("when_ready hook ran")
-    _mark("when_ready", server_pid=server.pid)
+    _mark("when_ready", server_pid=server.pid, proc_name=server.proc_name,
+          listeners=[str(listener) for listener in server.LISTENERS],
+          sockname=list(server.LISTENERS[0].getsockname()))
 
 def pre_fork(server, worker):
     _mark("pre_fork", age=worker.age)
@@ -50,7 +52,7 @@ def child_exit(server, worker):
     _mark("child_exit", worker_pid=worker.pid)
 
 def worker_exit(server, worker):
-    _mark("worker_exit", worker_pid=worker.pid)
+    _mark("worker_exit", worker_pid=worker.pid, proc_name=server.proc_name)
 
 def worker_abort(worker):
     _mark("worker_abort", worker_pid=worker.pid)
@@ -87,7 +89,8 @@ def test_hooks_fire_in_order(cli, tmp_path: Path) -> None:
     process = cli("tests.apps.pidapp:app", "-c", str(conf))
     wait_until(lambda: _names(markers).count("post_worker_init") == 2, timeout=20)
     names = _names(markers)
-    assert names[:2] == ["on_starting", "when_ready"]
+    # gunicorn sets the worker count (from None) before on_starting
+    assert names[:3] == ["nworkers_changed", "on_starting", "when_ready"]
     assert names.count("pre_fork") == names.count("post_fork") == 2
     assert names.index("pre_fork") < names.index("post_fork") < names.index("post_worker_init")
     marks = _marks(markers)
@@ -95,10 +98,15 @@ def test_hooks_fire_in_order(cli, tmp_path: Path) -> None:
     assert all(m["pid"] == arbiter for m in marks if m["hook"] in ("on_starting", "pre_fork"))
     assert all(m["pid"] == m["worker_pid"] != arbiter
                for m in marks if m["hook"] in ("post_fork", "post_worker_init"))
-    assert marks[0]["workers"] == 2
+    assert (marks[0]["new"], marks[0]["old"]) == (2, None)
+    assert marks[1]["workers"] == 2
     assert "when_ready hook ran" in process.output()
 
-    port = int(process.output().split("127.0.0.1:")[1].split(";")[0])
+    port = int(process.output().split("Listening at: http://127.0.0.1:")[1].split()[0])
+    ready = marks[2]
+    assert ready["proc_name"] == "tests.apps.pidapp:app"  # gunicorn's default_proc_name
+    assert ready["listeners"] == [f"http://127.0.0.1:{port}"]
+    assert ready["sockname"] == ["127.0.0.1", port]
     assert http_request(port, "/some/where?x=1", headers={"User-Agent": "probe"})[0] == 200
     wait_until(lambda: "post_request" in _names(markers), timeout=10)
     pre = next(m for m in _marks(markers) if m["hook"] == "pre_request")
@@ -133,4 +141,6 @@ def test_hooks_fire_in_order(cli, tmp_path: Path) -> None:
     names = _names(markers)
     assert names[-1] == "on_exit"
     assert names.count("worker_exit") >= 3
+    assert {m["proc_name"] for m in _marks(markers) if m["hook"] == "worker_exit"} == {
+        "tests.apps.pidapp:app"}
     assert "hook on_exit raised" in process.output()

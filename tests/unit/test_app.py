@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from prefork.app import (
     AppSpec,
+    app_traceback,
     asgi2_to_asgi3,
     check_app_spec,
     detect_interface,
@@ -369,9 +371,34 @@ def test_load_with_chdir_puts_it_on_sys_path() -> None:
 def test_import_error_is_one_line_with_cause(apps: Path) -> None:
     with pytest.raises(AppLoadError) as info:
         load_app("sample_broken:app")
-    expected = "error while importing 'sample_broken': ZeroDivisionError: division by zero"
+    # the app's file and line: relative to the working directory when it is below it
+    where = os.path.relpath(APPS_DIR / "sample_broken.py")
+    expected = (f"error while importing 'sample_broken': ZeroDivisionError: division by zero "
+                f"at {where}:5")
     assert str(info.value) == expected
     assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+def test_app_traceback_starts_at_the_apps_frame(apps: Path) -> None:
+    with pytest.raises(AppLoadError) as info:
+        load_app("sample_broken:app")
+    text = app_traceback(info.value)
+    assert text.startswith("Traceback (most recent call last):\n  File ")
+    assert text.splitlines()[1].endswith('sample_broken.py", line 5, in <module>')
+    assert text.endswith("ZeroDivisionError: division by zero")
+    assert "importlib" not in text and "AppLoadError" not in text and "direct cause" not in text
+
+
+def test_app_traceback_is_empty_when_the_app_raised_nothing(apps: Path) -> None:
+    with pytest.raises(AppLoadError) as info:
+        load_app("sample_nope:app")
+    assert app_traceback(info.value) == ""
+
+
+def test_the_location_is_the_apps_line_not_the_librarys(make_module: ModuleMaker) -> None:
+    name = make_module("import json\nsettings = json.loads('{not json')\n")
+    with pytest.raises(AppLoadError, match=rf" at .*{name}\.py:2$"):
+        load_app(f"{name}:app")
 
 
 def test_missing_module(apps: Path) -> None:
@@ -385,10 +412,11 @@ def test_missing_dependency_is_an_import_error(make_module: ModuleMaker) -> None
     name = make_module("import sample_dependency_that_does_not_exist\napp = print")
     with pytest.raises(AppLoadError) as info:
         load_app(f"{name}:app")
-    assert str(info.value) == (
+    assert str(info.value).startswith(
         f"error while importing '{name}': ModuleNotFoundError: "
-        "No module named 'sample_dependency_that_does_not_exist'"
+        "No module named 'sample_dependency_that_does_not_exist' at "
     )
+    assert str(info.value).endswith(f"{name}.py:1")
 
 
 def test_syntax_error_is_one_line(make_module: ModuleMaker) -> None:
@@ -445,7 +473,7 @@ def test_factory_errors(make_module: ModuleMaker) -> None:
         """
     )
     with pytest.raises(AppLoadError, match=f"^error while calling factory '{name}:broken': "
-                       "ValueError: bad config$") as info:
+                       rf"ValueError: bad config at .*{name}\.py:3$") as info:
         load_app(f"{name}:broken()")
     assert isinstance(info.value.__cause__, ValueError)
     with pytest.raises(AppLoadError, match="returned None"):
