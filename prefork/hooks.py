@@ -39,6 +39,8 @@ class WorkerView:
         self.log = log
         self.alive = True
         self.booted = False
+        # gunicorn's worker.wsgi: the app the worker loaded (ASGI too), None until then
+        self.wsgi: Any = None
 
 
 class ServerView:

@@ -21,6 +21,15 @@ Inline, a request whose body is complete when its cycle starts (every GET) is an
 response object) is walked there too, and only when the transport is full or the walk has taken
 ``YIELD_INTERVAL`` does the rest continue in a task.
 
+Either way the app runs as under gunicorn, with no event loop visible from its thread: Django
+refuses ORM calls where ``asyncio.get_running_loop()`` answers (``SynchronousOnlyOperation``),
+and ``asyncio.run()`` and asgiref's ``async_to_sync`` refuse to start there. A pool thread has
+no loop; inline, the worker's loop is taken off the thread's record
+(``asyncio._set_running_loop``, the hook asyncio gives loop implementations) for exactly the
+calls into the app's code (the call, each step of its iterable, ``close()``) and put back
+before anything of the server's runs. The worker never sets its loop as the thread's current
+one, so ``asyncio.get_event_loop()`` in an app behaves as in gunicorn's sync worker too.
+
 Both ways answer the same: the head goes out with the first non-empty piece; a one-piece list
 without ``Content-Length`` gets one (no chunked framing, one write); a regular file returned as
 ``wsgi.file_wrapper`` goes out through the protocol's ``send_file``. An exception before any
@@ -35,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+from asyncio import _set_running_loop
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -244,8 +254,13 @@ class WsgiCycle:
         """Call the app with the whole body spooled; _NO_RESULT when it raised (answered)."""
         spool = self.spool
         stream = spool.stream() if spool is not None else EMPTY_INPUT  # no body: every GET
+        environ = self._environ(stream)
         try:
-            return app(self._environ(stream), self.responder.start_response)
+            _set_running_loop(None)  # the app's code sees no loop (see the module docstring)
+            try:
+                return app(environ, self.responder.start_response)
+            finally:
+                _set_running_loop(self.loop)
         except Exception as exc:
             self._failed(exc)
             return _NO_RESULT
@@ -311,15 +326,21 @@ class WsgiCycle:
         protocol = self.protocol
         loop = self.loop
         due = loop.time() + YIELD_INTERVAL
-        for piece in iterator:
-            if self.disconnected:
-                return True
-            if type(piece) is not bytes:
-                piece = as_bytes(piece)
-            if piece:
-                self._emit(piece)
-                if protocol.write_paused or loop.time() > due:
-                    return False
+        # Each step of the iterable is the app's code (a streamed queryset, a generator); the
+        # writes between them only hand bytes to the transport, which needs no running loop.
+        _set_running_loop(None)
+        try:
+            for piece in iterator:
+                if self.disconnected:
+                    return True
+                if type(piece) is not bytes:
+                    piece = as_bytes(piece)
+                if piece:
+                    self._emit(piece)
+                    if protocol.write_paused or loop.time() > due:
+                        return False
+        finally:
+            _set_running_loop(loop)
         if not self.disconnected:
             self._finish()
         return True
@@ -382,7 +403,7 @@ class WsgiCycle:
         except Exception as exc:
             outcome = _FAILED, exc
         finally:
-            self._close(result)
+            self._close(result, on_loop=False)
         return outcome
 
     def _write_from_thread(self, data: bytes) -> None:
@@ -542,12 +563,20 @@ class WsgiCycle:
         elif self.response_state == RESPONSE_STARTED:
             protocol.abort()
 
-    def _close(self, result: Any) -> None:
+    def _close(self, result: Any, on_loop: bool = True) -> None:
+        """Call the iterable's ``close()`` (Django's sends ``request_finished``, which closes
+        database connections through the ORM): on the loop's thread with the loop hidden."""
         close = getattr(result, "close", None)
         if close is None:
             return
         try:
-            close()
+            if on_loop:
+                _set_running_loop(None)
+            try:
+                close()
+            finally:
+                if on_loop:
+                    _set_running_loop(self.loop)
         except Exception as exc:
             log.error("Error closing the response of %s", self._label(), exc_info=exc)
 
