@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -103,7 +105,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=[1, 4], ids=["threads-1", "threads-4"])
-def site(request: pytest.FixtureRequest, cli, project: Path) -> Iterator[tuple[str, object]]:
+def site(request: pytest.FixtureRequest, cli, project: Path) -> Iterator[tuple[str, Any]]:
     """The project under prefork's defaults (``--threads`` 1, then 4): its base URL and the
     CLI process."""
     threads = request.param
@@ -115,13 +117,13 @@ def site(request: pytest.FixtureRequest, cli, project: Path) -> Iterator[tuple[s
     yield f"http://127.0.0.1:{port}", process
 
 
-def _no_traceback(process: object) -> None:
-    output = process.output()  # type: ignore[attr-defined]
+def _no_traceback(process: Any) -> None:
+    output = process.output()
     assert "Traceback" not in output, output[-4000:]
 
 
 @pytest.mark.timeout(120)
-def test_admin_login_with_the_csrf_token(site: tuple[str, object]) -> None:
+def test_admin_login_with_the_csrf_token(site: tuple[str, Any]) -> None:
     base, process = site
     session = requests.Session()
     # the first request waits in the listener's backlog until the worker has booted
@@ -145,13 +147,17 @@ def test_admin_login_with_the_csrf_token(site: tuple[str, object]) -> None:
     ("/asyncio-run/", {"answer": 42}),
     ("/async-to-sync/", {"answer": 42}),
 ])
-def test_views_that_need_no_running_loop(site: tuple[str, object], path: str,
+def test_views_that_need_no_running_loop(site: tuple[str, Any], path: str,
                                          expected: dict[str, int]) -> None:
     base, process = site
     for _ in range(3):  # and the worker's own loop still serves after each
         answer = requests.get(f"{base}{path}", timeout=30)
         assert answer.status_code == 200, answer.text[:2000]
         assert answer.json() == expected
+    # the worker's signal handling is intact too: TERM drains it and it exits cleanly
+    process.proc.send_signal(signal.SIGTERM)
+    assert process.proc.wait(timeout=30) == 0
+    assert "stopped (exit code 0)" in process.output()
     _no_traceback(process)
 
 
@@ -179,7 +185,7 @@ def _post_after_continue(base: str, path: str, body: bytes) -> tuple[int, bytes]
 
 @pytest.mark.timeout(120)
 def test_orm_after_waiting_for_the_body_and_in_a_streamed_answer(
-        site: tuple[str, object]) -> None:
+        site: tuple[str, Any]) -> None:
     """The app called once the body came (from the worker's task that waited for it), and an
     answer whose iterable reads the database while it is sent."""
     base, process = site
