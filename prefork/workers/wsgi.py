@@ -254,8 +254,8 @@ class WsgiCycle:
         """Call the app with the whole body spooled; _NO_RESULT when it raised (answered)."""
         spool = self.spool
         stream = spool.stream() if spool is not None else EMPTY_INPUT  # no body: every GET
-        environ = self._environ(stream)
         try:
+            environ = self._environ(stream)
             _set_running_loop(None)  # the app's code sees no loop (see the module docstring)
             try:
                 return app(environ, self.responder.start_response)
