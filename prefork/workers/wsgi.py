@@ -27,8 +27,11 @@ and ``asyncio.run()`` and asgiref's ``async_to_sync`` refuse to start there. A p
 no loop; inline, the worker's loop is taken off the thread's record
 (``asyncio._set_running_loop``, the hook asyncio gives loop implementations) for exactly the
 calls into the app's code (the call, each step of its iterable, ``close()``) and put back
-before anything of the server's runs. The worker never sets its loop as the thread's current
-one, so ``asyncio.get_event_loop()`` in an app behaves as in gunicorn's sync worker too.
+before anything of the server's runs; so is the task current in it, if any (the app is called
+from a task after waiting for the body), since from 3.14 asyncio keeps the current task per
+thread and a loop the app starts could not step its own tasks beside it. The worker never sets
+its loop as the thread's current one, so ``asyncio.get_event_loop()`` in an app behaves as in
+gunicorn's sync worker too.
 
 Both ways answer the same: the head goes out with the first non-empty piece; a one-piece list
 without ``Content-Length`` gets one (no chunked framing, one write); a regular file returned as
@@ -44,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from asyncio import _set_running_loop
+from asyncio import _set_running_loop, current_task
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -80,6 +83,31 @@ _GONE: Final = 2
 _SINGLE: Final = 3
 _FILE: Final = 4
 _NO_RESULT: Final = object()  # the inline app call raised, and the failure was answered
+# Sets the loop's current task and returns the one before; 3.12 and later (asyncio's own eager
+# tasks use it). Where it is missing the current task is kept per loop, and need not be hidden.
+_swap_current_task: Callable[[asyncio.AbstractEventLoop, Any], Any] | None = getattr(
+    asyncio.tasks, "_swap_current_task", None)
+
+
+def _hide_loop(loop: asyncio.AbstractEventLoop) -> Any:
+    """Take the running ``loop`` and its current task off this thread's record while the app's
+    code runs; returns the task, for :func:`_show_loop`."""
+    task = None
+    swap = _swap_current_task
+    if swap is not None:
+        task = current_task(loop)
+        if task is not None:
+            swap(loop, None)
+    _set_running_loop(None)
+    return task
+
+
+def _show_loop(loop: asyncio.AbstractEventLoop, task: Any) -> None:
+    """Put back what :func:`_hide_loop` took off."""
+    _set_running_loop(loop)
+    swap = _swap_current_task
+    if task is not None and swap is not None:
+        swap(loop, task)
 
 
 class WsgiRunner:
@@ -256,11 +284,11 @@ class WsgiCycle:
         stream = spool.stream() if spool is not None else EMPTY_INPUT  # no body: every GET
         try:
             environ = self._environ(stream)
-            _set_running_loop(None)  # the app's code sees no loop (see the module docstring)
+            task = _hide_loop(self.loop)  # the app's code sees no loop (the module docstring)
             try:
                 return app(environ, self.responder.start_response)
             finally:
-                _set_running_loop(self.loop)
+                _show_loop(self.loop, task)
         except Exception as exc:
             self._failed(exc)
             return _NO_RESULT
@@ -328,7 +356,7 @@ class WsgiCycle:
         due = loop.time() + YIELD_INTERVAL
         # Each step of the iterable is the app's code (a streamed queryset, a generator); the
         # writes between them only hand bytes to the transport, which needs no running loop.
-        _set_running_loop(None)
+        task = _hide_loop(loop)
         try:
             for piece in iterator:
                 if self.disconnected:
@@ -340,7 +368,7 @@ class WsgiCycle:
                     if protocol.write_paused or loop.time() > due:
                         return False
         finally:
-            _set_running_loop(loop)
+            _show_loop(loop, task)
         if not self.disconnected:
             self._finish()
         return True
@@ -570,13 +598,12 @@ class WsgiCycle:
         if close is None:
             return
         try:
-            if on_loop:
-                _set_running_loop(None)
+            task = _hide_loop(self.loop) if on_loop else None
             try:
                 close()
             finally:
                 if on_loop:
-                    _set_running_loop(self.loop)
+                    _show_loop(self.loop, task)
         except Exception as exc:
             log.error("Error closing the response of %s", self._label(), exc_info=exc)
 
