@@ -66,6 +66,8 @@ class WorkerView:
         self.log = log
         self.alive = True
         self.booted = False
+        # gunicorn's worker.wsgi: the app the worker loaded (ASGI too), None until then
+        self.wsgi: Any = None
 
     @property
     def cfg(self) -> HookConfig:

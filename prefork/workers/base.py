@@ -121,7 +121,6 @@ class Worker:
         # never runs and the arbiter's SIGKILL follows.
         signal.signal(signal.SIGABRT, self._on_abort)
         loop = new_event_loop()
-        asyncio.set_event_loop(loop)
         try:
             return loop.run_until_complete(self._main(loop))
         finally:
@@ -149,12 +148,17 @@ class Worker:
         try:
             app = self.app_source if callable(self.app_source) else load_app(
                 self.app_source, factory=self.config.factory)
+            self.view.wsgi = app  # as loaded, before an ASGI 2 app is wrapped
             interface, app = resolve_interface(app, self.config.app_interface())
         except AppLoadError as exc:
             # The arbiter logs it: the traceback once, however many workers fail the same way.
             return self._boot_failed(str(exc), WORKER_EXIT_APP_LOAD_FAILED, app_traceback(exc))
         lifespan: Lifespan | None = None
         if interface == "asgi":  # WSGI has no lifespan protocol
+            # The thread's current loop, for asyncio.get_event_loop() outside a coroutine; a
+            # WSGI worker sets none, so that its app finds none, as under gunicorn (see
+            # prefork.workers.wsgi).
+            asyncio.set_event_loop(loop)
             from prefork.asgi.lifespan import Lifespan
 
             lifespan = Lifespan(app, mode=self.config.lifespan, logger=self.log)
@@ -238,6 +242,12 @@ class Worker:
                                multithread=threads > 1, multiprocess=config.worker_count() > 1,
                                file_wrapper=FileWrapper)
         state.cycle_class = WsgiRunner(environ, executor, state.limits.max_buffer)
+        # gunicorn's meanings, which WSGI apps are written for: an Upgrade request is an
+        # ordinary request that the app answers (it sees HTTP_UPGRADE), and a trusted proxy's
+        # fields set wsgi.url_scheme but not REMOTE_ADDR or Host (the app reads
+        # HTTP_X_FORWARDED_FOR and HTTP_X_FORWARDED_HOST itself, as Django's settings do).
+        state.websockets = False
+        state.forwarded_client = False
         return executor
 
     def _protocol(self) -> HttpProtocol:

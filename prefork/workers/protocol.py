@@ -213,6 +213,9 @@ class ServingState:
         self.tls = bool(config.certfile)
         self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
                                 if config.proxy_headers else None)
+        # Whether a trusted proxy's fields replace the client and the Host as well as the
+        # scheme (ASGI, as uvicorn's --proxy-headers); a WSGI worker turns it off.
+        self.forwarded_client = True
         # --proxy-protocol: the balancers that must send a PROXY header (None: feature off)
         self.proxy_senders = (TrustedProxies.parse(config.proxy_allow_ips)
                               if config.proxy_protocol else None)
@@ -528,8 +531,11 @@ class HttpProtocol(asyncio.Protocol):
             if self.peer_trusted:
                 origin = resolve_forwarded(request.headers, self.peer[0] if self.peer else None,
                                            proxies)
-                self.client = origin.client or self.peer
                 self.scheme = origin.scheme or self.peer_scheme
+                if not self.state.forwarded_client:  # WSGI: the scheme alone, as gunicorn
+                    self.client = self.peer
+                    return request
+                self.client = origin.client or self.peer
                 if origin.host is None:
                     return request
                 headers = [(name, origin.host if name == b"host" else value)

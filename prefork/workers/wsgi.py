@@ -21,6 +21,18 @@ Inline, a request whose body is complete when its cycle starts (every GET) is an
 response object) is walked there too, and only when the transport is full or the walk has taken
 ``YIELD_INTERVAL`` does the rest continue in a task.
 
+Either way the app runs as under gunicorn, with no event loop visible from its thread: Django
+refuses ORM calls where ``asyncio.get_running_loop()`` answers (``SynchronousOnlyOperation``),
+and ``asyncio.run()`` and asgiref's ``async_to_sync`` refuse to start there. A pool thread has
+no loop; inline, the worker's loop is taken off the thread's record
+(``asyncio._set_running_loop``, the hook asyncio gives loop implementations) for exactly the
+calls into the app's code (the call, each step of its iterable, ``close()``) and put back
+before anything of the server's runs; so is the task current in it, if any (the app is called
+from a task after waiting for the body), since from 3.14 asyncio keeps the current task per
+thread and a loop the app starts could not step its own tasks beside it. The worker never sets
+its loop as the thread's current one, so ``asyncio.get_event_loop()`` in an app behaves as in
+gunicorn's sync worker too.
+
 Both ways answer the same: the head goes out with the first non-empty piece; a one-piece list
 without ``Content-Length`` gets one (no chunked framing, one write); a regular file returned as
 ``wsgi.file_wrapper`` goes out through the protocol's ``send_file``. An exception before any
@@ -35,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+from asyncio import _set_running_loop, current_task
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -70,6 +83,31 @@ _GONE: Final = 2
 _SINGLE: Final = 3
 _FILE: Final = 4
 _NO_RESULT: Final = object()  # the inline app call raised, and the failure was answered
+# Sets the loop's current task and returns the one before; 3.12 and later (asyncio's own eager
+# tasks use it). Where it is missing the current task is kept per loop, and need not be hidden.
+_swap_current_task: Callable[[asyncio.AbstractEventLoop, Any], Any] | None = getattr(
+    asyncio.tasks, "_swap_current_task", None)
+
+
+def _hide_loop(loop: asyncio.AbstractEventLoop) -> Any:
+    """Take the running ``loop`` and its current task off this thread's record while the app's
+    code runs; returns the task, for :func:`_show_loop`."""
+    task = None
+    swap = _swap_current_task
+    if swap is not None:
+        task = current_task(loop)
+        if task is not None:
+            swap(loop, None)
+    _set_running_loop(None)
+    return task
+
+
+def _show_loop(loop: asyncio.AbstractEventLoop, task: Any) -> None:
+    """Put back what :func:`_hide_loop` took off."""
+    _set_running_loop(loop)
+    swap = _swap_current_task
+    if task is not None and swap is not None:
+        swap(loop, task)
 
 
 class WsgiRunner:
@@ -245,7 +283,12 @@ class WsgiCycle:
         spool = self.spool
         stream = spool.stream() if spool is not None else EMPTY_INPUT  # no body: every GET
         try:
-            return app(self._environ(stream), self.responder.start_response)
+            environ = self._environ(stream)
+            task = _hide_loop(self.loop)  # the app's code sees no loop (the module docstring)
+            try:
+                return app(environ, self.responder.start_response)
+            finally:
+                _show_loop(self.loop, task)
         except Exception as exc:
             self._failed(exc)
             return _NO_RESULT
@@ -311,15 +354,21 @@ class WsgiCycle:
         protocol = self.protocol
         loop = self.loop
         due = loop.time() + YIELD_INTERVAL
-        for piece in iterator:
-            if self.disconnected:
-                return True
-            if type(piece) is not bytes:
-                piece = as_bytes(piece)
-            if piece:
-                self._emit(piece)
-                if protocol.write_paused or loop.time() > due:
-                    return False
+        # Each step of the iterable is the app's code (a streamed queryset, a generator); the
+        # writes between them only hand bytes to the transport, which needs no running loop.
+        task = _hide_loop(loop)
+        try:
+            for piece in iterator:
+                if self.disconnected:
+                    return True
+                if type(piece) is not bytes:
+                    piece = as_bytes(piece)
+                if piece:
+                    self._emit(piece)
+                    if protocol.write_paused or loop.time() > due:
+                        return False
+        finally:
+            _show_loop(loop, task)
         if not self.disconnected:
             self._finish()
         return True
@@ -382,7 +431,7 @@ class WsgiCycle:
         except Exception as exc:
             outcome = _FAILED, exc
         finally:
-            self._close(result)
+            self._close(result, on_loop=False)
         return outcome
 
     def _write_from_thread(self, data: bytes) -> None:
@@ -542,12 +591,19 @@ class WsgiCycle:
         elif self.response_state == RESPONSE_STARTED:
             protocol.abort()
 
-    def _close(self, result: Any) -> None:
+    def _close(self, result: Any, on_loop: bool = True) -> None:
+        """Call the iterable's ``close()`` (Django's sends ``request_finished``, which closes
+        database connections through the ORM): on the loop's thread with the loop hidden."""
         close = getattr(result, "close", None)
         if close is None:
             return
         try:
-            close()
+            task = _hide_loop(self.loop) if on_loop else None
+            try:
+                close()
+            finally:
+                if on_loop:
+                    _show_loop(self.loop, task)
         except Exception as exc:
             log.error("Error closing the response of %s", self._label(), exc_info=exc)
 

@@ -12,6 +12,9 @@ Rules kept, as gunicorn users expect them:
   ``PATH_INFO`` when the path starts with it at a segment boundary. ``RAW_URI`` is the request
   target exactly as received (gunicorn's key).
 * ``SERVER_NAME``/``SERVER_PORT`` come from ``Host``, else from the listening socket.
+  ``SERVER_SOFTWARE`` is ``prefork/<version>``. ``REMOTE_ADDR`` is the connection's peer even
+  behind a trusted proxy (gunicorn's meaning; the app reads ``HTTP_X_FORWARDED_FOR``), while
+  ``wsgi.url_scheme`` follows the proxy's ``X-Forwarded-Proto`` (the worker decides both).
 * Every header becomes ``HTTP_<NAME>`` (``-`` as ``_``), repeated fields joined with ``,``,
   except ``Content-Type``/``Content-Length`` (``CONTENT_TYPE``/``CONTENT_LENGTH``). A field whose
   name holds ``_`` is dropped: ``X_Forwarded_For`` and ``X-Forwarded-For`` would both map to
@@ -27,12 +30,14 @@ from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
+from prefork import __version__
 from prefork.http.events import Request
 from prefork.memo import remember
 
 __all__ = ["ErrorStream", "base_environ", "build_environ", "split_target"]
 
 _PROTOCOLS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+SERVER_SOFTWARE: Final = f"prefork/{__version__}"  # gunicorn's "gunicorn/<version>"
 _DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 
 
@@ -82,6 +87,7 @@ def base_environ(*, root_path: str, errors: Any, multithread: bool, multiprocess
         "QUERY_STRING": "",
         "RAW_URI": "",
         "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
         "SERVER_NAME": "",
         "SERVER_PORT": "",
         "REMOTE_ADDR": "",

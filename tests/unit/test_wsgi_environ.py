@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from http_fixtures import drain, make, parser, request_of
 
+from prefork import __version__
 from prefork.http.events import Request
 from prefork.wsgi.environ import ErrorStream, base_environ, build_environ, split_target
 from prefork.wsgi.filewrapper import FileWrapper
@@ -46,6 +47,7 @@ def test_basic_keys(parser: str) -> None:
     assert environ["HTTP_HOST"] == "example.com:8080"
     assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("example.com", "8080")
     assert environ["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert environ["SERVER_SOFTWARE"] == f"prefork/{__version__}"  # gunicorn has its own
     assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == ("192.0.2.7", "51234")
     assert environ["wsgi.version"] == (1, 0)
     assert environ["wsgi.url_scheme"] == "http"
