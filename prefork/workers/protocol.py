@@ -21,6 +21,13 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
 * **Flow control.** Reading stops while the app has not consumed ``max_buffer`` bytes of body
   or while a pipelined request waits; the app's ``send`` waits while the transport's buffer is
   above its high-water mark. Memory per connection is bounded by both.
+* **Send timeout.** Bytes waiting for a client that reads nothing (the transport's buffer is
+  above its high-water mark, a file waits for the socket, or a closed connection still holds
+  unsent bytes) must become fewer within ``--send-timeout``, checked by the deadline sweep;
+  else the connection is aborted, which frees its buffers and its ``--worker-connections``
+  slot and wakes whatever waited to write (an ASGI ``send``, a WSGI pool thread). A connection
+  closed with unsent bytes stays counted until they go. A one-piece body is handed over in
+  ``BODY_SLICE`` pieces as the client reads (see :meth:`HttpProtocol.write_apart`).
 * **Writes are held for one pass.** A small write is held, whoever makes it (an inline WSGI
   answer or an ASGI app's inside ``data_received``, a request's task after it waited, an error
   answer, a WebSocket frame), and every connection's held bytes go out together at the end of
@@ -42,6 +49,7 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   connection has a timer of its own: one sweep per worker (:meth:`ServingState.sweep`) visits
   the connections a few times a second while there are any and acts on the deadlines that
   passed, so a deadline is met up to a quarter of the shortest timeout late (at most 0.25 s).
+  The send timeout has a deadline of its own beside it, set only while bytes wait.
   A timer per connection cost every new connection about 6k instructions (arming and
   cancelling one in uvloop); the sweep costs a connection nothing. The body deadline only runs
   while reading: a client that stopped because we paused it, or that waits for
@@ -433,6 +441,8 @@ class HttpProtocol(asyncio.Protocol):
                 return
             if self.cycle is not None:  # its response_complete waited for the last slice
                 self.response_complete()
+            if self.write_paused:  # what followed it filled the buffer again
+                return
         if self.closed:
             self._time_sending()  # a closing connection's last bytes are still timed
         else:

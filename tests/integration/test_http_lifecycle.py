@@ -390,3 +390,23 @@ def test_a_large_one_piece_body_arrives_whole_before_the_next_answer(
     first, second = client.response(), client.response()
     assert first.body == LARGE_BODY and second.body == LARGE_BODY
     assert client.request("GET", "/").body == LARGE_BODY
+
+
+async def _open_connections(server: Any) -> int:
+    return len(server.state.connections)
+
+
+@pytest.mark.parametrize("app", ["one_piece", "streamed"])
+def test_a_client_that_reads_nothing_is_aborted_after_the_send_timeout(
+        serve: Any, client_factory: Any, app: str) -> None:
+    server = serve(large_one_piece if app == "one_piece" else apps.big_download,
+                   send_timeout=0.5)
+    client = client_factory(server.port)
+    client.send(b"GET /?16 HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = time.monotonic() + 10
+    while not server.call(_open_connections(server)) and time.monotonic() < deadline:
+        time.sleep(0.01)  # accepted, then
+    while server.call(_open_connections(server)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # aborted
+    assert server.call(_open_connections(server)) == 0
+    assert client.is_closed()
