@@ -1,12 +1,14 @@
 """Apps for the slow-client tests: large answers to clients that never read them.
 
 ``wsgi``: ``/big`` is a 50 MB one-piece body made for each request, ``/stream`` the same size
-in 64 KB pieces, and anything else a small answer. ``asgi``: a WebSocket endpoint that accepts
+in 64 KB pieces, ``/file`` a 50 MB (sparse) file through ``wsgi.file_wrapper``, and anything
+else a small answer. ``asgi``: a WebSocket endpoint that accepts
 and then only waits for the client to leave, and a small HTTP answer.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +16,8 @@ from tests.apps.lifespan import acknowledge_lifespan
 
 SIZE = 50 * 1024 * 1024
 PIECE = b"y" * (64 * 1024)
+_SPARSE = tempfile.TemporaryFile()  # noqa: SIM115 - held for the worker's life; unlinked already
+_SPARSE.truncate(SIZE)
 
 
 def _stream() -> Iterator[bytes]:
@@ -26,6 +30,9 @@ def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
     if path == "/big":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return [b"x" * SIZE]
+    if path == "/file":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](open(f"/proc/self/fd/{_SPARSE.fileno()}", "rb"))
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(SIZE))])

@@ -104,7 +104,7 @@ def test_rounds_of_stalled_clients_of_large_bodies_do_not_grow_the_worker() -> N
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("path", ["/big", "/stream"])
+@pytest.mark.parametrize("path", ["/big", "/stream", "/file"])
 def test_stalled_clients_are_aborted_after_the_send_timeout(path: str) -> None:
     with running_server(WSGI, workers=1, worker_connections=5, send_timeout=2,
                         keepalive=1) as server:
