@@ -694,10 +694,11 @@ class HttpProtocol(asyncio.Protocol):
         """A head and a large body, not joined (one writev on uvloop; see JOIN_LIMIT).
 
         A body over ``BODY_SLICE`` goes out one slice (a memoryview, no copy) at a time, the
-        next when the transport's buffer drains: handed over whole, the part the socket does
-        not take at once is copied into the transport's buffer (uvloop and asyncio both), and
-        20 clients that never read a 50 MB body held 1 GB. Until the last slice is handed
-        over the response is not complete (see response_complete), so nothing overtakes it."""
+        next when the transport's buffer drains, so the transport never holds more than a
+        slice past its high-water mark: handed over whole, what the socket does not take at
+        once sits in the transport's buffer until the client reads it (the standard loop's
+        transport copies it there). Until the last slice is handed over the response is not
+        complete (see response_complete), so nothing overtakes it."""
         transport = self.transport
         if self.closed or transport is None:
             return
@@ -898,12 +899,13 @@ class HttpProtocol(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful drain. Every request that reaches the connection is answered, with
-        ``Connection: close``, and the connection closes after it; an idle connection is closed
-        once it stayed idle for ``NEXT_REQUEST_GRACE``. Closing an idle keep-alive connection at
-        once races the request its client may have sent already (it sees its connection reset
-        or closed unanswered: 28 read errors per HUP under wrk), the race every keep-alive
-        timeout runs, here made on every connection at once. A response whose head is out
-        already promised keep-alive; its client's next request gets the close instead."""
+        ``Connection: close``, and the connection closes after it; an idle connection is
+        closed once it stayed idle for ``NEXT_REQUEST_GRACE``. Closing an idle keep-alive
+        connection at once races the request its client may have sent already (it sees its
+        connection reset or closed unanswered: 18 to 33 read errors per HUP under
+        ``wrk -c50``), the race every keep-alive timeout runs, here run on every connection at
+        once. A response whose head is out already promised keep-alive; its client's next
+        request gets the close instead."""
         if self.upgraded is not None:
             self.upgraded.shutdown()  # close frame 1001 "going away"
         elif self.closed:
