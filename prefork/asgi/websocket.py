@@ -13,8 +13,9 @@ Rule: it never touches the socket. Bytes leave through ``protocol.write``, back-
 ``protocol.close`` or ``protocol.abort``. Reading pauses while more than ``HIGH_WATER``
 received messages wait for the app, and while the transport's write buffer is full: the pongs
 the library writes for a client's pings are answers it must read, and a client that floods
-pings without reading them grew a worker by 300 MB before. Paused, its pings wait in the
-kernel's buffers, and the send timeout aborts it if it reads nothing.
+pings without reading them would otherwise grow the worker by about the size of its flood
+(288 MB for 300 MB of pings). Paused, its pings wait in the kernel's buffers, and the send
+timeout aborts it if it reads nothing.
 
 The app's side moves through phases: ``handshake`` (``websocket.connect`` is due or delivered,
 nothing answered yet), ``response`` (a denial response of the ``websocket.http.response``
