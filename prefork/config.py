@@ -426,6 +426,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("body_timeout", ("--body-timeout",), _positive_float, 30.0,
             "Seconds a client may pause between request body bytes (408 after).", "HTTP",
             metavar="SECONDS"),
+    Setting("send_timeout", ("--send-timeout",), _positive_float, 30.0,
+            "Seconds a response write may make no progress (the client reads nothing) before "
+            "the connection is aborted and its buffers freed (nginx's send_timeout).", "HTTP",
+            metavar="SECONDS"),
     Setting("ws", ("--ws",), _choice("auto", "websockets", "none"), "auto",
             "WebSocket support for ASGI apps: websockets (the library's sans-I/O protocol), "
             "none (upgrade requests reach the app as plain HTTP), or auto.", "WebSocket",
@@ -673,6 +677,7 @@ class Config:
     limit_request_body: int
     headers_timeout: float
     body_timeout: float
+    send_timeout: float
     ws: str
     ws_max_size: int
     ws_ping_interval: float

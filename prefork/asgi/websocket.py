@@ -10,7 +10,12 @@ or, once a close frame is out, the wait for the client's answer.
 
 Rule: it never touches the socket. Bytes leave through ``protocol.write``, back-pressure is
 ``protocol.drain`` and ``protocol._pause_reading``, the connection ends through
-``protocol.close`` or ``protocol.abort``.
+``protocol.close`` or ``protocol.abort``. Reading pauses while more than ``HIGH_WATER``
+received messages wait for the app, and while the transport's write buffer is full: the pongs
+the library writes for a client's pings are answers it must read, and a client that floods
+pings without reading them would otherwise grow the worker by about the size of its flood
+(288 MB for 300 MB of pings). Paused, its pings wait in the kernel's buffers, and the send
+timeout aborts it if it reads nothing.
 
 The app's side moves through phases: ``handshake`` (``websocket.connect`` is due or delivered,
 nothing answered yet), ``response`` (a denial response of the ``websocket.http.response``
@@ -114,6 +119,13 @@ class WebSocketCycle:
         self.ws.receive_data(data)
         self._handle_events()
         self._flush()
+        if self.protocol.write_paused and not self.closing:
+            self.protocol._pause_reading()  # until writing_resumed
+
+    def writing_resumed(self) -> None:
+        """The transport's buffer drained: read again, unless the app's queue is full."""
+        if self.ws.state is OPEN and len(self.messages) <= LOW_WATER:
+            self.protocol._resume_reading()
 
     def eof_received(self) -> None:
         if self.ws.state is CONNECTING:
@@ -265,7 +277,8 @@ class WebSocketCycle:
         while True:
             if self.messages:
                 message = self.messages.popleft()
-                if len(self.messages) <= LOW_WATER and self.ws.state is OPEN:
+                if len(self.messages) <= LOW_WATER and self.ws.state is OPEN \
+                        and not self.protocol.write_paused:
                     self.protocol._resume_reading()
                 return message
             if self._disconnected():
@@ -318,7 +331,7 @@ class WebSocketCycle:
         if early:
             ws.receive_data(early)
             self._handle_events()
-        if len(self.messages) <= LOW_WATER:
+        if len(self.messages) <= LOW_WATER and not self.protocol.write_paused:
             self.protocol._resume_reading()
         self._schedule_ping()
         if self.draining and ws.state is OPEN:

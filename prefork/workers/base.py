@@ -316,7 +316,8 @@ class Worker:
         return self._stopped is None or self._stopped.done()
 
     def drain(self) -> None:
-        """Stop accepting; in-flight requests finish, idle connections close."""
+        """Stop accepting; in-flight requests finish, and every connection closes after
+        answering what reaches it, or once idle for a moment (``HttpProtocol.shutdown``)."""
         if self._draining():
             return
         for server in self._servers:

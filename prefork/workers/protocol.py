@@ -21,6 +21,13 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
 * **Flow control.** Reading stops while the app has not consumed ``max_buffer`` bytes of body
   or while a pipelined request waits; the app's ``send`` waits while the transport's buffer is
   above its high-water mark. Memory per connection is bounded by both.
+* **Send timeout.** Bytes waiting for a client that reads nothing (the transport's buffer is
+  above its high-water mark, a file waits for the socket, or a closed connection still holds
+  unsent bytes) must become fewer within ``--send-timeout``, checked by the deadline sweep;
+  else the connection is aborted, which frees its buffers and its ``--worker-connections``
+  slot and wakes whatever waited to write (an ASGI ``send``, a WSGI pool thread). A connection
+  closed with unsent bytes stays counted until they go. A one-piece body is handed over in
+  ``BODY_SLICE`` pieces as the client reads (see :meth:`HttpProtocol.write_apart`).
 * **Writes are held for one pass.** A small write is held, whoever makes it (an inline WSGI
   answer or an ASGI app's inside ``data_received``, a request's task after it waited, an error
   answer, a WebSocket frame), and every connection's held bytes go out together at the end of
@@ -42,6 +49,7 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   connection has a timer of its own: one sweep per worker (:meth:`ServingState.sweep`) visits
   the connections a few times a second while there are any and acts on the deadlines that
   passed, so a deadline is met up to a quarter of the shortest timeout late (at most 0.25 s).
+  The send timeout has a deadline of its own beside it, set only while bytes wait.
   A timer per connection cost every new connection about 6k instructions (arming and
   cancelling one in uvloop); the sweep costs a connection nothing. The body deadline only runs
   while reading: a client that stopped because we paused it, or that waits for
@@ -88,7 +96,7 @@ from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import RemoteProtocolError
 from prefork.hooks import WorkerView
-from prefork.http.connection import CLOSED, DONE, JOIN_LIMIT, SEND_BODY, ServerConnection
+from prefork.http.connection import CLOSED, DONE, IDLE, JOIN_LIMIT, SEND_BODY, ServerConnection
 from prefork.http.events import (
     NEED_DATA,
     PAUSED,
@@ -114,8 +122,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prefork.error")
 
-# On drain, how long a connection that has sent nothing yet may take to send its first request.
-FIRST_REQUEST_GRACE: Final = 1.0
+# On drain, how long an idle connection may take to send its next request (answered with
+# ``Connection: close``) before it is closed: a request already on the wire arrives well inside
+# it, and a connection that stays idle that long is not in use.
+NEXT_REQUEST_GRACE: Final = 1.0
 # How long a closing connection reads and drops what the client still sends (Apache waits 2 s
 # per read during its lingering close, 30 s in all; one short bound is enough here).
 LINGER_TIMEOUT: Final = 2.0
@@ -124,6 +134,9 @@ MIN_SWEEP_INTERVAL: Final = 0.01
 MAX_SWEEP_INTERVAL: Final = 0.25
 # Read size when a file is sent without loop.sendfile (uvloop has none).
 FILE_CHUNK: Final = 256 * 1024
+# A one-piece body longer than this is handed to the transport in slices of this size as the
+# client reads (see write_apart).
+BODY_SLICE: Final = 256 * 1024
 
 # Deadline phases: what the connection's single deadline means.
 _NO_DEADLINE: Final = 0
@@ -185,6 +198,7 @@ class ServingState:
             headers_timeout=config.headers_timeout,
             body_timeout=config.body_timeout,
         )
+        self.send_timeout = config.send_timeout
         self.websockets = config.ws != "none"
         self.parser = choose_parser(config.http)
         self.server_header: bytes | None = b"prefork" if config.server_header else None
@@ -232,7 +246,8 @@ class ServingState:
         self.start_task = self.starter.start
         self._holding: list[HttpProtocol] = []  # connections with held writes
         shortest = min(self.limits.keep_alive_timeout, self.limits.headers_timeout,
-                       self.limits.body_timeout, FIRST_REQUEST_GRACE, LINGER_TIMEOUT)
+                       self.limits.body_timeout, self.send_timeout, NEXT_REQUEST_GRACE,
+                       LINGER_TIMEOUT)
         self.sweep_interval = max(MIN_SWEEP_INTERVAL, min(MAX_SWEEP_INTERVAL, shortest / 4))
         self.sweeping = False
 
@@ -253,11 +268,14 @@ class ServingState:
         now = self.loop.time()
         # a copy: acting on a deadline closes connections, which leave the set
         for protocol in list(connections):
-            if protocol.phase != _NO_DEADLINE and protocol.deadline <= now:
-                try:
+            try:
+                if protocol.phase != _NO_DEADLINE and protocol.deadline <= now:
                     protocol.deadline_passed()
-                except Exception:  # one broken connection must not stop the others' deadlines
-                    log.exception("closing %s after its deadline failed", protocol.client)
+                send_deadline = protocol.send_deadline
+                if send_deadline and send_deadline <= now:
+                    protocol.send_deadline_passed()
+            except Exception:  # one broken connection must not stop the others' deadlines
+                log.exception("closing %s after its deadline failed", protocol.client)
         self.loop.call_later(self.sweep_interval, self.sweep)
 
     def hold_writes(self, protocol: HttpProtocol) -> None:
@@ -282,9 +300,10 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "advancing", "again", "client", "closed", "conn", "cycle", "deadline", "discard_left",
-        "head_at", "held", "lingering", "loop", "observation", "peer", "peer_scheme",
-        "peer_trusted", "pending", "phase", "reading_paused", "requests_started", "scheme",
-        "server", "state", "transport", "upgraded", "write_paused", "write_waiter",
+        "file_left", "head_at", "held", "lingering", "loop", "observation", "peer",
+        "peer_scheme", "peer_trusted", "pending", "phase", "reading_paused", "requests_started",
+        "scheme", "send_deadline", "send_left", "server", "state", "transport", "unsent",
+        "upgraded", "write_paused", "write_waiter",
     )  # fmt: skip
 
     def __init__(self, state: ServingState, local: tuple[str, int] | None = None) -> None:
@@ -310,6 +329,12 @@ class HttpProtocol(asyncio.Protocol):
         self.reading_paused = False
         self.write_paused = False
         self.write_waiter: asyncio.Future[None] | None = None
+        # The send timeout: when the bytes still to go out (send_left of them then) must have
+        # become fewer; 0.0 while nothing waits on the client (see send_deadline_passed).
+        self.send_deadline = 0.0
+        self.send_left = 0
+        self.unsent: memoryview | None = None  # the rest of a one-piece body (write_apart)
+        self.file_left = 0  # bytes of a file sendfile(2) waits to write (_sendfile_on_duplicate)
         self.closed = False
         self.lingering = False
         self.advancing = False
@@ -394,6 +419,8 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = True
         self.lingering = False
         self.held = None
+        self.unsent = None
+        self.send_deadline = 0.0
         self.conn.release()
         self.state.connections.discard(self)
         self._clear_deadline()
@@ -408,9 +435,24 @@ class HttpProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self._time_sending()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.unsent is not None:
+            if not self._feed():  # the next slice filled the buffer again
+                return
+            if self.cycle is not None:  # its response_complete waited for the last slice
+                self.response_complete()
+            if self.write_paused:  # what followed it filled the buffer again
+                return
+        if self.closed:
+            self._time_sending()  # a closing connection's last bytes are still timed
+        else:
+            self.send_deadline = 0.0
+        upgraded = self.upgraded
+        if upgraded is not None:
+            upgraded.writing_resumed()
         waiter = self.write_waiter
         self.write_waiter = None
         if waiter is not None and not waiter.done():
@@ -655,11 +697,40 @@ class HttpProtocol(asyncio.Protocol):
                 transport.write(held)
 
     def write_apart(self, head: bytes, body: bytes) -> None:
-        """A head and a large body, not joined (one writev on uvloop; see JOIN_LIMIT)."""
+        """A head and a large body, not joined (one writev on uvloop; see JOIN_LIMIT).
+
+        A body over ``BODY_SLICE`` goes out one slice (a memoryview, no copy) at a time, the
+        next when the transport's buffer drains, so the transport never holds more than a
+        slice past its high-water mark: handed over whole, what the socket does not take at
+        once sits in the transport's buffer until the client reads it (the standard loop's
+        transport copies it there). Until the last slice is handed over the response is not
+        complete (see response_complete), so nothing overtakes it."""
         transport = self.transport
-        if not self.closed and transport is not None:
-            self.release_held()
+        if self.closed or transport is None:
+            return
+        self.release_held()
+        if len(body) <= BODY_SLICE:
             transport.writelines((head, body))
+            return
+        unsent = memoryview(body)
+        self.unsent = unsent[BODY_SLICE:]
+        transport.writelines((head, unsent[:BODY_SLICE]))
+        self._feed()
+
+    def _feed(self) -> bool:
+        """Hand the transport slices of ``unsent`` until its buffer is full (False) or none is
+        left (True)."""
+        transport = self.transport
+        unsent = self.unsent
+        while unsent is not None and not self.write_paused:
+            if self.closed or transport is None:
+                self.unsent = None
+                return False
+            piece = unsent[:BODY_SLICE]
+            unsent = unsent[BODY_SLICE:] if len(unsent) > BODY_SLICE else None
+            self.unsent = unsent
+            transport.write(piece)
+        return unsent is None
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
@@ -718,11 +789,17 @@ class HttpProtocol(asyncio.Protocol):
                 try:
                     sent += os.sendfile(duplicate, file.fileno(), offset + sent, count - sent)
                 except BlockingIOError:
-                    writable = self.loop.create_future()
+                    # Timed as the transport's own writes are; connection_lost (the send
+                    # timeout's abort among others) resolves the wait.
+                    self.file_left = count - sent
+                    if not self.send_deadline:
+                        self._time_sending()
+                    writable = self.write_waiter = self.loop.create_future()
                     self.loop.add_writer(duplicate, _resolve, writable)
                     try:
                         await writable
                     finally:
+                        self.write_waiter = None
                         self.loop.remove_writer(duplicate)
                     continue
                 except OSError:
@@ -733,6 +810,9 @@ class HttpProtocol(asyncio.Protocol):
                     break  # the file shrank
         finally:
             os.close(duplicate)
+            self.file_left = 0
+            if not self.write_paused and not self.closed:
+                self.send_deadline = 0.0
         return sent
 
     def send_continue(self) -> None:
@@ -747,6 +827,8 @@ class HttpProtocol(asyncio.Protocol):
             self._arm(_BODY, self.state.limits.body_timeout)
 
     def response_complete(self) -> None:
+        if self.unsent is not None:
+            return  # called again by _feed when the body's last slice is handed over
         state = self.state
         if state.metrics is not None:
             state.metrics.response_complete(self)
@@ -761,9 +843,6 @@ class HttpProtocol(asyncio.Protocol):
         if self.closed:
             return
         conn = self.conn
-        if state.draining:
-            self._close_after_response()
-            return
         ready = self._reuse()
         if ready is not None:  # the usual end: kept alive, both sides done, next cycle begun
             if ready:
@@ -794,7 +873,7 @@ class HttpProtocol(asyncio.Protocol):
         """Start the next cycle if the connection is kept (the rest of a discarded body
         ended); else close once the response is written."""
         conn = self.conn
-        if conn.our_state != DONE or not conn.keep_alive or self.state.draining:
+        if conn.our_state != DONE or not conn.keep_alive:
             self._close_after_response()
             return
         self._reuse()
@@ -808,9 +887,14 @@ class HttpProtocol(asyncio.Protocol):
         ready = conn.reuse()
         if ready is None:
             return None
-        limits = self.state.limits
+        state = self.state
+        limits = state.limits
         if ready and conn.buffered_bytes:
             self._arm(_HEAD, limits.headers_timeout)
+        elif state.draining:
+            # The response told the client to keep the connection: a request it sent meanwhile
+            # is answered (with Connection: close) rather than cut off (see shutdown).
+            self._arm(_IDLE, min(NEXT_REQUEST_GRACE, limits.keep_alive_timeout))
         else:
             self._arm(_IDLE, limits.keep_alive_timeout)
         if self.reading_paused:
@@ -820,21 +904,23 @@ class HttpProtocol(asyncio.Protocol):
     # -- closing --------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Graceful drain: close an idle keep-alive connection now; let the response in flight
-        finish with ``Connection: close``. A connection accepted just before the drain whose
-        first request has not arrived yet gets a moment for it, so no client that connected
-        while we were still accepting sees its connection dropped unanswered."""
+        """Graceful drain. Every request that reaches the connection is answered, with
+        ``Connection: close``, and the connection closes after it; an idle connection is
+        closed once it stayed idle for ``NEXT_REQUEST_GRACE``. Closing an idle keep-alive
+        connection at once races the request its client may have sent already (it sees its
+        connection reset or closed unanswered: 18 to 33 read errors per HUP under
+        ``wrk -c50``), the race every keep-alive timeout runs, here run on every connection at
+        once. A response whose head is out already promised keep-alive; its client's next
+        request gets the close instead."""
         if self.upgraded is not None:
             self.upgraded.shutdown()  # close frame 1001 "going away"
         elif self.closed:
             return
         elif self.cycle is not None:
-            self.conn.close_after_response()
-        elif self.requests_started == 0:
-            if self.phase == _IDLE:
-                self._arm(_IDLE, FIRST_REQUEST_GRACE)
-        else:
-            self.close()
+            if self.conn.our_state == IDLE:  # the head is not out: it can still say close
+                self.conn.close_after_response()
+        elif self.phase == _IDLE:
+            self.deadline = min(self.deadline, self.loop.time() + NEXT_REQUEST_GRACE)
 
     def _close_after_response(self) -> None:
         """Close once the response is written; linger if the client may still be sending."""
@@ -852,6 +938,7 @@ class HttpProtocol(asyncio.Protocol):
             self.close()
             return
         self.release_held()
+        self.unsent = None
         self.closed = True  # nothing more is written or parsed
         self.lingering = True
         transport.write_eof()
@@ -864,9 +951,16 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.closed = True
         self.lingering = False
+        self.unsent = None
         self._clear_deadline()
-        self.state.connections.discard(self)
         self.release_held()
+        # Bytes the client has not read yet keep the connection counted (--worker-connections)
+        # and watched until they are written or the send timeout aborts it: the transport
+        # holds them until then, whatever close() says.
+        if transport.get_write_buffer_size():
+            self._time_sending()
+        else:
+            self.state.connections.discard(self)
         transport.close()
 
     def abort(self) -> None:
@@ -874,6 +968,8 @@ class HttpProtocol(asyncio.Protocol):
             self.release_held()  # as if written at once: what went out before the cut
             self.closed = True
             self.lingering = False
+            self.unsent = None
+            self.send_deadline = 0.0
             self._clear_deadline()
             self.transport.abort()
             self.state.connections.discard(self)
@@ -900,6 +996,32 @@ class HttpProtocol(asyncio.Protocol):
 
     def _clear_deadline(self) -> None:
         self.phase = _NO_DEADLINE
+
+    def _waiting_bytes(self) -> int:
+        transport = self.transport
+        return self.file_left + (transport.get_write_buffer_size() if transport is not None else 0)
+
+    def _time_sending(self) -> None:
+        """Start the send timeout: the bytes waiting now must become fewer within it."""
+        left = self.send_left = self._waiting_bytes()
+        self.send_deadline = self.loop.time() + self.state.send_timeout if left else 0.0
+
+    def send_deadline_passed(self) -> None:
+        """The sweep found the send timeout passed: go on timing while the client read some of
+        what waits for it; abort (freeing the buffers, the connection's slot and whatever
+        waits to write) when it read nothing."""
+        left = self._waiting_bytes()
+        if left and left >= self.send_left and self.transport is not None:
+            log.info("aborting the connection to %s: nothing of %d bytes written in %.3g s",
+                     self.client, left, self.state.send_timeout)
+            cycle = self.cycle
+            if cycle is not None:
+                cycle.client_gone()
+            self.abort()
+        elif left:
+            self._time_sending()
+        else:
+            self.send_deadline = 0.0
 
     def deadline_passed(self) -> None:
         """The sweep found the deadline of the current phase passed: answer or close."""
@@ -984,7 +1106,10 @@ class ProxyHeaderReader:
         """Draining: like a connection whose first request has not arrived yet."""
         protocol = self.protocol
         if protocol.phase == _IDLE:
-            protocol._arm(_IDLE, FIRST_REQUEST_GRACE)
+            protocol._arm(_IDLE, NEXT_REQUEST_GRACE)
+
+    def writing_resumed(self) -> None:
+        """Nothing to do: the header reader writes nothing until the engine answers."""
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

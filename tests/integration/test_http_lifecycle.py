@@ -361,3 +361,52 @@ def test_lost_connections_are_freed_without_the_cycle_collector(serve: Any,
         gc.set_debug(0)
         gc.garbage.clear()
     assert left == []
+
+
+# -- a large one-piece body --------------------------------------------------------------------
+
+# 16 MB, each byte where it belongs: more than the kernel's buffers take, so most of it waits
+# for the client to read
+LARGE_BODY = bytes(range(256)) * (64 * 1024)
+
+
+async def large_one_piece(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"%d" % len(LARGE_BODY))]})
+    await send({"type": "http.response.body", "body": LARGE_BODY})
+
+
+@pytest.mark.parametrize("reader", ["fast", "slow"])
+def test_a_large_one_piece_body_arrives_whole_before_the_next_answer(
+        serve: Any, client_factory: Any, reader: str) -> None:
+    """The body goes out in slices as the client reads; the pipelined request behind it is
+    answered only after its last byte, and the connection is reused."""
+    server = serve(large_one_piece)
+    client = client_factory(server.port)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    client.send(request * 2)
+    if reader == "slow":
+        time.sleep(0.3)  # the transport's buffer fills: the rest waits for the client
+    first, second = client.response(), client.response()
+    assert first.body == LARGE_BODY and second.body == LARGE_BODY
+    assert client.request("GET", "/").body == LARGE_BODY
+
+
+async def _open_connections(server: Any) -> int:
+    return len(server.state.connections)
+
+
+@pytest.mark.parametrize("app", ["one_piece", "streamed"])
+def test_a_client_that_reads_nothing_is_aborted_after_the_send_timeout(
+        serve: Any, client_factory: Any, app: str) -> None:
+    server = serve(large_one_piece if app == "one_piece" else apps.big_download,
+                   send_timeout=0.5)
+    client = client_factory(server.port)
+    client.send(b"GET /?16 HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = time.monotonic() + 10
+    while not server.call(_open_connections(server)) and time.monotonic() < deadline:
+        time.sleep(0.01)  # accepted, then
+    while server.call(_open_connections(server)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # aborted
+    assert server.call(_open_connections(server)) == 0
+    assert client.is_closed()

@@ -37,6 +37,7 @@ def test_workers_auto_is_usable_cores() -> None:
     ("timeout", -1, "timeout"),
     ("dispatch", "random", "dispatch"),
     ("breaker_threshold", 0, "breaker_threshold"),
+    ("send_timeout", 0, "send_timeout"),
     ("nonsense", 1, "nonsense"),
 ])
 def test_bad_values_name_the_setting(name: str, value: object, fragment: str) -> None:
