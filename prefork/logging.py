@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prefork.errors import ConfigError
@@ -76,6 +77,24 @@ class TextLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         return _CONTROL.sub(_hex_control, line) if _CONTROL.search(line) else line
+
+
+class OncePerSecond:
+    """Lets a line that a condition repeats (an accept failing at the open-files limit, many
+    times a second under load) through at most once a second; the clock is injected."""
+
+    __slots__ = ("_clock", "_last")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: float | None = None
+
+    def ready(self) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last < 1.0:
+            return False
+        self._last = now
+        return True
 
 
 class JsonLineFormatter(logging.Formatter):
