@@ -125,6 +125,8 @@ class Worker:
         # worker_abort hook its chance, and go. If the loop is stuck in C code this handler
         # never runs and the arbiter's SIGKILL follows.
         signal.signal(signal.SIGABRT, self._on_abort)
+        if self.config.kill_worker_group:
+            os.setpgid(0, 0)  # what the app starts stays in this group, ended with the worker
         loop = new_event_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -137,6 +139,8 @@ class Worker:
             server = ServerView(self.view.ppid, self.config, self.log, dict,
                                 self.config.worker_count)
             call_hook(self.config, "worker_exit", server, self.view, log=self.log)
+            if self.config.kill_worker_group:
+                end_process_group()
 
     def _on_abort(self, _signum: int, _frame: object) -> None:
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
@@ -374,6 +378,14 @@ class Worker:
         for protocol in list(self.state.connections):
             protocol.abort()
         self.state.starter.close()  # the idle tasks that lend themselves to requests
+
+
+def end_process_group() -> None:
+    """SIGTERM to the rest of this worker's own process group (``--kill-worker-group``): the
+    processes the app started, which would otherwise outlive the server's stop."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the worker is in the group too
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpid(), signal.SIGTERM)
 
 
 def worker_main(app: AppSpec | str | Callable[..., Any]) -> Callable[
