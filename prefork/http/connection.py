@@ -368,13 +368,14 @@ class ServerConnection:
         # six-field head against 12.9k with dict() and six gets).
         hosts = 0
         lengths = codings = connection = _NONE
-        host = expect = upgrade = None
+        expect = upgrade = None
         forwarded = False
         for name, value in headers:
             if name in _REQUEST_FIELDS:
                 if name == b"host":
                     hosts += 1
-                    host = value
+                    if value not in CHECKED_HOSTS:
+                        check_host(value)
                 elif name == b"connection":
                     connection = [value] if connection is _NONE else [*connection, value]
                 elif name == b"content-length":
@@ -389,9 +390,7 @@ class ServerConnection:
                     forwarded = True
         if hosts != 1 and (hosts or http11):  # RFC 9112 §3.2: exactly one Host in HTTP/1.1
             raise RemoteProtocolError("missing Host" if not hosts else "repeated Host", 400)
-        if host is not None and host not in CHECKED_HOSTS:
-            check_host(host)
-        if target[:1] != b"/":
+        if not target or target[0] != 0x2F:  # not origin-form ("/"): rare, checked apart
             authority = check_target(method, target)
             if authority is not None:
                 _replace_host(headers, authority)
