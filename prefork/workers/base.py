@@ -299,8 +299,7 @@ class Worker:
                 self.channel.send(Heartbeat(requests=counters.requests,
                                             in_flight=counters.in_flight,
                                             connections=len(self.state.connections)))
-            if self._servers:
-                self._check_open_files()
+            self._check_open_files()
             await asyncio.sleep(interval)
 
     def _on_request_done(self, total: int) -> None:
@@ -326,10 +325,12 @@ class Worker:
                 self.channel.send(Retiring(reason=reason))
 
     def _check_open_files(self) -> None:
-        """In reuseport mode uvloop accepts, and at the open-files limit libuv accepts each new
-        connection and closes it at once (its EMFILE trick), telling no one. A dup that fails
-        with EMFILE shows this worker at the limit: say so, at most once a second, as the
-        arbiter does for its own accept failures in roundrobin mode."""
+        """At the open-files limit a worker loses connections without a word: in reuseport mode
+        libuv (under uvloop's server) accepts each new one and closes it at once (its EMFILE
+        trick), and in roundrobin mode the descriptors the arbiter passes do not fit and the
+        kernel closes them. A dup that fails with EMFILE shows this worker at the limit: say
+        so, at most once a second, as the arbiter does for its own accept failures. Checked at
+        each heartbeat (at most a second apart): two syscalls."""
         try:
             os.close(os.dup(self.channel.fileno()))
         except OSError as exc:

@@ -1,5 +1,6 @@
-"""A reuseport worker at its open-files limit says so in the error log, at most once a second
-(libuv accepts and closes each connection it has no descriptor for, and tells no one)."""
+"""A worker at its open-files limit says so in the error log, at most once a second: in
+reuseport mode libuv accepts and closes each connection it has no descriptor for and tells no
+one; in roundrobin mode the descriptors the arbiter passes do not fit."""
 
 from __future__ import annotations
 
@@ -27,9 +28,11 @@ def lower_open_files_limit(worker: Any) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_reuseport_worker_at_the_open_files_limit_logs_it_once_a_second(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dispatch", ["reuseport", "roundrobin"])
+def test_a_worker_at_the_open_files_limit_logs_it_once_a_second(tmp_path: Path,
+                                                                dispatch: str) -> None:
     log = tmp_path / "error.log"
-    with running_server(APP, workers=1, errorlog=str(log), dispatch="reuseport",
+    with running_server(APP, workers=1, errorlog=str(log), dispatch=dispatch,
                         post_worker_init=lower_open_files_limit) as server:
         assert http_request(server.port, "/")[0] == 200
         held: list[socket.socket] = []
