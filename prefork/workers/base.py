@@ -145,6 +145,8 @@ class Worker:
     def _on_abort(self, _signum: int, _frame: object) -> None:
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         call_hook(self.config, "worker_abort", self.view, log=self.log)
+        if self.config.kill_worker_group:
+            end_process_group()
         os._exit(WORKER_EXIT_ABORTED)
 
     def _boot_failed(self, reason: str, code: int) -> int:

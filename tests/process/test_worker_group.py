@@ -53,3 +53,18 @@ def test_without_it_what_the_app_started_outlives_the_stop() -> None:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.timeout(60)
+def test_a_killed_workers_group_is_killed_by_the_arbiter() -> None:
+    with running_server(spawning_app, workers=1, kill_worker_group=True) as server:
+        [worker] = server.worker_pids()
+        status, _, body = http_request(server.port, "/")
+        assert status == 200
+        child = int(body)
+        os.kill(worker, signal.SIGKILL)  # no chance to end its group itself
+        try:
+            wait_until(lambda: not is_alive(child), timeout=10)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
