@@ -190,8 +190,11 @@ class Worker:
                                     or self.config.post_request)
         self.state.metrics = self._request_recorder(loop)
         if self.memory_check is not None:
-            self._statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
-            self.state.counting_requests = True
+            try:
+                self._statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+                self.state.counting_requests = True
+            except OSError:  # no /proc: the arbiter's samples, from /proc too, see nothing either
+                self.memory_check = None
         executor = self._serve_wsgi(self.state) if interface == "wsgi" else None
         for signum, handler in (
             (signal.SIGTERM, self.drain), (signal.SIGINT, self.stop_now),
