@@ -27,6 +27,7 @@ COMPILED = [
     "prefork/http/headers.py",
     "prefork/http/response_head.py",
     "prefork/http/parsers/httptools.py",
+    "prefork/http/targets.py",
     "prefork/http/connection.py",
     "prefork/asgi/scope.py",
     "prefork/asgi/cycle.py",

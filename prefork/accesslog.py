@@ -47,7 +47,7 @@ from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
 from prefork.errors import ConfigError
-from prefork.logging import ERROR_LOGGER, reopen_log_files
+from prefork.logging import ERROR_LOGGER, escape, reopen_log_files
 
 ACCESS_LOGGER = "prefork.access"
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
@@ -81,36 +81,6 @@ class AccessRecord:
     duration: float  # seconds
     pid: int
     environ: Mapping[str, object] | None = None  # for {name}e: the WSGI environ or os.environ
-
-
-# --- escaping ------------------------------------------------------------------------------------
-
-# Anything not printable ASCII or printable Latin-1, plus the quote and the escape character.
-_UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e\xa0-\xff]')
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    char = match.group()
-    if char == '"':
-        return '\\"'
-    if char == "\\":
-        return "\\\\"
-    code = ord(char)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if char.isprintable():
-        return char
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
-def escape(text: str) -> str:
-    """``text`` made safe to put between quotes on one log line."""
-    if text.isascii():  # the common case; these checks cost half the regex search
-        if text.isprintable() and '"' not in text and "\\" not in text:
-            return text
-    elif _UNSAFE.search(text) is None:
-        return text
-    return _UNSAFE.sub(_escape_char, text)
 
 
 # --- shared pieces of a record -----------------------------------------------------------------

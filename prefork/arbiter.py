@@ -692,6 +692,10 @@ class Arbiter:
         for pid, status in exited:
             worker = self.workers.pop(pid, None)
             if worker is not None:
+                if self.config.kill_worker_group and os.WIFSIGNALED(status):
+                    # killed before it could end its group (--kill-worker-group)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
                 self._on_worker_exit(worker, status)
             elif pid == self.upgrade_pid:
                 self._on_upgrade_exit(status)

@@ -365,6 +365,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("preload_app", ("--preload",), _to_bool, False,
             "Import the application in the arbiter before forking workers.", "Worker processes",
             is_flag=True),
+    Setting("kill_worker_group", ("--kill-worker-group",), _to_bool, False,
+            "Put each worker in its own process group and, when the worker stops, end the "
+            "processes the app started in it (SIGTERM; SIGKILL if the worker was killed).",
+            "Worker processes", is_flag=True),
     # -- restart policy -------------------------------------------------------------------------
     Setting("restart_backoff_base", ("--restart-backoff-base",), _non_negative_float, 0.5,
             "After a worker crash the slot is refilled at once; each further crash of that slot "
@@ -658,6 +662,7 @@ class Config:
     max_worker_memory: float
     max_worker_memory_jitter: float
     preload_app: bool
+    kill_worker_group: bool
     restart_backoff_base: float
     restart_backoff_cap: float
     restart_backoff_reset: float

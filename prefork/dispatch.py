@@ -19,6 +19,7 @@ from typing import Protocol
 
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Connections
+from prefork.logging import OncePerSecond
 
 ACCEPT_BATCH = 64  # connections accepted per wake-up, so one busy listener cannot starve others
 RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -42,6 +43,7 @@ class HandOff:
         self.channel_closed = channel_closed
         self.accepting: set[socket.socket] = set()
         self.next = 0
+        self.accept_failures = OncePerSecond()
 
     def serve(self, wanted: set[socket.socket]) -> None:
         """Accept on exactly ``wanted`` from now on."""
@@ -75,7 +77,8 @@ class HandOff:
                 break
             except OSError as exc:
                 if exc.errno in RESOURCE_ERRORS:
-                    self.log.error("accept failed: %s", exc)
+                    if self.accept_failures.ready():
+                        self.log.error("accept failed: %s", exc)
                     break
                 continue  # the client went away between SYN and accept
             accepted.append(conn)

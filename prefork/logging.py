@@ -9,6 +9,13 @@ handler that fails to write drops the record (``logging.raiseExceptions`` is off
 Logging configurations (``logconfig``, ``logconfig_dict``) written for gunicorn configure
 prefork's loggers as they configured gunicorn's (:func:`configure_logging_from`), and the line
 that says why the server stops reaches stderr whatever they say (:func:`log_stop_reason`).
+
+Both logs write what clients send through :func:`escape` (the access log every field, the error
+log every request value it quotes: method, path, target, a WebSocket handshake's error), so a
+request for ``/%0d%0a[...] [CRITICAL] forged`` or ``/%1b%5b2J`` can neither add a line nor put a
+terminal escape in a file someone will ``tail``. As a second guard, the text formatter writes
+any other control character in a message or traceback (an app's exception text) as ``\\xHH``,
+keeping only the line ends and tabs of tracebacks.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prefork.errors import ConfigError
@@ -31,6 +40,68 @@ ERROR_LOGGER = "prefork.error"
 GUNICORN_LOGGERS = "gunicorn"  # the names configurations written for gunicorn use
 LINE_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
+
+# Anything not printable ASCII or printable Latin-1, plus the quote and the escape character.
+_UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e\xa0-\xff]')
+# What the text formatter still rewrites in a whole line: controls but LF and HTAB, and C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == '"':
+        return '\\"'
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if char.isprintable():
+        return char
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def escape(text: str) -> str:
+    """``text`` made safe to put between quotes on one log line: ``"`` and ``\\`` escaped,
+    control characters (C0, DEL, C1) and unprintable ones above U+00FF as ``\\xHH`` /
+    ``\\uHHHH`` (nginx's and Apache's convention). Printable Latin-1 passes unchanged."""
+    if text.isascii():  # the common case; these checks cost half the regex search
+        if text.isprintable() and '"' not in text and "\\" not in text:
+            return text
+    elif _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def _hex_control(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+class TextLineFormatter(logging.Formatter):
+    """gunicorn's line format, with control characters other than LF and HTAB in the message
+    and traceback written as ``\\xHH`` (see the module docstring)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return _CONTROL.sub(_hex_control, line) if _CONTROL.search(line) else line
+
+
+class OncePerSecond:
+    """Lets a line that a condition repeats (an accept failing at the open-files limit, many
+    times a second under load) through at most once a second; the clock is injected."""
+
+    __slots__ = ("_clock", "_last")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: float | None = None
+
+    def ready(self) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last < 1.0:
+            return False
+        self._last = now
+        return True
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -57,7 +128,7 @@ def line_formatter(log_format: str) -> logging.Formatter:
     """The error log's formatter for ``--log-format`` (text or json)."""
     if log_format == "json":
         return JsonLineFormatter()
-    return logging.Formatter(LINE_FORMAT, DATE_FORMAT)
+    return TextLineFormatter(LINE_FORMAT, DATE_FORMAT)
 
 
 def configure_error_log(destination: str, level: str, log_format: str = "text") -> logging.Logger:

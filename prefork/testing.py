@@ -88,7 +88,8 @@ def http_request(port: int, path: str = "/", *, method: str = "GET", body: bytes
                  headers: dict[str, str] | None = None, host: str = "127.0.0.1",
                  timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
     """One request on a fresh connection with ``Connection: close``; (status, headers, body)."""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    authority = f"[{host}]" if ":" in host else host  # an IPv6 literal (RFC 3986 §3.2.2)
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {authority}:{port}", "Connection: close"]
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
     if body:

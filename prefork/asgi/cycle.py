@@ -37,6 +37,7 @@ from prefork.asgi.ready import ASYNCIO_MARK, INSPECT_MARK, ready
 from prefork.errors import ClientDisconnected, LocalProtocolError
 from prefork.http.connection import ERROR, JOIN_LIMIT
 from prefork.http.events import Data, EndOfMessage, Response
+from prefork.logging import escape
 
 if TYPE_CHECKING:
     from prefork.workers.protocol import HttpProtocol
@@ -153,14 +154,13 @@ class HttpCycle:
             await app(self.scope, Receive(self), self)
         except Exception as exc:
             if not self.failed and not (self.disconnected and isinstance(exc, OSError)):
-                log.error("Exception in ASGI application (%s %s)", self.scope["method"],
-                          self.scope["path"], exc_info=exc)
+                log.error("Exception in ASGI application (%s)", self._label(), exc_info=exc)
                 self._fail()
         else:
             if self.response_state != RESPONSE_COMPLETE and not self.disconnected \
                     and not self.peer_closed:  # it was told the client left: it may stop
-                log.error("ASGI application returned without completing its response (%s %s)",
-                          self.scope["method"], self.scope["path"])
+                log.error("ASGI application returned without completing its response (%s)",
+                          self._label())
                 self._fail()
         finally:
             self.protocol.cycle_finished(self)
@@ -329,10 +329,16 @@ class HttpCycle:
         except (LocalProtocolError, TypeError, ValueError) as exc:
             self._bad_head(exc)
 
+    def _label(self) -> str:
+        """The request in an error line, escaped: the path is percent-decoded, so it may hold
+        any character a client chose (see prefork.logging)."""
+        scope = self.scope
+        return f"{escape(str(scope.get('method', '')))} {escape(str(scope.get('path', '')))}"
+
     def _bad_head(self, exc: Exception) -> NoReturn:
         # Nothing was emitted (see ServerConnection): a 500 can still take its place.
-        log.error("ASGI application sent an invalid response head (%s %s): %s",
-                  self.scope["method"], self.scope["path"], exc)
+        log.error("ASGI application sent an invalid response head (%s): %s", self._label(),
+                  escape(str(exc)))
         self.response_state = RESPONSE_NOT_STARTED
         self._fail()
         if isinstance(exc, LocalProtocolError):
@@ -341,8 +347,8 @@ class HttpCycle:
 
     def _broken(self, exc: LocalProtocolError) -> NoReturn:
         """The body broke its framing: the head may be out already, so cut the connection."""
-        log.error("ASGI application broke its response (%s %s): %s", self.scope["method"],
-                  self.scope["path"], exc)
+        log.error("ASGI application broke its response (%s): %s", self._label(),
+                  escape(str(exc)))
         self.failed = True
         self.response_state = RESPONSE_COMPLETE
         self.protocol.abort()

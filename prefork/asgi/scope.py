@@ -13,23 +13,12 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from prefork.http.events import Request
+from prefork.http.targets import split_target
 
 ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
 HTTP_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
 METHODS: Final = {m.encode(): m
                    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-
-
-def split_target(target: bytes) -> tuple[bytes, bytes]:
-    """Raw path and query string of a request target (origin- or absolute-form)."""
-    if not target.startswith(b"/"):
-        # absolute-form (RFC 9112 §3.2.2): drop scheme and authority; asterisk-form stays as is
-        _, sep, rest = target.partition(b"://")
-        if sep:
-            slash = rest.find(b"/")
-            target = rest[slash:] if slash >= 0 else b"/"
-    path, _, query = target.partition(b"?")
-    return path, query
 
 
 def http_scope(

@@ -44,6 +44,7 @@ from websockets.typing import Subprotocol
 
 from prefork.errors import ClientDisconnected
 from prefork.http.events import Request
+from prefork.logging import escape
 
 if TYPE_CHECKING:
     from prefork.workers.protocol import HttpProtocol
@@ -243,13 +244,13 @@ class WebSocketCycle:
             await app(self.scope, self.receive, self.send)
         except Exception as exc:
             if not isinstance(exc, ClientDisconnected):
-                log.error("Exception in ASGI application (WebSocket %s)", self.scope["path"],
-                          exc_info=exc)
+                log.error("Exception in ASGI application (WebSocket %s)",
+                          escape(self.scope["path"]), exc_info=exc)
             self._end(1011)
         else:
             if self.phase in ("handshake", "response"):
                 log.error("ASGI application returned without accepting or closing the "
-                          "WebSocket: %s", self.scope["path"])
+                          "WebSocket: %s", escape(self.scope["path"]))
             self._end(1000)
         finally:
             state.counters.in_flight -= 1
@@ -318,7 +319,7 @@ class WebSocketCycle:
             self._open()
         else:  # an invalid handshake: websockets chose the status (400, 405, …)
             log.debug("WebSocket handshake refused for %s: %s", self.protocol.client,
-                      ws.handshake_exc)
+                      escape(str(ws.handshake_exc)))
 
     def _open(self) -> None:
         """The 101 is out: start reading frames, beginning with any the client sent early."""

@@ -66,6 +66,7 @@ from prefork.http.headers import (
 from prefork.http.limits import Limits
 from prefork.http.parsers import make_tokenizer
 from prefork.http.response_head import app_head
+from prefork.http.targets import CHECKED_HOSTS, check_host, check_target
 
 __all__ = [
     "CLOSED", "DONE", "ERROR", "IDLE", "JOIN_LIMIT", "MUST_CLOSE", "SEND_BODY", "ServerConnection",
@@ -373,6 +374,8 @@ class ServerConnection:
             if name in _REQUEST_FIELDS:
                 if name == b"host":
                     hosts += 1
+                    if value not in CHECKED_HOSTS:
+                        check_host(value)
                 elif name == b"connection":
                     connection = [value] if connection is _NONE else [*connection, value]
                 elif name == b"content-length":
@@ -387,6 +390,10 @@ class ServerConnection:
                     forwarded = True
         if hosts != 1 and (hosts or http11):  # RFC 9112 §3.2: exactly one Host in HTTP/1.1
             raise RemoteProtocolError("missing Host" if not hosts else "repeated Host", 400)
+        if not target or target[0] != 0x2F:  # not origin-form ("/"): rare, checked apart
+            authority = check_target(method, target)
+            if authority is not None:
+                _replace_host(headers, authority)
         length = (
             framing.request_body_length(lengths, codings, http_version)
             if (lengths or codings)
@@ -410,6 +417,8 @@ class ServerConnection:
                 upgrade_token = b"upgrade" in tokens
         upgrade_value = upgrade.lower() if upgrade and upgrade_token else None
         switching = upgrade_value is not None or method == b"CONNECT"
+        if switching and method == b"CONNECT" and target[:1] == b"/":
+            check_target(method, target)  # refuses it: CONNECT names an authority
         expect_continue = (
             expect is not None
             and http11
@@ -663,6 +672,16 @@ class ServerConnection:
                 f"cannot start a new cycle (our {self.our_state}, their {self.their_state})"
             )
         return ready
+
+
+def _replace_host(headers: list[tuple[bytes, bytes]], authority: bytes) -> None:
+    """An absolute-form target's authority takes the place of ``Host`` (RFC 9112 §3.2.2), so
+    that what the application reads as the host is what the request named."""
+    for index, (name, _) in enumerate(headers):
+        if name == b"host":
+            headers[index] = (b"host", authority)
+            return
+    headers.append((b"host", authority))
 
 
 class _ReleasedTokenizer:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from prefork.accesslog import AccessLog
 from prefork.app import AppSpec, app_traceback, load_app, resolve_interface
 from prefork.config import Config
+from prefork.dispatch import RESOURCE_ERRORS
 from prefork.errors import (
     WORKER_EXIT_ABORTED,
     WORKER_EXIT_APP_LOAD_FAILED,
@@ -47,8 +48,10 @@ from prefork.ipc.messages import (
     Retiring,
     Unready,
 )
-from prefork.logging import ERROR_LOGGER, reopen_log_files
+from prefork.logging import ERROR_LOGGER, OncePerSecond, reopen_log_files
 from prefork.process import capture_output
+from prefork.procstat import PAGE_SIZE
+from prefork.recycling import MIB, RequestMemoryCheck
 from prefork.sockets import tls_context
 from prefork.worker import attach_worker, deliver_broadcast
 from prefork.workers.protocol import HttpProtocol, ServingState, listener_address
@@ -105,6 +108,12 @@ class Worker:
         jitter = random.randint(0, config.max_requests_jitter) if config.max_requests else 0
         self.max_requests = config.max_requests + jitter if config.max_requests else 0
         self.retiring_sent = False
+        self.memory_check: RequestMemoryCheck | None = None
+        if config.max_worker_memory:
+            limit = config.max_worker_memory + random.random() * config.max_worker_memory_jitter
+            self.memory_check = RequestMemoryCheck(int(limit * MIB))
+        self._statm = -1  # /proc/self/statm, kept open for the memory check (one pread a reading)
+        self._fd_limit_warning = OncePerSecond()
         self._stopped: asyncio.Future[None] | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self.state: ServingState | None = None
@@ -120,6 +129,8 @@ class Worker:
         # worker_abort hook its chance, and go. If the loop is stuck in C code this handler
         # never runs and the arbiter's SIGKILL follows.
         signal.signal(signal.SIGABRT, self._on_abort)
+        if self.config.kill_worker_group:
+            os.setpgid(0, 0)  # what the app starts stays in this group, ended with the worker
         loop = new_event_loop()
         try:
             return loop.run_until_complete(self._main(loop))
@@ -131,10 +142,14 @@ class Worker:
             server = ServerView(self.view.ppid, self.config, self.log, dict,
                                 self.config.worker_count, proc_name=self.proc_name)
             call_hook(self.config, "worker_exit", server, self.view, log=self.log)
+            if self.config.kill_worker_group:
+                end_process_group()
 
     def _on_abort(self, _signum: int, _frame: object) -> None:
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         call_hook(self.config, "worker_abort", self.view, log=self.log)
+        if self.config.kill_worker_group:
+            end_process_group()
         os._exit(WORKER_EXIT_ABORTED)
 
     def _boot_failed(self, reason: str, code: int, details: str = "") -> int:
@@ -182,6 +197,12 @@ class Worker:
         self.state.observing = bool(self.state.access_log.enabled or self.config.pre_request
                                     or self.config.post_request)
         self.state.metrics = self._request_recorder(loop)
+        if self.memory_check is not None:
+            try:
+                self._statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+                self.state.counting_requests = True
+            except OSError:  # no /proc: the arbiter's samples, from /proc too, see nothing either
+                self.memory_check = None
         executor = self._serve_wsgi(self.state) if interface == "wsgi" else None
         for signum, handler in (
             (signal.SIGTERM, self.drain), (signal.SIGINT, self.stop_now),
@@ -297,13 +318,45 @@ class Worker:
                 self.channel.send(Heartbeat(requests=counters.requests,
                                             in_flight=counters.in_flight,
                                             connections=len(self.state.connections)))
+            self._check_open_files()
             await asyncio.sleep(interval)
 
     def _on_request_done(self, total: int) -> None:
-        if self.max_requests and total >= self.max_requests and not self.retiring_sent:
+        if self.retiring_sent:
+            return
+        if self.max_requests and total >= self.max_requests:
+            self._retire(f"served {total} requests (max-requests)")
+        check = self.memory_check
+        if check is not None and check.due(total):
+            try:
+                rss = int(os.pread(self._statm, 64, 0).split()[1]) * PAGE_SIZE
+            except (OSError, ValueError, IndexError):
+                return  # no reading: the arbiter's once-a-second samples still apply
+            reason = check.review(rss, total)
+            if reason is not None:
+                self._retire(reason)
+
+    def _retire(self, reason: str) -> None:
+        """Ask the arbiter for a rolling replacement (once)."""
+        if not self.retiring_sent:
             self.retiring_sent = True
             with contextlib.suppress(ChannelClosed):
-                self.channel.send(Retiring(reason=f"served {total} requests (max-requests)"))
+                self.channel.send(Retiring(reason=reason))
+
+    def _check_open_files(self) -> None:
+        """At the open-files limit a worker loses connections without a word: in reuseport mode
+        libuv (under uvloop's server) accepts each new one and closes it at once (its EMFILE
+        trick), and in roundrobin mode the descriptors the arbiter passes do not fit and the
+        kernel closes them. A dup that fails with EMFILE shows this worker at the limit: say
+        so, at most once a second, as the arbiter does for its own accept failures. Checked at
+        each heartbeat (at most a second apart): two syscalls."""
+        try:
+            os.close(os.dup(self.channel.fileno()))
+        except OSError as exc:
+            if exc.errno in RESOURCE_ERRORS and self._fd_limit_warning.ready():
+                self.log.error("worker %d: at the open-files limit (%s): new connections are "
+                               "closed unanswered; raise ulimit -n or lower "
+                               "--worker-connections", os.getpid(), exc.strerror)
 
     def _reopen_logs(self) -> None:
         reopen_log_files(self.log)
@@ -346,6 +399,14 @@ class Worker:
         for protocol in list(self.state.connections):
             protocol.abort()
         self.state.starter.close()  # the idle tasks that lend themselves to requests
+
+
+def end_process_group() -> None:
+    """SIGTERM to the rest of this worker's own process group (``--kill-worker-group``): the
+    processes the app started, which would otherwise outlive the server's stop."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the worker is in the group too
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpid(), signal.SIGTERM)
 
 
 def worker_main(app: AppSpec | str | Callable[..., Any], proc_name: str = "prefork") -> Callable[

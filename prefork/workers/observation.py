@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from prefork.accesslog import AccessRecord
-from prefork.asgi.scope import split_target
 from prefork.hooks import call_hook
 from prefork.http.events import Request
+from prefork.http.targets import split_target
 
 if TYPE_CHECKING:
     from prefork.workers.protocol import HttpProtocol

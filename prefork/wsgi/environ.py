@@ -32,6 +32,7 @@ from urllib.parse import unquote_to_bytes
 
 from prefork import __version__
 from prefork.http.events import Request
+from prefork.http.targets import split_target
 from prefork.memo import remember
 
 __all__ = ["ErrorStream", "base_environ", "build_environ", "split_target"]
@@ -103,22 +104,6 @@ def base_environ(*, root_path: str, errors: Any, multithread: bool, multiprocess
         "wsgi.file_wrapper": file_wrapper,
         "wsgi.input_terminated": True,
     }
-
-
-def split_target(target: bytes) -> tuple[bytes, bytes]:
-    """Raw path and query of a request target: origin-form, absolute-form (scheme and authority
-    dropped, RFC 9112 §3.2.2) or asterisk-form (kept as is)."""
-    if not target.startswith(b"/"):
-        _, sep, rest = target.partition(b"://")
-        if sep:
-            slash = rest.find(b"/")
-            mark = rest.find(b"?")
-            if slash < 0 or 0 <= mark < slash:
-                rest = b"/" + rest[mark:] if mark >= 0 else b"/"
-                slash = 0
-            target = rest[slash:]
-    path, _, query = target.partition(b"?")
-    return path, query
 
 
 def build_environ(

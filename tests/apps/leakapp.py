@@ -1,4 +1,5 @@
-"""ASGI app for recycling tests: ``/leak`` keeps 2 MB more each time; every answer is the pid."""
+"""ASGI app for recycling tests: ``/leak`` keeps 2 MB more each time, ``/leak20`` 20 MB; every
+answer is the pid."""
 
 import os
 
@@ -13,6 +14,8 @@ async def app(scope, receive, send):
         return await acknowledge_lifespan(receive, send)
     if scope["path"] == "/leak":
         _kept.append(b"\x01" * LEAK_BYTES)  # written, so resident (a calloc'd page is not)
+    elif scope["path"] == "/leak20":
+        _kept.append(b"\x01" * (10 * LEAK_BYTES))
     body = str(os.getpid()).encode()
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain"),

@@ -64,6 +64,19 @@ def test_scope_http10_and_absolute_form(serve: Any, client_factory: Any) -> None
     scope = json.loads(client.recv_all().partition(b"\r\n\r\n")[2])
     assert scope["http_version"] == "1.0"
     assert (scope["path"], scope["query_string"]) == ("/abs", "q")
+    assert ["host", "example.com"] in scope["headers"]
+
+
+def test_absolute_form_authority_wins_over_host(serve: Any, client_factory: Any) -> None:
+    # RFC 9112 §3.2.2: the target's authority, not the Host field, names the host
+    server = serve(apps.scope_json)
+    client = client_factory(server.port)
+    client.send(b"GET http://origin.example:8080?q HTTP/1.1\r\nHost: other.example\r\n"
+                b"Connection: close\r\n\r\n")
+    scope = json.loads(client.recv_all().partition(b"\r\n\r\n")[2])
+    assert (scope["path"], scope["query_string"]) == ("/", "q")
+    hosts = [value for name, value in scope["headers"] if name == "host"]
+    assert hosts == ["origin.example:8080"]
 
 
 def test_root_path_is_part_of_path(serve: Any, client_factory: Any) -> None:

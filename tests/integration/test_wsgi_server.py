@@ -69,6 +69,18 @@ def test_environ(server: Server) -> None:
     assert environ["wsgi.multithread"] is (threads > 1)
 
 
+def test_absolute_form_authority_wins_over_host(server: Server) -> None:
+    # RFC 9112 §3.2.2: the target's authority, not the Host field, names the host
+    raw = raw_exchange(server.port, b"GET http://origin.example:8080/environ?x=1 HTTP/1.1\r\n"
+                       b"Host: other.example\r\nConnection: close\r\n\r\n")
+    status, _, body = parse_response(raw)
+    assert status == 200
+    environ = json.loads(body)
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("origin.example", "8080")
+    assert environ["HTTP_HOST"] == "origin.example:8080"
+    assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/environ", "x=1")
+
+
 def test_header_with_underscore_is_dropped(server: Server) -> None:
     status, _, body = http_request(server.port, "/environ",
                                    headers={"X-User": "real", "X_User": "spoofed"})

@@ -65,7 +65,7 @@ def test_a_leaking_worker_is_recycled_with_no_failed_request(tmp_path: Path) -> 
                 client.join(timeout=10)
         text = log.read_text()
         match = re.search(rf"worker {leaker} \(slot 0\) retiring: RSS (\d+) MB over (\d+) MB "
-                          r"for 3 samples \(max-worker-memory\)", text)
+                          r"(?:for 3 samples|after request \d+) \(max-worker-memory\)", text)
         assert match, text
         over_at = next((t for t, mb in seen if mb > limit), float("nan"))
         print(f"idle worker {baseline:.0f} MB, limit {limit} MB: the leaking worker's sampled "
@@ -76,6 +76,34 @@ def test_a_leaking_worker_is_recycled_with_no_failed_request(tmp_path: Path) -> 
         failures = [r for r in leaks + plain if not isinstance(r, int)]
         assert failures == []
         assert len(server.worker_pids()) == 1
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_growing_fast_is_retired_near_its_limit(tmp_path: Path) -> None:
+    # 20 MB kept per request, back to back: between the arbiter's once-a-second samples such a
+    # worker grew past 650 MB under a 200 MB limit; its own check after requests stops it
+    # within a request or two of the limit.
+    log = tmp_path / "error.log"
+    with running_server(LEAKY, workers=1, errorlog=str(log)) as probe:
+        baseline = _rss_mb(probe.worker_pids()[0])
+    limit = round(baseline + 160)
+    with running_server(LEAKY, workers=1, errorlog=str(log), max_worker_memory=limit) as server:
+        [leaker] = server.worker_pids()
+        pids = []
+        for _ in range(40):
+            status, _, body = http_request(server.port, "/leak20", timeout=10)
+            assert status == 200
+            pids.append(int(body))
+            if int(body) != leaker:
+                break
+        wait_until(lambda: "retiring" in log.read_text(), timeout=20)
+    text = log.read_text()
+    match = re.search(rf"worker {leaker} \(slot 0\) retiring: RSS (\d+) MB over (\d+) MB "
+                      r"after request (\d+) \(max-worker-memory\)", text)
+    assert match, text
+    print(f"idle worker {baseline:.0f} MB, limit {limit} MB, 20 MB a request: retired at RSS "
+          f"{match.group(1)} MB after request {match.group(3)}")
+    assert int(match.group(1)) <= limit + 20 + 5  # the request that crossed it, and rounding
 
 
 @pytest.mark.timeout(90)

@@ -15,6 +15,7 @@ from prefork.http import Data, EndOfMessage, Limits
 __all__ = ["parser"]  # the fixture, imported for pytest
 
 H = b"Host: h\r\n"
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
 REJECTS: dict[str, tuple[bytes, int]] = {
     "cl-and-te": (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked"
                   b"\r\n\r\n0\r\n\r\n", 400),
@@ -67,6 +68,21 @@ REJECTS: dict[str, tuple[bytes, int]] = {
                       b"3;a=\x7f\r\nabc\r\n0\r\n\r\n", 400),
     "chunk-last-ext-control-char": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked"
                                     b"\r\n\r\n3\r\nabc\r\n0;a=\x1b\r\n\r\n", 400),
+    "chunk-size-trailing-space": (CHUNKED_HEAD + b"5 \r\nhello\r\n0\r\n\r\n", 400),
+    "chunk-size-trailing-tab": (CHUNKED_HEAD + b"5\t\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk-ext-empty-name": (CHUNKED_HEAD + b"5;\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk-ext-space-after-semicolon": (CHUNKED_HEAD + b"5; a=b\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk-ext-space-before-semicolon": (CHUNKED_HEAD + b"5 ;a=b\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk-ext-ends-in-semicolon": (CHUNKED_HEAD + b"5;a=b;\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk-ext-unterminated-quote": (CHUNKED_HEAD + b'5;a="b\r\nhello\r\n0\r\n\r\n', 400),
+    "chunk-ext-value-slash": (CHUNKED_HEAD + b"5;a=b/c\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk-trailer-bare-lf-end": (CHUNKED_HEAD + b"5\r\nhello\r\n0\r\nX: y\r\n\n", 400),
+    "chunk-trailer-bare-lf-empty": (CHUNKED_HEAD + b"5\r\nhello\r\n0\r\n\n", 400),
+    "chunk-trailer-bare-lf-line": (CHUNKED_HEAD + b"5\r\nhello\r\n0\r\nX: a\nY: b\r\n\r\n",
+                                   400),
+    "chunk-trailer-escape": (CHUNKED_HEAD + b"5\r\nhello\r\n0\r\nX: a\x1bb\r\n\r\n", 400),
+    "chunk-trailer-del": (CHUNKED_HEAD + b"5\r\nhello\r\n0\r\nX: a\x7fb\r\n\r\n", 400),
+    "chunk-trailer-bare-cr": (CHUNKED_HEAD + b"5\r\nhello\r\n0\r\nX: a\rb\r\n\r\n", 400),
     "chunk-trailer-obs-fold": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
                                b"3\r\nabc\r\n0\r\nX: a\r\n b\r\n\r\n", 400),
     "chunk-trailer-obs-fold-tab": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked"

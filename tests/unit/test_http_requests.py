@@ -457,3 +457,53 @@ def test_released_connection_still_answers_but_reads_nothing(parser: str) -> Non
     fresh.receive_data(GET)
     with pytest.raises(RuntimeError, match="released"):
         fresh.next_event()  # never happens in a server: nothing is received after the loss
+
+
+@pytest.mark.parametrize(("raw", "host"), [
+    # RFC 9112 §3.2.2: the target's authority, not Host, names the host
+    (b"GET http://origin.example:8080/p?q HTTP/1.1\r\nHost: other.example\r\n\r\n",
+     b"origin.example:8080"),
+    (b"GET https://origin.example?q HTTP/1.1\r\nHost: origin.example\r\n\r\n", b"origin.example"),
+    (b"GET http://origin.example/ HTTP/1.0\r\n\r\n", b"origin.example"),
+])
+def test_absolute_form_authority_replaces_host(parser: str, raw: bytes, host: bytes) -> None:
+    conn = make(parser)
+    conn.receive_data(raw)
+    request = request_of(drain(conn))
+    assert [value for name, value in request.headers if name == b"host"] == [host]
+
+
+@pytest.mark.parametrize("raw", [
+    b"OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    b"CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: \r\n\r\n",  # RFC 9110 §7.2: empty when the target has no host
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: [2001:db8::1]:8000\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: xn--bcher-kva.example\r\n\r\n",
+    b"GET / HTTP/1.0\r\n\r\n",
+])
+def test_target_forms_and_hosts_accepted(parser: str, raw: bytes) -> None:
+    conn = make(parser)
+    conn.receive_data(raw)
+    assert request_of(drain(conn)).target == raw.split(b" ")[1]
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET * HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"GET example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"GET foo/bar HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"CONNECT / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"CONNECT example.com HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"GET http://a@example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: evil.example/x?\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a@example.com\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: example.com:80:80\r\n\r\n",
+    b"GET / HTTP/1.0\r\nHost: evil.example#x\r\n\r\n",
+])
+def test_target_forms_and_hosts_refused(parser: str, raw: bytes) -> None:
+    conn = make(parser)
+    conn.receive_data(raw)
+    with pytest.raises(RemoteProtocolError) as caught:
+        drain(conn)
+    assert caught.value.status_hint == 400

@@ -11,10 +11,12 @@ import pytest
 import prefork.recycling
 from prefork.config import Config
 from prefork.recycling import (
+    CHECK_EVERY_MAX,
     MEMORY_SAMPLES_OVER,
     MIB,
     RecycleLimits,
     RecyclePolicy,
+    RequestMemoryCheck,
     WorkerFacts,
 )
 
@@ -110,3 +112,22 @@ def test_the_module_is_pure() -> None:
     imported |= {node.module or "" for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom)}
     assert not imported & {"os", "socket", "selectors", "asyncio", "threading", "time"}
+
+
+def test_request_memory_check_reads_often_only_while_growth_could_reach_the_limit() -> None:
+    steady = RequestMemoryCheck(200 * MIB)
+    assert steady.due(1)
+    assert steady.review(40 * MIB, 1) is None and steady.due(2)  # a second reading, for growth
+    assert steady.review(40 * MIB, 2) is None  # no growth: the next reading 64 requests on
+    assert not steady.due(1 + CHECK_EVERY_MAX) and steady.due(2 + CHECK_EVERY_MAX)
+
+    growing = RequestMemoryCheck(200 * MIB)
+    assert growing.review(40 * MIB, 1) is None
+    assert growing.review(60 * MIB, 2) is None  # 20 MB a request, 140 MB left: 3 requests on
+    assert not growing.due(4) and growing.due(5)
+    assert growing.review(120 * MIB, 5) is None  # 80 MB left: 2 on
+    assert not growing.due(6) and growing.due(7)
+    assert growing.review(180 * MIB, 7) is None  # 20 MB left: the next request
+    assert growing.due(8)
+    reason = growing.review(201 * MIB, 8)
+    assert reason is not None and "RSS 201 MB over 200 MB after request 8" in reason

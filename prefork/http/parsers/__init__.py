@@ -6,8 +6,10 @@ keep-alive, upgrade) is decided once, by the sink, which is the connection. Both
 produce the same calls for the same bytes; the unit tests feed both the same inputs.
 
 Known lexical differences, each allowed by RFC 9112 and none a framing question:
-llhttp accepts only the request methods it knows (any token passes h11), refuses whitespace after
-a chunk size and accepts a run of spaces between request-line parts (h11 does the opposite).
+llhttp accepts only the request methods it knows (any token passes h11) and accepts a run of
+spaces between request-line parts (h11 does not). Where llhttp is stricter inside a chunked body
+(whitespace after a chunk size or in a chunk extension, a bare LF or a control character in the
+trailer section), the h11 backend refuses the same bytes; ``tests/corpus`` holds those cases.
 This module does no I/O.
 """
 

@@ -11,7 +11,8 @@ h11 is more lenient than llhttp about the raw head: it accepts bare LF line ends
 scans, :func:`_check_head`) so that both backends refuse the same bytes.
 
 In a chunked body h11 also accepts chunk sizes of up to 20 hex digits (past 2**64, where 64-bit
-parsers read another framing), any byte but LF in a chunk extension, and obs-fold in trailers.
+parsers read another framing), whitespace after the size, any byte but LF in a chunk extension,
+and in trailers obs-fold, control characters and bare LF line ends.
 :class:`_ChunkedFraming` follows the chunked framing on the raw bytes alongside h11 (data bytes are
 skipped by count, lines are checked with C-speed scans) and refuses those before h11 sees them.
 It runs only for chunked bodies. This module does no I/O.
@@ -35,6 +36,14 @@ _FRAMING_FIELD = re.compile(
 )
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]*")
 _NOT_EXT = re.compile(rb"[^\t\x20-\x7e]")  # a chunk extension is visible ASCII, SP and HTAB
+# RFC 9112 §7.1.1 without the optional whitespace (BWS), as llhttp reads it: after the size
+# only ";" or the line end, a name and value are tokens or the value a quoted string; llhttp also
+# lets a name be empty (";=v", ";;n") but not the extension end in ";".
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_CHUNK_EXT = re.compile(
+    rb"(?:;" + _TCHAR + rb"*(?:=(?:" + _TCHAR + rb'*|"(?:[\t !#-\[\]-~]|\\[\t -~])*"))?)*'
+)
+_TRAILER_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # CTLs but HTAB; a CR here is bare
 _MAX_CHUNK_SIZE_DIGITS = 16  # 16 hex digits hold any 64-bit size; llhttp refuses larger values
 
 _SIZE_LINE, _DATA, _TRAILER, _DONE = range(4)
@@ -67,20 +76,24 @@ class _ChunkedFraming:
     """The framing of a chunked request body, followed on the raw bytes alongside h11.
 
     It finds what h11 accepts and llhttp refuses: a chunk size of more than 16 hex digits, a byte
-    other than visible ASCII, SP and HTAB after the size (chunk extensions: no CTL, NUL or bare
-    CR), and a trailer line that starts with SP or HTAB (obs-fold). Anything else that is wrong
-    (no size, a bad chunk end) is h11's to refuse; a bare LF ending a size line is refused here,
-    as h11 would refuse it once a CRLF arrives. Input may be split anywhere.
+    other than visible ASCII, SP and HTAB after the size, an extension that is not
+    ``;name[=value]`` without whitespace (``5 ``, ``5;``, ``5; a=b``), a trailer line that starts
+    with SP or HTAB (obs-fold) or holds a control character, and a size or trailer line that
+    ends in a bare LF (the last, empty one too). Anything else that is wrong (no size, a bad
+    chunk end) is h11's to refuse. Input may be split anywhere.
     """
 
-    __slots__ = ("_cr", "_digits", "_ext", "_first", "_line", "_size", "_skip", "_state")
+    __slots__ = (
+        "_cr", "_digits", "_ext", "_extension", "_first", "_line", "_size", "_skip", "_state",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self._state = _SIZE_LINE
         self._digits = 0  # hex digits of the size line so far
         self._ext = False  # past the hex digits of the size line
+        self._extension = b""  # the size line's bytes after its hex digits, so far
         self._size = 0
-        self._cr = False  # the last piece ended in a CR inside a size line
+        self._cr = False  # the last piece ended in a CR inside a size or trailer line
         self._skip = 0  # data bytes and their CRLF still to come
         self._line = 0  # length of the trailer line so far
         self._first = 0  # first byte of the trailer line
@@ -105,11 +118,26 @@ class _ChunkedFraming:
                 return None
             end = data.find(b"\n", i)
             stop = n if end == -1 else end
+            pending_cr = self._cr
+            if pending_cr:
+                self._cr = False
+                if end != i:
+                    return i, "bare CR in chunked body"
+            tail = stop
+            if stop > i and data[stop - 1] == 0x0D:
+                tail -= 1  # the CR of the line's CRLF (checked below) or of a bare CR (next piece)
+                if end == -1:
+                    self._cr = True
+            if end != -1 and not (pending_cr if end == i else data[end - 1] == 0x0D):
+                return end, "bare LF in chunked body"
             if state == _TRAILER:
                 if self._line == 0 and stop > i:
                     self._first = data[i]
                     if self._first in (0x20, 0x09):
                         return i, "obsolete line folding in chunked trailer"
+                bad = _TRAILER_CONTROL.search(data, i, tail)
+                if bad is not None:
+                    return bad.start(), "control character in chunked trailer"
                 if end == -1:
                     self._line += n - i
                     return None
@@ -121,12 +149,6 @@ class _ChunkedFraming:
                 i = end + 1
                 continue
             # _SIZE_LINE
-            start = i
-            pending_cr = self._cr
-            if pending_cr:
-                self._cr = False
-                if end != i:
-                    return i, "bare CR in chunk size line"
             if not self._ext:
                 hex_end = _HEX_RUN.match(data, i, stop).end()  # type: ignore[union-attr]
                 digits = self._digits + hex_end - i
@@ -138,18 +160,18 @@ class _ChunkedFraming:
                     i = hex_end
                 if i < stop:
                     self._ext = True
-            tail = stop
-            if stop > i and data[stop - 1] == 0x0D:
-                tail -= 1  # the CR of the line's CRLF (checked below) or of a bare CR (next piece)
-                if end == -1:
-                    self._cr = True
-            bad = _NOT_EXT.search(data, i, tail)
-            if bad is not None:
-                return bad.start(), "control character in chunk extension"
+            if tail > i:
+                bad = _NOT_EXT.search(data, i, tail)
+                if bad is not None:
+                    return bad.start(), "control character in chunk extension"
+                self._extension += data[i:tail]
             if end == -1:
                 return None
-            if not (pending_cr if end == start else data[end - 1] == 0x0D):
-                return end, "bare LF in chunk size line"
+            extension = self._extension
+            if extension:
+                self._extension = b""
+                if _CHUNK_EXT.fullmatch(extension) is None or extension[-1:] == b";":
+                    return end, "invalid chunk extension"
             i = end + 1
             if self._digits == 0:
                 self._state = _DONE  # no size: h11 refuses the line
