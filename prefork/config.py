@@ -121,6 +121,10 @@ def _workers(value: Any) -> int:
     return number
 
 
+# settings whose converter turns 'auto' into 0, resolved later from the machine
+AUTO_AS_ZERO = ("workers", "max_workers")
+
+
 def _max_workers(value: Any) -> int:
     """``auto`` becomes 0 here and is derived from CPUs and memory by ``max_worker_count``."""
     if isinstance(value, str) and value.strip().lower() == "auto":
@@ -773,6 +777,9 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         """A copy with some settings changed, checked like the original."""
         merged = dataclasses.asdict(self)
+        for name in AUTO_AS_ZERO:  # the resolved form of 'auto' is not a value a user may give
+            if merged[name] == 0:
+                merged[name] = "auto"
         merged.update(changes)
         return Config.from_mapping(merged)
 
