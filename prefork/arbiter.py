@@ -734,18 +734,20 @@ class Arbiter:
         description = _describe_status(status)
         history = self.slots.setdefault(worker.slot, SlotHistory())
         history.last_exit = description
-        app_traceback = ""
+        app_traceback, logged = "", description
         if worker.boot_reason:
+            # the log says a repeated failure in one line; a failed reload reports it whole
             reason, app_traceback = self._boot_failure_text(worker)
-            description = f"{description}: {reason}"
+            logged = f"{description}: {reason}"
+            description = f"{description}: {worker.boot_reason}"
         if crashed:
             code = os.waitstatus_to_exitcode(status)
             level = logging.ERROR if code not in BOOT_EXIT_CODES else logging.CRITICAL
             self.log.log(level, "worker %d (slot %d) died after %.1fs (%s)%s", worker.pid,
-                         worker.slot, lifetime, description, app_traceback)
+                         worker.slot, lifetime, logged, app_traceback)
         else:
             self.log.info("worker %d (slot %d) stopped (%s)%s", worker.pid, worker.slot,
-                          description, app_traceback)
+                          logged, app_traceback)
         if worker.pid in self.replacements_pending:
             self.replacements_pending.remove(worker.pid)
         self.reload_replacing.discard(worker.pid)

@@ -115,7 +115,8 @@ def test_django_docker_config(cli, tmp_path: Path) -> None:
     wait_until(lambda: _worker_count(process) == 2, timeout=20)
     seen = _get(port, headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"})
     assert seen["env"]["APP_MODE"] == "production"
-    assert (seen["client"], seen["scheme"]) == ("203.0.113.7", "https")
+    # as under gunicorn: REMOTE_ADDR stays the peer, the scheme follows the trusted proxy
+    assert (seen["client"], seen["scheme"]) == ("127.0.0.1", "https")
     output = _stop(process)
     assert "Starting the Django app with 2 workers" in output
     assert "initialised" in output

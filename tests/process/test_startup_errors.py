@@ -50,7 +50,7 @@ def test_bad_input_is_one_line_and_no_fork(args: list[str], named: str) -> None:
     assert lines[0].startswith("prefork: error:"), lines
     assert named in lines[0], lines
     assert "Traceback" not in result.stderr
-    assert "forked worker" not in result.stderr and "ready in" not in result.stderr
+    assert "Booting worker with pid" not in result.stderr and "ready in" not in result.stderr
 
 
 @pytest.mark.timeout(60)
