@@ -18,9 +18,11 @@ Notes for the I/O layer:
   calling ``next_event`` and drop the ``Data`` until ``EndOfMessage``, then ``start_next_cycle``
   (or close, if the rest is too large to wait for). A final response to a client still waiting
   for ``100 Continue`` closes the connection instead (RFC 9110 §10.1.1), since it may never send it.
-* A request that switches protocols (``Upgrade`` with ``Connection: upgrade``, or ``CONNECT``)
-  ends at its head; what follows is :attr:`trailing_data`, never parsed as HTTP, and the
-  connection is not reused for HTTP.
+* A request that switches protocols (``Upgrade`` to a protocol in ``upgrades``, with
+  ``Connection: upgrade``, or ``CONNECT``) ends at its head; what follows is
+  :attr:`trailing_data`, never parsed as HTTP, and the connection is not reused for HTTP. Any
+  other ``Upgrade`` is ignored: an ordinary request, body included, after which the connection
+  closes.
 * After ``send`` raised LocalProtocolError for a bad ``Response``, nothing was emitted and
   :meth:`error_response` can still answer 500; a body over- or under-run leaves our side in
   ``ERROR`` and the connection must be closed.
@@ -69,7 +71,16 @@ from prefork.http.response_head import app_head
 from prefork.http.targets import CHECKED_HOSTS, check_host, check_target
 
 __all__ = [
-    "CLOSED", "DONE", "ERROR", "IDLE", "JOIN_LIMIT", "MUST_CLOSE", "SEND_BODY", "ServerConnection",
+    "CLOSED",
+    "DONE",
+    "ERROR",
+    "IDLE",
+    "JOIN_LIMIT",
+    "MUST_CLOSE",
+    "NO_UPGRADE",
+    "SEND_BODY",
+    "WEBSOCKET_UPGRADE",
+    "ServerConnection",
 ]
 
 IDLE: Final = "IDLE"
@@ -102,6 +113,11 @@ _REQUEST_FIELDS: Final = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
 ) | _FORWARDING_FIELDS
 _PARSER_NAMES: Final = ("httptools", "h11")
+
+# The protocols a connection switches to when asked (Upgrade with Connection: upgrade); any
+# other Upgrade is ignored. WebSocket is the only one an ASGI server offers.
+WEBSOCKET_UPGRADE: Final = frozenset({b"websocket"})
+NO_UPGRADE: Final = frozenset[bytes]()
 _NONE: Final[list[bytes]] = []  # shared empty list, never mutated
 _CLOSE_LINE: Final = b"connection: close\r\n"
 _KEEP_ALIVE_LINE: Final = b"connection: keep-alive\r\n"
@@ -137,7 +153,7 @@ class ServerConnection:
         "_blocked", "_body_budget", "_chunks", "_closing", "_date", "_dead", "_eof", "_error",
         "_head_request", "_http11", "_keep_alive", "_limits", "_our", "_queue", "_queued_bytes",
         "_raw_len", "_request", "_server_line", "_switching", "_their", "_tokenizer",
-        "_waiting_100", "_writer", "body_sent", "response",
+        "_upgrades", "_waiting_100", "_writer", "body_sent", "response",
     )  # fmt: skip
 
     def __init__(
@@ -149,12 +165,14 @@ class ServerConnection:
         date_header: bool = True,
         clock: Callable[[], float] = time.time,
         date_cache: DateCache | None = None,
+        upgrades: frozenset[bytes] = WEBSOCKET_UPGRADE,
     ) -> None:
         if parser not in _PARSER_NAMES:
             raise ConfigError(f"parser must be one of {', '.join(_PARSER_NAMES)}, got {parser!r}")
         self._limits = limits if limits is not None else Limits()
         self._server_line = _server_line(server_header) if server_header else b""
         self._date = (date_cache or DateCache(clock)) if date_header else None
+        self._upgrades = upgrades
         self._tokenizer = make_tokenizer(parser, self, self._limits)
         self._writer = framing.BodyWriter()
         self.response: Response | None = None  # the last response head sent
@@ -416,6 +434,16 @@ class ServerConnection:
                 keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
                 upgrade_token = b"upgrade" in tokens
         upgrade_value = upgrade.lower() if upgrade and upgrade_token else None
+        if upgrade_value is not None and upgrade_value not in self._upgrades:
+            # A protocol this connection cannot switch to (h2c from curl --http2, a WebSocket
+            # under WSGI): an ordinary request, body included (RFC 9110 §7.8 lets a server
+            # ignore Upgrade); the connection closes after it, since llhttp reads nothing
+            # past a message that asked to switch.
+            upgrade_value = None
+            keep_alive = False
+            if length == framing.CHUNKED_BODY:  # llhttp stops before it; only it decodes chunks
+                raise RemoteProtocolError("a chunked body with an Upgrade this server declines",
+                                          400)
         switching = upgrade_value is not None or method == b"CONNECT"
         if switching and method == b"CONNECT" and target[:1] == b"/":
             check_target(method, target)  # refuses it: CONNECT names an authority

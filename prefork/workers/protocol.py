@@ -96,7 +96,16 @@ from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import RemoteProtocolError
 from prefork.hooks import WorkerView
-from prefork.http.connection import CLOSED, DONE, IDLE, JOIN_LIMIT, SEND_BODY, ServerConnection
+from prefork.http.connection import (
+    CLOSED,
+    DONE,
+    IDLE,
+    JOIN_LIMIT,
+    NO_UPGRADE,
+    SEND_BODY,
+    WEBSOCKET_UPGRADE,
+    ServerConnection,
+)
 from prefork.http.events import (
     NEED_DATA,
     PAUSED,
@@ -315,7 +324,9 @@ class HttpProtocol(asyncio.Protocol):
         self.conn = ServerConnection(state.limits, parser=state.parser,
                                      server_header=state.server_header,
                                      date_header=state.config.date_header,
-                                     date_cache=state.date_cache)
+                                     date_cache=state.date_cache,
+                                     upgrades=WEBSOCKET_UPGRADE if state.websockets
+                                     else NO_UPGRADE)
         self.transport: asyncio.Transport | None = None
         self.cycle: Cycle | None = None  # the cycle whose response is not complete yet
         self.pending: Cycle | None = None  # created, its task not started yet

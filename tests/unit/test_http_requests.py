@@ -349,6 +349,45 @@ def test_upgrade_request(parser: str, raw: bytes) -> None:
     assert conn.our_state == "MUST_CLOSE"
 
 
+H2C_POST = (
+    b"POST /up HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 11\r\n\r\n"
+    b"hello world"
+)
+
+
+@pytest.mark.parametrize("upgrades", [None, frozenset()])
+@pytest.mark.parametrize("split", [False, True])
+def test_declined_upgrade_is_an_ordinary_request_with_its_body(
+        parser: str, upgrades: frozenset[bytes] | None, split: bool) -> None:
+    """curl --http2 on a cleartext URL asks for h2c; a WebSocket under WSGI is declined too:
+    the request is served with its whole body, and the connection ends after it."""
+    raw = H2C_POST if upgrades is None else H2C_POST.replace(b"h2c", b"websocket")
+    pieces = [raw[i:i + 1] for i in range(len(raw))] if split else [raw + b"GET / HTTP/1.1\r\n"]
+    kwargs = {} if upgrades is None else {"upgrades": upgrades}
+    events = feed_pieces(parser, pieces, **kwargs)
+    assert request_of(events).upgrade is None
+    assert (b"upgrade", b"websocket" if upgrades is not None else b"h2c") in events[0].headers
+    assert events[1:] == [Data(b"hello world"), EndOfMessage()]
+
+
+def test_declined_upgrade_closes_after_its_response(parser: str) -> None:
+    conn = make(parser)
+    conn.receive_data(H2C_POST)
+    drain(conn)
+    assert not conn.keep_alive and conn.trailing_data == b""
+    assert b"connection: close" in respond(conn).lower()
+
+
+def test_declined_upgrade_with_a_chunked_body_is_refused(parser: str) -> None:
+    conn = make(parser)
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    with pytest.raises(RemoteProtocolError) as caught:
+        drain(conn)
+    assert caught.value.status_hint == 400
+
+
 def test_upgrade_needs_connection_token(parser: str) -> None:
     conn = make(parser)
     conn.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n")

@@ -29,6 +29,8 @@ _LINE_ENDS: Final = {b"HTTP/1.1\r\n": b"1.1", b"HTTP/1.0\r\n": b"1.0"}
 class HttptoolsTokenizer:
     __slots__ = (
         "_between",
+        "_declined",
+        "_declined_left",
         "_feed",
         "_feed_len",
         "_head_bytes",
@@ -59,6 +61,10 @@ class HttptoolsTokenizer:
         self._in_head = False
         self._head_bytes = 0
         self._switching = False
+        # After an Upgrade the engine declined (see on_headers_complete), llhttp reads nothing
+        # more: the request's body, _declined_left bytes of it, is counted off here.
+        self._declined = False
+        self._declined_left = 0
         # Between two messages a feed starts with the next request line, so the message that
         # begins there can read its version from it (see on_headers_complete).
         self._between = True
@@ -79,6 +85,9 @@ class HttptoolsTokenizer:
     def feed(self, data: bytes) -> None:
         # _head_bytes is an upper bound of the current head's size: the whole of the feed it
         # began in, plus every later feed while it is incomplete.
+        if self._declined:
+            self._declined_body(data)
+            return
         self._feed_len = len(data)
         self._feed = data if self._between else b""
         if self._in_head:
@@ -86,7 +95,12 @@ class HttptoolsTokenizer:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            self._sink.on_unparsed(data[upgrade.args[0] :])
+            rest = data[upgrade.args[0] :]
+            if self._switching:
+                self._sink.on_unparsed(rest)
+            else:
+                self._declined = True
+                self._declined_body(rest)
             return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
@@ -146,9 +160,13 @@ class HttptoolsTokenizer:
         switching = self._sink.on_head(
             method, target, version, headers
         )
-        if switching != parser.should_upgrade():
+        if not switching and parser.should_upgrade():
+            self._declined_left = _declined_body_length(headers)
+        if switching and not parser.should_upgrade():
             # The engine's rule and llhttp's disagree on whether the body follows: refuse rather
-            # than guess where this message ends.
+            # than guess where this message ends. (The other way round, an upgrade the engine
+            # declined, llhttp still reads the body and stops after the message, which the
+            # engine answers as the connection's last.)
             raise RemoteProtocolError("ambiguous protocol upgrade request", 400)
         self._switching = switching
 
@@ -157,12 +175,34 @@ class HttptoolsTokenizer:
 
     def on_message_complete(self) -> None:
         self._between = True
-        if self._switching:
-            return  # the sink ended the message at its head
+        if self._switching or self._declined_left:
+            return  # the sink ended the message at its head, or its body is still to come
         trailers = self._headers
         if trailers:
             self._headers = []
         self._sink.on_end(trailers)  # an empty list is kept for the next message's head
+
+
+    def _declined_body(self, data: bytes) -> None:
+        """The body of a request whose Upgrade was declined, which llhttp does not read; what
+        follows it is dropped, since the engine closes that connection after its response."""
+        left = self._declined_left
+        if not left or not data:
+            return
+        piece = data[:left]
+        self._declined_left = left - len(piece)
+        self._sink.on_data(piece)
+        if not self._declined_left:
+            self._sink.on_end([])
+
+
+def _declined_body_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The Content-Length of a request whose Upgrade the engine declined (it has checked the
+    value and refused a chunked body there)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return 0
 
 
 def _remote_error(exc: Exception) -> RemoteProtocolError:
