@@ -740,8 +740,13 @@ class Arbiter:
             reason, app_traceback = self._boot_failure_text(worker)
             logged = f"{description}: {reason}"
             description = f"{description}: {worker.boot_reason}"
-        if crashed:
-            code = os.waitstatus_to_exitcode(status)
+        code = os.waitstatus_to_exitcode(status)
+        if crashed and code == 0:
+            # a TERM or INT sent to this one worker (gunicorn's way to restart one): a clean
+            # stop nobody here asked for, replaced like any exit, but no failure
+            self.log.warning("worker %d (slot %d) exited by itself after %.1fs (%s); replacing "
+                             "it", worker.pid, worker.slot, lifetime, logged)
+        elif crashed:
             level = logging.ERROR if code not in BOOT_EXIT_CODES else logging.CRITICAL
             self.log.log(level, "worker %d (slot %d) died after %.1fs (%s)%s", worker.pid,
                          worker.slot, lifetime, logged, app_traceback)
