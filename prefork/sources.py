@@ -11,6 +11,7 @@ server starts. This module reads files and nothing else; it never prints.
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -133,10 +134,10 @@ def translate_gunicorn_names(namespace: Mapping[str, Any], path: str) -> dict[st
 
 
 def _settings_from_toml(path: str, source: bytes) -> dict[str, Any]:
-    try:
-        import tomllib  # type: ignore[import-not-found, unused-ignore]  # 3.11+; mypy targets 3.10
-    except ModuleNotFoundError:  # Python 3.10
-        raise ConfigError(f"config: TOML files need Python 3.11 or newer ({path})") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the same parser from PyPI, a dependency on 3.10 only
+        import tomli as tomllib
     try:
         document = tomllib.loads(source.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
