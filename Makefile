@@ -3,8 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test compile pure nginx redis run test lint typecheck bench bench-install \
-	bench-scaling fuzz clean
+.PHONY: install install-test compile pure nginx redis podman docker-base run test test-pythons \
+	lint typecheck bench bench-install bench-scaling fuzz clean
 
 # setuptools and mypy (mypyc) too: make compile builds the request path with them in place.
 $(VENV)/.installed: pyproject.toml
@@ -33,11 +33,27 @@ redis:
 	     --no-install-recommends redis-server >/dev/null) || \
 	  echo "redis-server could not be installed: tests/process/test_sessions_example.py will fail"
 
+# podman, runc and debootstrap build and run the Docker image (tests/process/test_docker_image.py,
+# which skips without them, and fails under CI=true).
+podman:
+	@command -v podman >/dev/null && command -v runc >/dev/null && \
+	  command -v debootstrap >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     --no-install-recommends podman runc debootstrap >/dev/null) || \
+	  echo "podman could not be installed: tests/process/test_docker_image.py will skip"
+
+# The image's base, python:3.11-slim, from the registry where it is reachable; else the stand-in
+# (.ci/python-slim-standin.sh), built once into /var/cache/prefork-ci.
+docker-base: podman
+	@command -v podman >/dev/null && .ci/python-slim-standin.sh || true
+
 # The request path compiled with mypyc (setup.py), in place beside its sources, where the
 # import system prefers it. Rebuilt when any source changes: mypyc reads the types of the whole
 # package. Where it cannot be built (no C compiler), the pure-Python package serves, slower.
-# A failed compile leaves no stamp, so the next make tries again, and keeps its log apart
-# (build/compile-failed.log): a later successful compile must not overwrite the evidence.
+# An unchanged module is not relinked (setuptools skips an extension newer than its C source,
+# which mypyc rewrites only when it changes), so the .so files are touched to be newer than the
+# sources make compares them with. A failed compile leaves no stamp, so the next make tries
+# again, and keeps its log apart (build/compile-failed.log) with its last lines printed.
 SOURCES := $(shell find prefork -name '*.py')
 COMPILED := build/.compiled
 
@@ -70,19 +86,41 @@ install: $(VENV)/.installed $(COMPILED)
 install-test: $(VENV)/.installed-test
 
 run: install
+	@echo "serving examples.hello:app at http://127.0.0.1:8000/ with $$($(VENV)/bin/prefork --version)"
 	$(VENV)/bin/prefork examples.hello:app --workers auto --bind 127.0.0.1:8000
 
 # The suite runs on the compiled build (what make run and the Docker image serve); the tests that
-# run the request path in-process run again on the pure-Python package, the fallback.
-test: install-test nginx redis
+# run the request path in-process run again on the pure-Python package, the fallback. Then the
+# same in-process tests and a served request on every other Python that requires-python admits.
+test: install-test nginx redis podman docker-base
 	$(VENV)/bin/ruff check prefork tests bench setup.py
 	$(VENV)/bin/mypy
 	$(MAKE) -s pure
 	$(PY) -m pytest -q tests/unit tests/integration
 	$(MAKE) -s compile
 	$(PY) -c "import prefork, sys; sys.exit(prefork.build() != 'compiled')" || \
-	  (echo "the compiled build is missing: see build/compile.log" && false)
+	  (echo "the compiled build is missing: see build/compile-failed.log" && false)
 	$(PY) -m pytest -q
+	$(MAKE) -s test-pythons
+
+# Each Python from pyenv (CI's machine image has them all); one that is missing is skipped with
+# a line here, and fails the run under CI=true. The lowest runs on the websockets floor.
+PYENV_ROOT ?= $(HOME)/.pyenv
+OTHER_PYTHONS := 3.10 3.12 3.13
+LOWEST_PYTHON := 3.10
+
+test-pythons:
+	@for version in $(OTHER_PYTHONS); do \
+	  python=$$(ls -d $(PYENV_ROOT)/versions/$$version.*/bin/python$$version 2>/dev/null | \
+	    sort -V | tail -n 1); \
+	  if [ -z "$$python" ]; then \
+	    echo "Python $$version is not installed ($(PYENV_ROOT)/versions/$$version.*):" \
+	      "its tests are skipped"; \
+	    if [ "$$CI" = true ]; then exit 1; fi; continue; \
+	  fi; \
+	  .ci/other-python.sh $$version $$python $$([ $$version = $(LOWEST_PYTHON) ] && echo lowest) \
+	    || exit 1; \
+	done
 
 lint: install-test
 	$(VENV)/bin/ruff check prefork tests bench setup.py
@@ -128,4 +166,4 @@ fuzz: install-test
 	$(PY) fuzz/http_engine.py -max_len=4096 -timeout=5 -max_total_time=600 fuzz/corpus tests/corpus
 
 clean: pure
-	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info
+	rm -rf $(VENV) .venvs $(BENCH_VENV) build *.egg-info

@@ -79,7 +79,8 @@ def compile_blocker() -> str | None:
     include = sysconfig.get_paths()["include"]
     if not Path(include, "Python.h").exists():
         return f"no Python headers in {include} (Debian: python3-dev)"
-    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    # CC from the environment wins, as it does for setuptools' own compile
+    compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
     with tempfile.TemporaryDirectory() as scratch:
         probe = Path(scratch, "probe.c")
         probe.write_text("#include <Python.h>\nint prefork_probe(void) { return 0; }\n")
