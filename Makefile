@@ -103,24 +103,24 @@ test: install-test nginx redis podman docker-base
 	$(PY) -m pytest -q
 	$(MAKE) -s test-pythons
 
-# Each Python from pyenv (CI's machine image has them all); one that is missing is skipped with
-# a line here, and fails the run under CI=true. The lowest runs on the websockets floor.
+# Each Python from pyenv (CI's machine image has them all), two at a time: one that is missing is
+# skipped with a line here, and fails the run under CI=true. The lowest runs on the websockets
+# floor. Each version's output is shown when it is done (--output-sync).
 PYENV_ROOT ?= $(HOME)/.pyenv
 OTHER_PYTHONS := 3.10 3.12 3.13
 LOWEST_PYTHON := 3.10
 
 test-pythons:
-	@for version in $(OTHER_PYTHONS); do \
-	  python=$$(ls -d $(PYENV_ROOT)/versions/$$version.*/bin/python$$version 2>/dev/null | \
-	    sort -V | tail -n 1); \
-	  if [ -z "$$python" ]; then \
-	    echo "Python $$version is not installed ($(PYENV_ROOT)/versions/$$version.*):" \
-	      "its tests are skipped"; \
-	    if [ "$$CI" = true ]; then exit 1; fi; continue; \
-	  fi; \
-	  .ci/other-python.sh $$version $$python $$([ $$version = $(LOWEST_PYTHON) ] && echo lowest) \
-	    || exit 1; \
-	done
+	@$(MAKE) -s -j2 --output-sync=target $(addprefix test-python-,$(OTHER_PYTHONS))
+
+test-python-%:
+	@python=$$(ls -d $(PYENV_ROOT)/versions/$*.*/bin/python$* 2>/dev/null | sort -V | tail -n 1); \
+	if [ -z "$$python" ]; then \
+	  echo "Python $* is not installed ($(PYENV_ROOT)/versions/$*.*): its tests are skipped"; \
+	  if [ "$$CI" = true ]; then exit 1; fi; \
+	else \
+	  .ci/other-python.sh $* $$python $(if $(filter $*,$(LOWEST_PYTHON)),lowest); \
+	fi
 
 lint: install-test
 	$(VENV)/bin/ruff check prefork tests bench setup.py

@@ -13,7 +13,8 @@ if [ ! -e "$venv/.installed" ] || [ pyproject.toml -nt "$venv/.installed" ]; the
     echo "Python $version: making $venv"
     rm -rf "$venv"
     "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip
+    # setuptools and mypy for the in-place compile below, as the main venv has them
+    "$venv/bin/python" -m pip install -q --upgrade pip "setuptools>=77" "mypy>=1.11"
     "$venv/bin/python" -m pip install -q -e '.[test]'
     if [ -n "$lowest" ]; then
         floor=$(sed -n 's/^ *"websockets>=\([0-9.]*\)".*/\1/p' pyproject.toml | head -n 1)
@@ -30,8 +31,9 @@ echo "Python $version, pure Python: ${tests[*]}"
 
 echo "Python $version: compiling the request path (log: build/compile-$version.log)"
 mkdir -p build
-if ! PREFORK_COMPILE=1 "$venv/bin/python" setup.py -q build_ext --inplace \
-        >"build/compile-$version.log" 2>&1; then
+# one compile at a time: mypyc writes its C sources to build/ whatever the Python
+if ! PREFORK_COMPILE=1 flock build/.compile.lock "$venv/bin/python" setup.py -q build_ext \
+        --inplace >"build/compile-$version.log" 2>&1; then
     tail -n 25 "build/compile-$version.log" | sed 's/^/    /'
     find prefork -name "*$suffix" -delete
     echo "Python $version: compiling the request path failed"

@@ -413,8 +413,10 @@ def _handshake_request(request: Request) -> HandshakeRequest:
     """The websockets library's view of the request head our engine already parsed."""
     headers = Headers([(name.decode("latin-1"), value.decode("latin-1"))
                        for name, value in request.headers])
-    if not _LIBRARY_CHECKS_REQUEST_LINE:
-        return HandshakeRequest(request.target.decode("latin-1"), headers)
-    return HandshakeRequest(request.target.decode("latin-1"), headers,
-                            method=request.method.decode("latin-1"),
-                            protocol="HTTP/" + request.http_version.decode("latin-1"))
+    # passed as a mapping: mypy (and mypyc) read whichever release is installed, and before 17
+    # these fields do not exist
+    request_line: dict[str, Any] = {
+        "method": request.method.decode("latin-1"),
+        "protocol": "HTTP/" + request.http_version.decode("latin-1"),
+    } if _LIBRARY_CHECKS_REQUEST_LINE else {}
+    return HandshakeRequest(request.target.decode("latin-1"), headers, **request_line)

@@ -62,10 +62,10 @@ def clean_checkout(destination: Path) -> Path:
     return destination
 
 
-def build(context: Path, pip_conf: Path) -> tuple[str, float]:
+def build(context: Path, pip_conf: Path, *args: str, tag: str = IMAGE) -> tuple[str, float]:
     command = [*PODMAN, "build", "--isolation", "chroot", "--pull=never", "--network", "host",
                "-v", "/etc/ssl/certs:/etc/ssl/certs:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro",
-               "-t", IMAGE, str(context)]
+               *args, "-t", tag, str(context)]
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     output = result.stdout + result.stderr
@@ -86,7 +86,12 @@ def host_pip_conf(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pip_conf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return host_pip_conf(tmp_path_factory.mktemp("pip"))
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory, pip_conf: Path) -> Iterator[str]:
     missing = [tool for tool in ("podman", "runc", "debootstrap") if shutil.which(tool) is None]
     if missing:
         reason = f"{', '.join(missing)} not installed (make test installs them with apt-get)"
@@ -98,7 +103,6 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert standin.returncode == 0, standin.stdout + standin.stderr
     work = tmp_path_factory.mktemp("image")
     context = clean_checkout(work / "checkout")
-    pip_conf = host_pip_conf(work)
     _, elapsed = build(context, pip_conf)
     size = int(podman("image", "inspect", "--format", "{{.Size}}", IMAGE).strip())
     print(f"\nimage {IMAGE}: built in {elapsed:.0f} s, {size / 1e6:.0f} MB")
@@ -237,3 +241,14 @@ def test_podman_stop_finishes_the_request_in_flight(
     # SIGKILL would have come at STOP_GRACE seconds, with exit code 137
     assert stopped_in < STOP_GRACE, f"{stopped_in:.1f} s\n{served.logs()}"
     print(f"\npodman stop: the in-flight request answered, exit 0 in {stopped_in:.2f} s")
+
+
+def test_the_fastapi_example_builds_on_the_image(image: str, pip_conf: Path,
+                                                 container: Callable[..., Container]) -> None:
+    """examples/fastapi/Dockerfile, as a user's project would build it on prefork's image."""
+    tag = "localhost/prefork-test-fastapi:latest"
+    _, elapsed = build(ROOT / "examples" / "fastapi", pip_conf,
+                       "--build-arg", f"PREFORK_IMAGE={image}", tag=tag)
+    print(f"\nexamples/fastapi built on the image in {elapsed:.0f} s")
+    status, _, body = wait_served(container(tag))
+    assert (status, body) == (200, b'{"message":"Hello from FastAPI on prefork"}')
