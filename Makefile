@@ -105,13 +105,14 @@ test: install-test nginx redis podman docker-base
 
 # Each Python from pyenv (CI's machine image has them all), two at a time: one that is missing is
 # skipped with a line here, and fails the run under CI=true. The lowest runs on the websockets
-# floor. Each version's output is shown when it is done (--output-sync).
+# floor. Each version's output is shown when it is done (--output-sync), and each runs whatever
+# another's result (-k).
 PYENV_ROOT ?= $(HOME)/.pyenv
 OTHER_PYTHONS := 3.10 3.12 3.13
 LOWEST_PYTHON := 3.10
 
 test-pythons:
-	@$(MAKE) -s -j2 --output-sync=target $(addprefix test-python-,$(OTHER_PYTHONS))
+	@$(MAKE) -s -k -j2 --output-sync=target $(addprefix test-python-,$(OTHER_PYTHONS))
 
 test-python-%:
 	@python=$$(ls -d $(PYENV_ROOT)/versions/$*.*/bin/python$* 2>/dev/null | sort -V | tail -n 1); \

@@ -25,7 +25,6 @@ from websockets.exceptions import (
     InvalidStatus,
 )
 from websockets.sync.client import ClientConnection, connect
-from websockets.version import version as websockets_version
 
 from prefork.server import Server
 from prefork.testing import http_request, running_server, wait_until
@@ -34,13 +33,6 @@ from tests.integration.ws_apps import make_app
 pytestmark = pytest.mark.timeout(15)
 
 MAX_SIZE = 64 * 1024
-
-
-# The sync client's proxy (read from the environment) and keep-alive pings arrived in websockets
-# 15; the server's floor is 14 (pyproject.toml), whose client has neither to turn off.
-CLIENT_15 = int(websockets_version.split(".")[0]) >= 15
-NO_PROXY: dict[str, Any] = {"proxy": None} if CLIENT_15 else {}
-NO_PINGS: dict[str, Any] = {"ping_interval": None} if CLIENT_15 else {}
 
 
 class Served:
@@ -58,7 +50,7 @@ class Served:
     def connect(self, path: str, **options: Any) -> ClientConnection:
         options.setdefault("open_timeout", 5)
         options.setdefault("close_timeout", 5)
-        client: ClientConnection = connect(self.url(path), **NO_PROXY, **options)
+        client: ClientConnection = connect(self.url(path), proxy=None, **options)
         return client
 
     def events(self) -> list[dict[str, Any]]:
@@ -326,7 +318,7 @@ def test_keepalive_ping_and_timeout(tmp_path: Path) -> None:
                ws_per_message_deflate=False) as server:
         port = server.port
         # a client that answers pings stays connected across several intervals
-        with connect(f"ws://127.0.0.1:{port}/echo", **NO_PROXY, **NO_PINGS) as ws:
+        with connect(f"ws://127.0.0.1:{port}/echo", proxy=None, ping_interval=None) as ws:
             assert ws.protocol.extensions == []  # deflate off: not negotiated
             time.sleep(0.6)
             ws.send("still here")
@@ -345,7 +337,7 @@ def test_keepalive_ping_and_timeout(tmp_path: Path) -> None:
 
 def test_drain_closes_with_1001(tmp_path: Path) -> None:
     with serve(tmp_path) as server:
-        with connect(f"ws://127.0.0.1:{server.port}/echo", **NO_PROXY) as ws:
+        with connect(f"ws://127.0.0.1:{server.port}/echo", proxy=None) as ws:
             ws.send("hi")
             assert ws.recv() == "hi"
             started = time.monotonic()
