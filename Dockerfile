@@ -1,7 +1,7 @@
 # prefork in a container: the build stage compiles the request path into a venv, the runtime
 # stage copies that venv alone. ENTRYPOINT is prefork itself, so `docker run IMAGE myapp:app -w 4`
 # works; the default command serves the demo app. For your own service, build on this image
-# (examples/Dockerfile.fastapi) or copy its two stages.
+# (examples/fastapi/Dockerfile) or copy its two stages.
 
 # The build stage needs a C compiler and the Python headers (the slim image has the headers);
 # the runtime stage does not: the compiled modules are in the venv. PREFORK_COMPILE=1 makes a
