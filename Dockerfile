@@ -1,31 +1,47 @@
-# prefork in a container: a build stage makes the wheels, the runtime stage installs only them.
-# For your own service, copy your application into /app and change CMD (the default command
-# serves the demo app). ENTRYPOINT is prefork itself, so `docker run IMAGE myapp:app -w 4` works.
+# prefork in a container: the build stage compiles the request path into a venv, the runtime
+# stage copies that venv alone. ENTRYPOINT is prefork itself, so `docker run IMAGE myapp:app -w 4`
+# works; the default command serves the demo app. For your own service, build on this image
+# (examples/fastapi/Dockerfile) or copy its two stages.
 
-# The build stage compiles the request path (PREFORK_COMPILE=1, see setup.py), so it needs a C
-# compiler; the runtime stage does not: the wheel carries the compiled modules.
+# The build stage needs a C compiler and the Python headers (the slim image has the headers);
+# the runtime stage does not: the compiled modules are in the venv. PREFORK_COMPILE=1 makes a
+# compile failure fail the build instead of shipping the slower pure-Python fallback.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PREFORK_COMPILE=1
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
+
+# Layers that change only with pyproject.toml: the build's tools (mypy, and the dependencies whose
+# types mypyc reads) in the stage's own Python, the runtime dependencies in the venv it ships.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
+print(*p['build-system']['requires'], sep=chr(10), file=open('/tmp/build.txt', 'w')); \
+print(*p['project']['dependencies'], sep=chr(10), file=open('/tmp/run.txt', 'w'))" \
+    && pip install -r /tmp/build.txt \
+    && python -m venv /opt/prefork \
+    && /opt/prefork/bin/pip install -r /tmp/run.txt
+
+# The README is only the package's long description here: a one-line stand-in keeps an edit to
+# the real one out of the build context (.dockerignore) and from recompiling.
+COPY setup.py ./
 COPY prefork ./prefork
-RUN pip wheel --wheel-dir /wheels .
+RUN echo "prefork: a pre-forking HTTP server for ASGI and WSGI apps." > README.md \
+    && pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheel . \
+    && /opt/prefork/bin/pip install --no-deps /tmp/wheel/prefork-*.whl \
+    && rm -rf /tmp/wheel build \
+    && /opt/prefork/bin/prefork --version | grep -q compiled
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY --from=build /wheels /wheels
-RUN pip install --no-index --find-links /wheels prefork && rm -rf /wheels \
-    && prefork --version | grep -q compiled
+    PATH=/opt/prefork/bin:$PATH
+COPY --from=build /opt/prefork /opt/prefork
+RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin prefork
 
 # The application code stays owned by root: the server user can read it, not change it.
 WORKDIR /app
 COPY examples ./examples
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin prefork
 USER 10001
 
 EXPOSE 8000

@@ -3,14 +3,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test compile pure nginx redis run test lint typecheck bench bench-install \
-	bench-scaling fuzz clean
+.PHONY: install install-test compile pure nginx redis podman docker-base run test test-pythons \
+	lint typecheck bench bench-install bench-scaling fuzz clean
 
-# setuptools and mypy (mypyc) too: make compile builds the request path with them in place.
+# setuptools and mypy (mypyc) too: make compile builds the request path with them in place, and
+# the editable install (pure: see setup.py) builds with them rather than in pip's isolated copy.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip "setuptools>=77" "mypy>=1.11"
-	$(PIP) install -q -e .
+	$(PIP) install -q --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
@@ -33,20 +34,46 @@ redis:
 	     --no-install-recommends redis-server >/dev/null) || \
 	  echo "redis-server could not be installed: tests/process/test_sessions_example.py will fail"
 
+# podman, runc and debootstrap build and run the Docker image (tests/process/test_docker_image.py,
+# which skips without them, and fails under CI=true).
+podman:
+	@command -v podman >/dev/null && command -v runc >/dev/null && \
+	  command -v debootstrap >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     --no-install-recommends podman runc debootstrap >/dev/null) || \
+	  echo "podman could not be installed: tests/process/test_docker_image.py will skip"
+
+# The image's base, python:3.11-slim, from the registry where it is reachable; else the stand-in
+# (.ci/python-slim-standin.sh), built once into /var/cache/prefork-ci.
+docker-base: podman
+	@command -v podman >/dev/null && .ci/python-slim-standin.sh || true
+
 # The request path compiled with mypyc (setup.py), in place beside its sources, where the
 # import system prefers it. Rebuilt when any source changes: mypyc reads the types of the whole
 # package. Where it cannot be built (no C compiler), the pure-Python package serves, slower.
+# An unchanged module is not relinked (setuptools skips an extension newer than its C source,
+# which mypyc rewrites only when it changes), so the .so files are touched to be newer than the
+# sources make compares them with. A failed compile leaves no stamp, so the next make tries
+# again, and keeps its log apart (build/compile-failed.log) with its last lines printed.
 SOURCES := $(shell find prefork -name '*.py')
 COMPILED := build/.compiled
 
 $(COMPILED): $(VENV)/.installed setup.py $(SOURCES)
 	@mkdir -p build && rm -f $(COMPILED)
-	@PREFORK_COMPILE=1 $(PY) setup.py -q build_ext --inplace >build/compile.log 2>&1 || \
-	  (echo "compiling the request path failed (build/compile.log): prefork runs as pure Python" \
-	   && $(MAKE) -s pure)
-	@# an unchanged module is not relinked: its date still says it matches the sources
-	@find prefork -name '*.so' -exec touch {} +
-	@touch $@
+	@echo "compiling the request path with mypyc (35-40 s on 2 cores;" \
+	  "log: build/compile.log)"
+	@start=$$(date +%s); \
+	if PREFORK_COMPILE=1 $(PY) setup.py -q build_ext --inplace >build/compile.log 2>&1; then \
+	  find prefork -name '*.so' -exec touch {} + && touch $@ && \
+	  echo "compiled in $$(($$(date +%s) - start)) s"; \
+	else \
+	  mv build/compile.log build/compile-failed.log; \
+	  echo "compiling the request path failed after $$(($$(date +%s) - start)) s;" \
+	    "the end of build/compile-failed.log:"; \
+	  tail -n 25 build/compile-failed.log | sed 's/^/    /'; \
+	  echo "prefork runs as pure Python (slower)"; \
+	  find prefork -name '*.so' -delete; \
+	fi
 
 compile: $(COMPILED)
 
@@ -60,19 +87,42 @@ install: $(VENV)/.installed $(COMPILED)
 install-test: $(VENV)/.installed-test
 
 run: install
+	@echo "serving examples.hello:app at http://127.0.0.1:8000/ with $$($(VENV)/bin/prefork --version)"
 	$(VENV)/bin/prefork examples.hello:app --workers auto --bind 127.0.0.1:8000
 
 # The suite runs on the compiled build (what make run and the Docker image serve); the tests that
-# run the request path in-process run again on the pure-Python package, the fallback.
-test: install-test nginx redis
+# run the request path in-process run again on the pure-Python package, the fallback. Then the
+# same in-process tests and a served request on every other Python that requires-python admits.
+test: install-test nginx redis podman docker-base
 	$(VENV)/bin/ruff check prefork tests bench setup.py
 	$(VENV)/bin/mypy
 	$(MAKE) -s pure
 	$(PY) -m pytest -q tests/unit tests/integration
 	$(MAKE) -s compile
 	$(PY) -c "import prefork, sys; sys.exit(prefork.build() != 'compiled')" || \
-	  (echo "the compiled build is missing: see build/compile.log" && false)
+	  (echo "the compiled build is missing: see build/compile-failed.log" && false)
 	$(PY) -m pytest -q
+	$(MAKE) -s test-pythons
+
+# Each Python from pyenv (CI's machine image has them all), two at a time: one that is missing is
+# skipped with a line here, and fails the run under CI=true. The lowest runs on the websockets
+# floor. Each version's output is shown when it is done (--output-sync), and each runs whatever
+# another's result (-k).
+PYENV_ROOT ?= $(HOME)/.pyenv
+OTHER_PYTHONS := 3.10 3.12 3.13
+LOWEST_PYTHON := 3.10
+
+test-pythons:
+	@$(MAKE) -s -k -j2 --output-sync=target $(addprefix test-python-,$(OTHER_PYTHONS))
+
+test-python-%:
+	@python=$$(ls -d $(PYENV_ROOT)/versions/$*.*/bin/python$* 2>/dev/null | sort -V | tail -n 1); \
+	if [ -z "$$python" ]; then \
+	  echo "Python $* is not installed ($(PYENV_ROOT)/versions/$*.*): its tests are skipped"; \
+	  if [ "$$CI" = true ]; then exit 1; fi; \
+	else \
+	  .ci/other-python.sh $* $$python $(if $(filter $*,$(LOWEST_PYTHON)),lowest); \
+	fi
 
 lint: install-test
 	$(VENV)/bin/ruff check prefork tests bench setup.py
@@ -118,4 +168,4 @@ fuzz: install-test
 	$(PY) fuzz/http_engine.py -max_len=4096 -timeout=5 -max_total_time=600 fuzz/corpus tests/corpus
 
 clean: pure
-	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info
+	rm -rf $(VENV) .venvs $(BENCH_VENV) build *.egg-info

@@ -280,10 +280,10 @@ def _settings_from_module(location: str, module_name: str) -> dict[str, Any]:
 
 
 def _settings_from_toml(path: str, source: bytes) -> dict[str, Any]:
-    try:
-        import tomllib  # type: ignore[import-not-found, unused-ignore]  # 3.11+; mypy targets 3.10
-    except ModuleNotFoundError:  # Python 3.10
-        raise ConfigError(f"config: TOML files need Python 3.11 or newer ({path})") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the same parser from PyPI, a dependency on 3.10 only
+        import tomli as tomllib
     try:
         document = tomllib.loads(source.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -26,6 +26,7 @@ is the table of what the app may send in each phase.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http
 import logging
 import os
@@ -80,6 +81,7 @@ class WebSocketCycle:
         "phase",
         "ping_payload",
         "protocol",
+        "request_line",
         "scope",
         "text",
         "timer",
@@ -95,6 +97,7 @@ class WebSocketCycle:
             else None
         self.ws = ServerProtocol(extensions=extensions, max_size=config.ws_max_size)
         self.handshake = _handshake_request(request)
+        self.request_line = (request.method, request.http_version)
         self.phase = "handshake"
         self.connect_sent = False
         self.draining = False
@@ -310,7 +313,7 @@ class WebSocketCycle:
         ws = self.ws
         subprotocol = message.get("subprotocol")
         ws.available_subprotocols = [Subprotocol(subprotocol)] if subprotocol else None
-        response = ws.accept(self.handshake)
+        response = self._refuse_request_line() or ws.accept(self.handshake)
         if response.status_code == 101:
             for name, value in message.get("headers") or ():
                 response.headers[bytes(name).decode("latin-1")] = bytes(value).decode("latin-1")
@@ -320,6 +323,23 @@ class WebSocketCycle:
         else:  # an invalid handshake: websockets chose the status (400, 405, …)
             log.debug("WebSocket handshake refused for %s: %s", self.protocol.client,
                       escape(str(ws.handshake_exc)))
+
+    def _refuse_request_line(self) -> HandshakeResponse | None:
+        """An upgrade must be a GET over HTTP/1.1 (RFC 6455 4.1). websockets checks that in
+        accept() from release 17; the releases before it, the last for Python 3.10, see no
+        request line, so they get the same answers here."""
+        if _LIBRARY_CHECKS_REQUEST_LINE:
+            return None
+        method, version = self.request_line
+        if method != b"GET":
+            response = self.ws.reject(http.HTTPStatus.METHOD_NOT_ALLOWED,
+                                      "Failed to open a WebSocket connection: invalid method.\n")
+            response.headers["Allow"] = "GET"
+            return response
+        if version != b"1.1":
+            return self.ws.reject(http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
+                                  "Failed to open a WebSocket connection: invalid protocol.\n")
+        return None
 
     def _open(self) -> None:
         """The 101 is out: start reading frames, beginning with any the client sent early."""
@@ -399,10 +419,18 @@ _SENDERS: dict[tuple[str, str], Callable[[WebSocketCycle, Message], None]] = {
 }
 
 
+_LIBRARY_CHECKS_REQUEST_LINE = "method" in {field.name
+                                            for field in dataclasses.fields(HandshakeRequest)}
+
+
 def _handshake_request(request: Request) -> HandshakeRequest:
     """The websockets library's view of the request head our engine already parsed."""
     headers = Headers([(name.decode("latin-1"), value.decode("latin-1"))
                        for name, value in request.headers])
-    return HandshakeRequest(request.target.decode("latin-1"), headers,
-                            method=request.method.decode("latin-1"),
-                            protocol="HTTP/" + request.http_version.decode("latin-1"))
+    # passed as a mapping: mypy (and mypyc) read whichever release is installed, and before 17
+    # these fields do not exist
+    request_line: dict[str, Any] = {
+        "method": request.method.decode("latin-1"),
+        "protocol": "HTTP/" + request.http_version.decode("latin-1"),
+    } if _LIBRARY_CHECKS_REQUEST_LINE else {}
+    return HandshakeRequest(request.target.decode("latin-1"), headers, **request_line)

@@ -199,6 +199,21 @@ def test_invalid_handshake_is_400(served: Served) -> None:
     served.assert_serving()
 
 
+def test_upgrade_must_be_a_get_over_http_1_1(served: Served) -> None:
+    """RFC 6455 4.1, whichever websockets release is installed: 17 checks the request line
+    itself, the releases before it (the last for Python 3.10) are checked by the cycle."""
+    handshake = {"Upgrade": "websocket", "Connection": "Upgrade",
+                 "Sec-WebSocket-Key": b64encode(os.urandom(16)).decode(),
+                 "Sec-WebSocket-Version": "13"}
+    status, headers, _ = http_request(served.port, "/echo", method="POST", headers=handshake)
+    assert (status, headers.get("allow")) == (405, "GET")
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(b"GET /echo HTTP/1.0\r\nHost: x\r\n" + b"".join(
+            f"{name}: {value}\r\n".encode() for name, value in handshake.items()) + b"\r\n")
+        assert sock.recv(64).startswith(b"HTTP/1.1 505 ")
+    served.assert_serving()
+
+
 def test_client_close_reaches_app(served: Served) -> None:
     with served.connect("/echo") as ws:
         ws.send("x")
