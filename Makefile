@@ -3,8 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test compile pure nginx redis run test lint typecheck bench bench-install \
-	bench-scaling fuzz clean
+.PHONY: install install-test compile pure nginx redis run test lint docs typecheck bench \
+	bench-install bench-scaling fuzz clean
 
 # setuptools and mypy (mypyc) too: make compile builds the request path with them in place.
 $(VENV)/.installed: pyproject.toml
@@ -67,6 +67,7 @@ run: install
 test: install-test nginx redis
 	$(VENV)/bin/ruff check prefork tests bench setup.py
 	$(VENV)/bin/mypy
+	$(MAKE) -s docs
 	$(MAKE) -s pure
 	$(PY) -m pytest -q tests/unit tests/integration
 	$(MAKE) -s compile
@@ -77,6 +78,14 @@ test: install-test nginx redis
 lint: install-test
 	$(VENV)/bin/ruff check prefork tests bench setup.py
 	$(VENV)/bin/mypy
+
+# The documentation site (mkdocs.yml, docs/) built with --strict, which fails on a broken link,
+# anchor or page left out of the nav, into a temporary directory that is removed afterwards. Its
+# log is shown only on failure (--quiet would also hide the warnings --strict counts).
+docs: install-test
+	@site=$$(mktemp -d) && $(VENV)/bin/mkdocs build --strict --site-dir "$$site/html" \
+	  >"$$site/log" 2>&1; status=$$?; [ $$status = 0 ] || cat "$$site/log"; rm -rf "$$site"; \
+	  exit $$status
 
 # Peers at pinned versions, in their own environment so they never meet prefork's test deps.
 # prefork is installed there too (editable: the working tree is what gets measured), so every
