@@ -177,28 +177,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=DOCS,
                         help="the documentation directory to update")
     args = parser.parse_args(argv)
-    updates: dict[Path, tuple[str, str]] = {}
+    texts: dict[Path, tuple[str, str]] = {}  # page -> (as it is, as it should be)
     for page, markers, block in _blocks():
         path: Path = args.docs / page
         try:
-            current, updated = updates.get(path) or (path.read_text(encoding="utf-8"),) * 2
-            updates[path] = (current, replace_block(updated, block, markers))
+            if path not in texts:
+                current = path.read_text(encoding="utf-8")
+                texts[path] = (current, current)
+            current, updated = texts[path]
+            texts[path] = (current, replace_block(updated, block, markers))
         except (OSError, ValueError) as exc:
             print(f"{path}: {exc}", file=sys.stderr)
             return 1
-    stale = [path for path, (current, updated) in updates.items() if updated != current]
+    stale = [path for path, (current, updated) in texts.items() if updated != current]
     if args.check:
         for path in stale:
             print(f"{path}: generated reference is out of date; run python -m prefork.docs",
                   file=sys.stderr)
         return 1 if stale else 0
     for path in stale:
-        path.write_text(updates[path][1], encoding="utf-8")
+        path.write_text(texts[path][1], encoding="utf-8")
         print(f"{path}: generated reference updated")
     if not stale:
         print(f"{args.docs}: generated references already up to date")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
