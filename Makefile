@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
 .PHONY: install install-test compile pure nginx redis podman docker-base run test test-pythons \
-	lint typecheck bench bench-install bench-scaling fuzz clean
+	lint docs typecheck bench bench-install bench-scaling fuzz clean
 
 # setuptools and mypy (mypyc) too: make compile builds the request path with them in place, and
 # the editable install (pure: see setup.py) builds with them rather than in pip's isolated copy.
@@ -96,6 +96,7 @@ run: install
 test: install-test nginx redis podman docker-base
 	$(VENV)/bin/ruff check prefork tests bench setup.py
 	$(VENV)/bin/mypy
+	$(MAKE) -s docs
 	$(MAKE) -s pure
 	$(PY) -m pytest -q tests/unit tests/integration
 	$(MAKE) -s compile
@@ -127,6 +128,14 @@ test-python-%:
 lint: install-test
 	$(VENV)/bin/ruff check prefork tests bench setup.py
 	$(VENV)/bin/mypy
+
+# The documentation site (mkdocs.yml, docs/) built with --strict, which fails on a broken link,
+# anchor or page left out of the nav, into a temporary directory that is removed afterwards. Its
+# log is shown only on failure (--quiet would also hide the warnings --strict counts).
+docs: install-test
+	@site=$$(mktemp -d) && $(VENV)/bin/mkdocs build --strict --site-dir "$$site/html" \
+	  >"$$site/log" 2>&1; status=$$?; [ $$status = 0 ] || cat "$$site/log"; rm -rf "$$site"; \
+	  exit $$status
 
 # Peers at pinned versions, in their own environment so they never meet prefork's test deps.
 # prefork is installed there too (editable: the working tree is what gets measured), so every

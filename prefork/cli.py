@@ -81,6 +81,27 @@ def _gunicorn_option(name: str, spelling: GunicornOnly) -> Callable[[Any], Any]:
     return click.option(*spelling.flags, name, **kwargs)
 
 
+class SectionedCommand(click.Command):
+    """A command whose ``--help`` lists its options under the settings table's sections, in the
+    order of the CLI reference (``prefork.docs``), rather than as one flat list."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections = {setting.name: setting.section for setting in SETTINGS}
+        grouped: dict[str, list[tuple[str, str]]] = {"General": []}
+        for setting in SETTINGS:
+            grouped.setdefault(setting.section, [])
+        for param in self.get_params(ctx):
+            if not isinstance(param, click.Option):
+                continue  # APP is named in the usage line
+            record = param.get_help_record(ctx)
+            if record is not None:
+                grouped[sections.get(param.name or "", "General")].append(record)
+        for section, records in grouped.items():
+            if records:
+                with formatter.section(section):
+                    formatter.write_dl(records)
+
+
 def build_command() -> click.Command:
     def callback(app: str | None, **values: Any) -> tuple[str | None, dict[str, Any]]:
         return app, values
@@ -97,6 +118,7 @@ def build_command() -> click.Command:
     command = click.version_option(__version__, "-v", "--version", prog_name="prefork",
                                    message=f"%(prog)s %(version)s ({build()})")(command)
     return click.command(
+        cls=SectionedCommand,
         name="prefork",
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
         help="Serve APP (module:attribute, or module:factory()) with supervised worker processes.",

@@ -1,17 +1,19 @@
-"""The README's command-line reference, rendered from the settings table.
+"""The documentation generated from code: the CLI reference and the gunicorn settings table.
 
 ``prefork.config.SETTINGS`` is the only place an option is declared, so the reference in
-README.md is generated from it rather than written by hand: one Markdown table per ``section``
-(in the order sections first appear in the table), one row per setting with its flags, its
-config-file / Python API key, its default and its help text. The rendered block lives between
-the markers ``<!-- cli-reference:start -->`` and ``<!-- cli-reference:end -->``.
+``docs/reference/cli.md`` is generated from it rather than written by hand: one Markdown table
+per ``section`` (in the order sections first appear in the table, the order ``prefork --help``
+lists them in), one row per setting with its flags, its config-file / Python API key, its
+default and its help text. Likewise the table of every gunicorn setting in ``docs/migrating.md``
+comes from ``prefork.sources``. Each rendered block lives between its two markers
+(``<!-- cli-reference:start -->`` ... ``<!-- cli-reference:end -->``).
 
-``python -m prefork.docs`` rewrites that block of README.md in place; ``--check`` changes nothing
-and exits 1 with one line when the block is out of date (the unit test ``tests/unit/test_docs.py``
-makes the same comparison, so the docs cannot drift from the code).
+``python -m prefork.docs`` rewrites those blocks in place; ``--check`` changes nothing and exits
+1 with one line when a block is out of date (the unit test ``tests/unit/test_docs.py`` makes the
+same comparison, so the docs cannot drift from the code).
 
 Rule: rendering is pure (text in, text out). Only :func:`main`, a developer command rather than
-library code, reads and writes the file, prints and returns an exit status.
+library code, reads and writes the files, prints and returns an exit status.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from prefork.config import SETTINGS, Setting
 from prefork.sources import GUNICORN_ALIASES, IGNORED, REFUSED, SAME_AS_GUNICORN
 
 __all__ = [
+    "CLI_PAGE",
+    "DOCS",
     "END_MARKER",
-    "README",
+    "GUNICORN_PAGE",
     "START_MARKER",
     "extract_block",
     "main",
@@ -40,7 +44,9 @@ END_MARKER = "<!-- cli-reference:end -->"
 GUNICORN_MARKERS = ("<!-- gunicorn-settings:start -->", "<!-- gunicorn-settings:end -->")
 GUNICORN_NOTICE = ("<!-- Generated from prefork.sources by `python -m prefork.docs`; edit the "
                    "tables there, not this block. -->")
-README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+CLI_PAGE = "reference/cli.md"
+GUNICORN_PAGE = "migrating.md"
 
 _NOTICE = (
     "<!-- Generated from prefork.config.SETTINGS by `python -m prefork.docs`; "
@@ -97,7 +103,7 @@ def render_reference(settings: Sequence[Setting] = SETTINGS) -> str:
     """The Markdown reference of ``settings``: a heading and a table per section."""
     lines = [_NOTICE]
     for section, members in _sections(settings).items():
-        lines += ["", f"### {section}", "", "| Option | Key | Default | Meaning |",
+        lines += ["", f"## {section}", "", "| Option | Key | Default | Meaning |",
                   "|---|---|---|---|"]
         for setting in members:
             row = (_flags(setting), f"`{setting.name}`", _default(setting), setting.help)
@@ -153,36 +159,48 @@ def render_gunicorn_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _blocks() -> list[tuple[str, tuple[str, str], str]]:
+    """(page under docs/, its markers, the block that belongs between them), for each block."""
+    return [(CLI_PAGE, (START_MARKER, END_MARKER), render_reference()),
+            (GUNICORN_PAGE, GUNICORN_MARKERS, render_gunicorn_table())]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Rewrite (or, with ``--check``, verify) the reference block of README.md."""
+    """Rewrite (or, with ``--check``, verify) the generated blocks of the docs pages."""
     parser = argparse.ArgumentParser(
         prog="python -m prefork.docs",
-        description="Render the CLI reference from prefork.config.SETTINGS into README.md.",
+        description="Render the CLI reference (from prefork.config.SETTINGS) and the gunicorn "
+                    "settings table (from prefork.sources) into the docs pages.",
     )
     parser.add_argument("--check", action="store_true",
-                        help="change nothing; exit 1 if the README block is out of date")
-    parser.add_argument("--readme", type=Path, default=README, help="the file to update")
+                        help="change nothing; exit 1 if a generated block is out of date")
+    parser.add_argument("--docs", type=Path, default=DOCS,
+                        help="the documentation directory to update")
     args = parser.parse_args(argv)
-    path: Path = args.readme
-    try:
-        current = path.read_text(encoding="utf-8")
-        updated = replace_block(current, render_reference())
-        updated = replace_block(updated, render_gunicorn_table(), GUNICORN_MARKERS)
-    except (OSError, ValueError) as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
-        return 1
-    if updated == current:
-        if not args.check:
-            print(f"{path}: CLI reference already up to date")
-        return 0
+    texts: dict[Path, tuple[str, str]] = {}  # page -> (as it is, as it should be)
+    for page, markers, block in _blocks():
+        path: Path = args.docs / page
+        try:
+            if path not in texts:
+                current = path.read_text(encoding="utf-8")
+                texts[path] = (current, current)
+            current, updated = texts[path]
+            texts[path] = (current, replace_block(updated, block, markers))
+        except (OSError, ValueError) as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            return 1
+    stale = [path for path, (current, updated) in texts.items() if updated != current]
     if args.check:
-        print(f"{path}: CLI reference is out of date; run python -m prefork.docs",
-              file=sys.stderr)
-        return 1
-    path.write_text(updated, encoding="utf-8")
-    print(f"{path}: CLI reference updated")
+        for path in stale:
+            print(f"{path}: generated reference is out of date; run python -m prefork.docs",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(texts[path][1], encoding="utf-8")
+        print(f"{path}: generated reference updated")
+    if not stale:
+        print(f"{args.docs}: generated references already up to date")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,5 @@
-"""The README's CLI reference is exactly what ``prefork.docs`` renders from the settings table."""
+"""The generated docs pages (CLI reference, gunicorn settings) are exactly what ``prefork.docs``
+renders from the settings table and ``prefork.sources``."""
 
 from __future__ import annotations
 
@@ -10,19 +11,23 @@ from prefork import docs
 from prefork.config import SETTINGS, Setting
 
 
-def _readme_text() -> str:
-    return docs.README.read_text(encoding="utf-8")
+def _cli_page_text() -> str:
+    return (docs.DOCS / docs.CLI_PAGE).read_text(encoding="utf-8")
 
 
-def test_readme_block_matches_the_settings_table() -> None:
-    assert docs.extract_block(_readme_text()) == docs.render_reference(), (
-        "README.md's CLI reference is out of date: run python -m prefork.docs"
+def test_cli_page_block_matches_the_settings_table() -> None:
+    assert docs.extract_block(_cli_page_text()) == docs.render_reference(), (
+        "docs/reference/cli.md is out of date: run python -m prefork.docs"
     )
+
+
+def test_check_passes_on_the_repository() -> None:
+    assert docs.main(["--check"]) == 0
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
 def test_every_setting_is_documented(setting: Setting) -> None:
-    block = docs.extract_block(_readme_text())
+    block = docs.extract_block(_cli_page_text())
     assert f"`{setting.name}`" in block
     for flag in setting.flags:
         assert flag in block
@@ -34,7 +39,7 @@ def test_every_setting_is_documented(setting: Setting) -> None:
 def test_every_section_gets_one_heading() -> None:
     rendered = docs.render_reference()
     for section in {setting.section for setting in SETTINGS}:
-        assert rendered.count(f"\n### {section}\n") == 1
+        assert rendered.count(f"\n## {section}\n") == 1
 
 
 def test_pipes_are_escaped_inside_table_cells() -> None:
@@ -57,21 +62,24 @@ def test_missing_markers_are_an_error() -> None:
 
 
 def test_check_and_rewrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    readme = tmp_path / "README.md"
+    cli_page = tmp_path / docs.CLI_PAGE
+    gunicorn_page = tmp_path / docs.GUNICORN_PAGE
+    cli_page.parent.mkdir(parents=True, exist_ok=True)
     start, end = docs.GUNICORN_MARKERS
-    readme.write_text(f"# title\n{docs.START_MARKER}\nstale\n{docs.END_MARKER}\n"
-                      f"{start}\nstale too\n{end}\n", encoding="utf-8")
+    cli_page.write_text(f"# title\n{docs.START_MARKER}\nstale\n{docs.END_MARKER}\n",
+                        encoding="utf-8")
+    gunicorn_page.write_text(f"# title\n{start}\nstale too\n{end}\n", encoding="utf-8")
 
-    assert docs.main(["--check", "--readme", str(readme)]) == 1
+    assert docs.main(["--check", "--docs", str(tmp_path)]) == 1
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "out of date" in error
-    assert "stale" in readme.read_text(encoding="utf-8")
+    assert error.count("\n") == 2 and "out of date" in error
+    assert "stale" in cli_page.read_text(encoding="utf-8")
 
-    assert docs.main(["--readme", str(readme)]) == 0
-    text = readme.read_text(encoding="utf-8")
-    assert docs.extract_block(text) == docs.render_reference()
-    assert docs.extract_block(text, docs.GUNICORN_MARKERS) == docs.render_gunicorn_table()
-    assert docs.main(["--check", "--readme", str(readme)]) == 0
+    assert docs.main(["--docs", str(tmp_path)]) == 0
+    assert docs.extract_block(cli_page.read_text(encoding="utf-8")) == docs.render_reference()
+    assert (docs.extract_block(gunicorn_page.read_text(encoding="utf-8"), docs.GUNICORN_MARKERS)
+            == docs.render_gunicorn_table())
+    assert docs.main(["--check", "--docs", str(tmp_path)]) == 0
 
 
 def test_gunicorn_table_covers_every_name_once() -> None:
@@ -79,5 +87,5 @@ def test_gunicorn_table_covers_every_name_once() -> None:
     names = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
     assert len(names) == len(set(names))
     assert {"bind", "worker_class", "statsd_host", "asgi_lifespan", "protocol"} <= set(names)
-    readme = docs.README.read_text(encoding="utf-8")
-    assert docs.extract_block(readme, docs.GUNICORN_MARKERS) == table
+    page = (docs.DOCS / docs.GUNICORN_PAGE).read_text(encoding="utf-8")
+    assert docs.extract_block(page, docs.GUNICORN_MARKERS) == table
