@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 from prefork.errors import BootError
 from prefork.metrics.exposition import CONTENT_TYPE
-from prefork.statsd import parse_address
+from prefork.metrics.statsd import parse_address
 
 __all__ = ["CLIENT_DEADLINE", "MAX_CLIENTS", "MAX_HEAD", "MetricsEndpoint", "open_listener"]
 

@@ -2,12 +2,12 @@
 
 App code running in a prefork worker can talk to the process that supervises it::
 
-    import prefork.worker
+    import prefork.messages
 
-    prefork.worker.send({"event": "login", "user": "ada"})   # the arbiter's on_message hook
-    prefork.worker.broadcast({"invalidate": "user:42"})      # every worker's on_broadcast
+    prefork.messages.send({"event": "login", "user": "ada"})   # the arbiter's on_message hook
+    prefork.messages.broadcast({"invalidate": "user:42"})      # every worker's on_broadcast
 
-    @prefork.worker.on_broadcast
+    @prefork.messages.on_broadcast
     def forget(message, origin):
         cache.pop(message.get("invalidate"), None)
 
@@ -40,14 +40,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefork.config import Config
 from prefork.hooks import WorkerView, call_hook
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import AppMessage, Broadcast, BroadcastRequest
-from prefork.logging import ERROR_LOGGER
+from prefork.logs.error_log import ERROR_LOGGER
 
 __all__ = ["MAX_PAYLOAD", "broadcast", "on_broadcast", "pid", "send", "slot"]
 
@@ -68,9 +68,9 @@ def check_payload(data: Any) -> int:
     try:
         encoded = json.dumps(data, separators=(",", ":"))
     except (TypeError, ValueError) as exc:  # ValueError: a circular reference
-        raise TypeError(f"prefork.worker messages must be JSON data: {exc}") from None
+        raise TypeError(f"prefork.messages messages must be JSON data: {exc}") from None
     if len(encoded) > MAX_PAYLOAD:  # ensure_ascii: one character is one byte
-        raise ValueError(f"prefork.worker message of {len(encoded)} bytes is over the "
+        raise ValueError(f"prefork.messages message of {len(encoded)} bytes is over the "
                          f"{MAX_PAYLOAD}-byte limit; send a key, not the data")
     return len(encoded)
 
@@ -127,27 +127,6 @@ class WorkerLink:
         if not task.cancelled() and task.exception() is not None:
             self.log.error("on_broadcast listener %s raised", task.get_name(),
                            exc_info=task.exception())
-
-
-def relay_broadcast(channels: Iterable[tuple[int, Channel]], data: Any, origin: int,
-                    log: logging.Logger) -> int:
-    """The arbiter's half: send ``Broadcast(data, origin)`` to each (pid, channel); how many
-    took it. A full or closed channel is skipped: the message is best effort, and the arbiter
-    must not wait on a worker that stopped reading."""
-    check_payload(data)
-    msg = Broadcast(data=data, origin=origin)
-    reached = 0
-    for worker_pid, channel in channels:
-        try:
-            if channel.send(msg):
-                reached += 1
-            else:
-                log.debug("broadcast from %d dropped for worker %d: its channel is full",
-                          origin, worker_pid)
-        except ChannelClosed:
-            log.debug("broadcast from %d not sent to worker %d: its channel is closed",
-                      origin, worker_pid)
-    return reached
 
 
 # -- this process --------------------------------------------------------------------------------

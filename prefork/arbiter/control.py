@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 from prefork.config import Config
 from prefork.errors import BootError, ConfigError
-from prefork.process import server_identity
+from prefork.system.process import server_identity
 
 __all__ = ["CLIENT_DEADLINE", "MAX_CLIENTS", "MAX_REQUEST", "ControlServer", "Operations",
            "default_socket_path", "ensure_private_directory", "open_control_socket",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from prefork.cpus import CGROUP_ROOT, MEMBERSHIP_FILE, usable_cpus
+from prefork.system.cpus import CGROUP_ROOT, MEMBERSHIP_FILE, usable_cpus
 
 __all__ = ["MEMINFO_FILE", "MIN_MAX_WORKERS", "WORKERS_PER_CPU", "WORKER_MEMORY",
            "derived_max_workers", "max_workers_auto", "usable_memory"]
