@@ -154,3 +154,12 @@ def test_relay_skips_full_and_closed_channels(pair: PairMaker) -> None:
     with pytest.raises(TypeError):
         relay_broadcast(channels, {1, 2}, 7, LOG)
 
+
+def test_the_earlier_module_name_still_reaches_the_messages_api() -> None:
+    import prefork.messages
+    import prefork.worker
+
+    assert prefork.worker.send is prefork.messages.send
+    assert prefork.worker.broadcast is prefork.messages.broadcast
+    assert prefork.worker.on_broadcast is prefork.messages.on_broadcast
+    assert prefork.worker.pid is None and prefork.worker.slot is None  # not in a worker
