@@ -111,6 +111,7 @@ class MetricsCollector:
                                   config.dogstatsd_tags)
         endpoint = None
         if config.metrics_bind:
+            from prefork.http.parsers import choose_parser
             from prefork.metrics.endpoint import MetricsEndpoint, open_listener
 
             try:
@@ -120,7 +121,8 @@ class MetricsCollector:
                     statsd.close()
                 raise
             collector = cls(config, log, None, statsd)
-            collector.endpoint = MetricsEndpoint(listener, collector.render, clock, log)
+            collector.endpoint = MetricsEndpoint(listener, collector.render, clock, log,
+                                                 choose_parser(config.http))
             return collector
         return cls(config, log, endpoint, statsd)
 
