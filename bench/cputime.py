@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefork import procstat
+from prefork.system import procstat
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ resolved settings table.
 
 ``Config``, ``Server`` and ``serve`` are imported on first use: every ``prefork.*`` import runs
 this module first, and the processes that never touch them (a worker importing
-``prefork.worker`` for app code, ``prefork ctl``) should not pay for the settings table and
+``prefork.messages`` for app code, ``prefork ctl``) should not pay for the settings table and
 the arbiter.
 """
 
@@ -21,12 +21,12 @@ from prefork.errors import (
     ConfigError,
     PreforkError,
 )
+from prefork.version import __version__, build
 
 if TYPE_CHECKING:
     from prefork.config import Config
     from prefork.server import Server, serve
 
-__version__ = "0.1.0"
 
 __all__ = [
     "AppLoadError",
@@ -40,20 +40,6 @@ __all__ = [
     "build",
     "serve",
 ]
-
-
-def build() -> str:
-    """Which build of the request path is installed: "compiled" when its modules are C
-    extensions (``PREFORK_COMPILE=1``, see ``setup.py``), else "pure Python". Read off the files
-    beside the engine's module, which the import system prefers in that order, without
-    importing it."""
-    from importlib.machinery import EXTENSION_SUFFIXES
-    from pathlib import Path
-
-    engine = Path(__file__).parent / "http" / "connection"
-    compiled = any(engine.with_name("connection" + suffix).exists()
-                   for suffix in EXTENSION_SUFFIXES)
-    return "compiled" if compiled else "pure Python"
 
 
 _LAZY = {"Config": "prefork.config", "Server": "prefork.server", "serve": "prefork.server"}

@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from prefork import __version__, build
 from prefork.config import SETTINGS, SETTINGS_BY_NAME, Config, Setting, merge
 from prefork.errors import ConfigError, PreforkError
 from prefork.server import run_arbiter
@@ -27,6 +26,7 @@ from prefork.sources import (
     load_config_file,
     translate_gunicorn_names,
 )
+from prefork.version import __version__, build
 from prefork.workerclass import adopt_worker_class
 
 DEFAULT_CONFIG_FILES = ("prefork.conf.py", "gunicorn.conf.py")

@@ -2,7 +2,7 @@
 
 ``SETTINGS`` is the single place an option is declared: its name, CLI flags, type, default,
 validation and help text. The click command (``prefork.cli``), the keyword arguments of
-``prefork.Server`` and the README's reference are all generated from it. Sources merge as
+``prefork.Server`` and the CLI reference in docs/ are all generated from it. Sources merge as
 defaults < config file < ``GUNICORN_CMD_ARGS`` < ``PREFORK_CMD_ARGS`` < command line.
 
 Reading configuration files and variables is ``prefork.sources``'s job.
@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from prefork.accesslog import AccessFormatter
 from prefork.errors import ConfigError
+from prefork.logs.access_format import AccessFormatter
 from prefork.proxy import TrustedProxies
 
 Converter = Callable[[Any], Any]
@@ -548,10 +548,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Called just before the arbiter exits. Arguments: server.",
             "Server hooks", metavar="CALLABLE"),
     Setting("on_message", (), _hook, None,
-            "Called in the arbiter for each prefork.worker.send(obj) from app code. Arguments: "
+            "Called in the arbiter for each prefork.messages.send(obj) from app code. Arguments: "
             "server, worker, obj.", "Server hooks", metavar="CALLABLE"),
     Setting("on_broadcast", (), _hook, None,
-            "Called in every worker for each prefork.worker.broadcast(obj). Arguments: worker, "
+            "Called in every worker for each prefork.messages.broadcast(obj). Arguments: worker, "
             "obj.", "Server hooks", metavar="CALLABLE"),
     # -- operations -----------------------------------------------------------------------------
     Setting("control_socket", ("--control-socket",), _optional_text, None,
@@ -838,7 +838,9 @@ class Config:
         """The most workers to run: ``max_workers``, or derived from CPUs and memory."""
         if self.max_workers:
             return self.max_workers
-        from prefork.capacity import max_workers_auto  # /proc and cgroup files, read only here
+        from prefork.system.capacity import (
+            max_workers_auto,  # /proc and cgroup files, read only here
+        )
 
         return max_workers_auto()[0]
 
@@ -846,7 +848,7 @@ class Config:
         """``16, from 2 CPUs, 24151 MiB`` or ``8, --max-workers``: for refusals."""
         if self.max_workers:
             return f"{self.max_workers}, --max-workers"
-        from prefork.capacity import max_workers_auto
+        from prefork.system.capacity import max_workers_auto
 
         count, source = max_workers_auto()
         return f"{count}, from {source}"
@@ -854,8 +856,8 @@ class Config:
 
 def usable_cpu_count() -> int:
     """CPUs this process may use: its CPU affinity, capped by a cgroup CPU quota (containers);
-    at least 1. ``prefork.cpus`` explains the sources."""
-    from prefork.cpus import usable_cpus  # cgroup files: only read for ``--workers auto``
+    at least 1. ``prefork.system.cpus`` explains the sources."""
+    from prefork.system.cpus import usable_cpus  # cgroup files: only read for ``--workers auto``
 
     return usable_cpus().count
 

@@ -1,4 +1,4 @@
-"""``prefork ctl``: operate a running server over its control socket (``prefork.control``).
+"""``prefork ctl``: operate a running server over its control socket (``prefork.arbiter.control``).
 
 ``prefork ctl status`` prints one row per worker; ``reload``, ``scale N|+N|-N``, ``recycle
 PID|all`` and ``stop`` change things. Every verb takes ``--json`` to print the arbiter's reply
@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from prefork.control import MAX_REQUEST, default_socket_path
+from prefork.arbiter.control import MAX_REQUEST, default_socket_path
 from prefork.errors import PreforkError
 
 EXIT_FAILED = 1

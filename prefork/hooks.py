@@ -151,7 +151,7 @@ class ServerView:
 
     def broadcast(self, obj: Any) -> int:
         """Relay ``obj`` to every worker's ``on_broadcast`` (origin: the arbiter's pid); how
-        many workers it was queued for. TypeError/ValueError as ``prefork.worker.send``."""
+        many workers it was queued for. TypeError/ValueError as ``prefork.messages.send``."""
         return self._broadcast(obj) if self._broadcast is not None else 0
 
 

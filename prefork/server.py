@@ -20,7 +20,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from prefork import __version__, build
 from prefork.app import (
     app_traceback,
     check_app_spec,
@@ -28,17 +27,19 @@ from prefork.app import (
     parse_app_spec,
     resolve_interface,
 )
-from prefork.arbiter import Arbiter, WorkerMain
+from prefork.arbiter.arbiter import Arbiter, WorkerMain
+from prefork.arbiter.control import open_control_socket
 from prefork.config import SETTINGS_BY_NAME, Config
-from prefork.control import open_control_socket
 from prefork.errors import AppLoadError, BootError, ConfigError, PreforkError
 from prefork.hooks import ServerView, WorkerView, call_hook
 from prefork.http.parsers import choose_parser
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Command, Reply
-from prefork.logging import configure_error_log, configure_logging_from
+from prefork.logs.error_log import configure_error_log, configure_logging_from
 from prefork.metrics.collector import MetricsCollector
-from prefork.process import (
+from prefork.sockets import open_listeners, tls_context
+from prefork.sources import IGNORED_KEY, load_config_file
+from prefork.system.process import (
     apply_environment,
     apply_umask,
     drop_privileges,
@@ -46,8 +47,7 @@ from prefork.process import (
     process_name,
     set_title,
 )
-from prefork.sockets import open_listeners, tls_context
-from prefork.sources import IGNORED_KEY, load_config_file
+from prefork.version import __version__, build
 from prefork.workerclass import adopt_worker_class
 
 AppSource = str | Callable[..., Any]

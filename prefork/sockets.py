@@ -9,6 +9,7 @@ Unix sockets and inherited fds cannot be split that way and are shared by all sl
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -18,6 +19,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from prefork.config import Config
 from prefork.errors import BootError, ConfigError
+
+# accept() errors that mean this process is out of descriptors or memory, not that a client
+# misbehaved: the arbiter and the workers both keep serving and log them once a second.
+RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 if TYPE_CHECKING:
     import ssl

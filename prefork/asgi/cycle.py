@@ -37,7 +37,7 @@ from prefork.asgi.ready import ASYNCIO_MARK, INSPECT_MARK, ready
 from prefork.errors import ClientDisconnected, LocalProtocolError
 from prefork.http.connection import ERROR, JOIN_LIMIT
 from prefork.http.events import Data, EndOfMessage, Response
-from prefork.logging import escape
+from prefork.logs.escape import escape
 
 if TYPE_CHECKING:
     from prefork.workers.protocol import HttpProtocol
@@ -331,7 +331,7 @@ class HttpCycle:
 
     def _label(self) -> str:
         """The request in an error line, escaped: the path is percent-decoded, so it may hold
-        any character a client chose (see prefork.logging)."""
+        any character a client chose (see prefork.logs.escape)."""
         scope = self.scope
         return f"{escape(str(scope.get('method', '')))} {escape(str(scope.get('path', '')))}"
 

@@ -45,7 +45,7 @@ from websockets.typing import Subprotocol
 
 from prefork.errors import ClientDisconnected
 from prefork.http.events import Request
-from prefork.logging import escape
+from prefork.logs.escape import escape
 
 if TYPE_CHECKING:
     from prefork.workers.protocol import HttpProtocol

@@ -108,7 +108,7 @@ class Retiring(FrozenMessage):
 
 @message
 class AppMessage(FrozenMessage):
-    """``prefork.worker.send(obj)`` from app code, for the ``on_message`` hook (JSON data)."""
+    """``prefork.messages.send(obj)`` from app code, for the ``on_message`` hook (JSON data)."""
 
     KIND: ClassVar[int] = 5
     __slots__ = ("data",)
@@ -120,7 +120,7 @@ class AppMessage(FrozenMessage):
 
 @message
 class BroadcastRequest(FrozenMessage):
-    """``prefork.worker.broadcast(obj)``: the arbiter relays it to every worker."""
+    """``prefork.messages.broadcast(obj)``: the arbiter relays it to every worker."""
 
     KIND: ClassVar[int] = 6
     __slots__ = ("data",)
@@ -155,7 +155,7 @@ class Drain(FrozenMessage):
 
 @message
 class Broadcast(FrozenMessage):
-    """A relayed ``prefork.worker.broadcast(obj)``, for every worker's ``on_broadcast``."""
+    """A relayed ``prefork.messages.broadcast(obj)``, for every worker's ``on_broadcast``."""
 
     KIND: ClassVar[int] = 12
     __slots__ = ("data", "origin")

@@ -31,8 +31,8 @@ from prefork.errors import PreforkError
 if TYPE_CHECKING:
     from prefork.metrics.endpoint import MetricsEndpoint
     from prefork.metrics.exposition import Aggregation, Family
+    from prefork.metrics.statsd import StatsdClient, StatsdLogCounter
     from prefork.metrics.store import BlockReader, MetricBlock
-    from prefork.statsd import StatsdClient, StatsdLogCounter
 
 __all__ = ["RESTART_REASONS", "MetricsCollector", "restart_reason"]
 
@@ -40,7 +40,7 @@ __all__ = ["RESTART_REASONS", "MetricsCollector", "restart_reason"]
 # alerts see the series from the start.
 RESTART_REASONS = ("crash", "timeout", "max-requests", "lifetime", "memory", "recycle",
                    "reload", "scale")
-# The markers the retirement reasons end with (prefork.workers.base, prefork.recycling).
+# The markers the retirement reasons end with (prefork.workers.base, prefork.arbiter.recycling).
 RETIRE_MARKERS = (("(max-requests)", "max-requests"), ("(max-worker-lifetime)", "lifetime"),
                   ("(max-worker-memory)", "memory"))
 WORKER_STATES = ("booting", "serving", "draining")
@@ -86,7 +86,7 @@ class MetricsCollector:
         self.statsd = statsd
         self.log_counter: StatsdLogCounter | None = None
         if statsd is not None:
-            from prefork.statsd import StatsdLogCounter
+            from prefork.metrics.statsd import StatsdLogCounter
 
             self.log_counter = StatsdLogCounter(statsd)
             log.addHandler(self.log_counter)
@@ -105,12 +105,13 @@ class MetricsCollector:
         dropped); BootError naming the setting."""
         statsd = None
         if config.statsd_host:
-            from prefork.statsd import StatsdClient
+            from prefork.metrics.statsd import StatsdClient
 
             statsd = StatsdClient(config.statsd_host, config.statsd_prefix,
                                   config.dogstatsd_tags)
         endpoint = None
         if config.metrics_bind:
+            from prefork.http.parsers import choose_parser
             from prefork.metrics.endpoint import MetricsEndpoint, open_listener
 
             try:
@@ -120,7 +121,8 @@ class MetricsCollector:
                     statsd.close()
                 raise
             collector = cls(config, log, None, statsd)
-            collector.endpoint = MetricsEndpoint(listener, collector.render, clock, log)
+            collector.endpoint = MetricsEndpoint(listener, collector.render, clock, log,
+                                                 choose_parser(config.http))
             return collector
         return cls(config, log, endpoint, statsd)
 

@@ -22,16 +22,16 @@ import asyncio
 import logging
 from bisect import bisect_left
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prefork.config import Config
 from prefork.errors import BootError
 from prefork.metrics.instruments import DEFAULT_BUCKETS, histogram_keys, shared_block
+from prefork.metrics.statsd import StatsdClient, StatsdLogCounter
 from prefork.metrics.store import Declaration, MetricBlock, SeriesKey
-from prefork.statsd import StatsdClient, StatsdLogCounter
 
 if TYPE_CHECKING:
-    from prefork.workers.protocol import HttpProtocol
+    from prefork.http.connection import ServerConnection
 
 __all__ = ["BUILTIN_DECLARATIONS", "RequestRecorder", "request_recorder"]
 
@@ -43,6 +43,17 @@ BODY_BYTES = Declaration("prefork_response_body_bytes_total", "counter",
                          "Response body bytes sent by the workers.")
 BUILTIN_DECLARATIONS = (REQUESTS, DURATION, BODY_BYTES)
 COMMON_CLASSES = (1, 2, 3, 4, 5)
+
+
+class Exchange(Protocol):
+    """What the recorder reads of the connection whose response just completed: when its
+    request's head arrived, and the engine that sent the response."""
+
+    @property
+    def head_at(self) -> float: ...
+
+    @property
+    def conn(self) -> ServerConnection: ...
 
 
 class RequestRecorder:
@@ -71,10 +82,10 @@ class RequestRecorder:
     def _status_key(status_class: int) -> SeriesKey:
         return SeriesKey(REQUESTS.name, labels=f'status="{status_class}xx"')
 
-    def response_complete(self, protocol: HttpProtocol) -> None:
-        """Record the response ``protocol`` just completed."""
-        duration = perf_counter() - protocol.head_at
-        conn = protocol.conn
+    def response_complete(self, exchange: Exchange) -> None:
+        """Record the response ``exchange`` just completed."""
+        duration = perf_counter() - exchange.head_at
+        conn = exchange.conn
         response = conn.response
         if response is None:
             return

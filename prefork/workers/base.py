@@ -23,10 +23,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from prefork.accesslog import AccessLog
 from prefork.app import AppSpec, app_traceback, load_app, resolve_interface
 from prefork.config import Config
-from prefork.dispatch import RESOURCE_ERRORS
 from prefork.errors import (
     WORKER_EXIT_ABORTED,
     WORKER_EXIT_APP_LOAD_FAILED,
@@ -48,12 +46,13 @@ from prefork.ipc.messages import (
     Retiring,
     Unready,
 )
-from prefork.logging import ERROR_LOGGER, OncePerSecond, reopen_log_files
-from prefork.process import capture_output
-from prefork.procstat import PAGE_SIZE
-from prefork.recycling import MIB, RequestMemoryCheck
-from prefork.sockets import tls_context
-from prefork.worker import attach_worker, deliver_broadcast
+from prefork.logs.access_log import AccessLog
+from prefork.logs.error_log import ERROR_LOGGER, OncePerSecond, reopen_log_files
+from prefork.messages import attach_worker, deliver_broadcast
+from prefork.sockets import RESOURCE_ERRORS, tls_context
+from prefork.system.process import capture_output
+from prefork.system.procstat import MIB, PAGE_SIZE
+from prefork.workers.memory_check import RequestMemoryCheck
 from prefork.workers.protocol import HttpProtocol, ServingState, listener_address
 
 # Imported with this module, which the arbiter imports before it forks (prefork.server), so
@@ -124,7 +123,7 @@ class Worker:
     def run(self) -> int:
         capture_output(self.config)
         faulthandler.enable(file=sys.stderr, all_threads=True)
-        attach_worker(self.channel, self.view, self.config)  # prefork.worker.send() from app code
+        attach_worker(self.channel, self.view, self.config)  # prefork.messages.send() from app code
         # SIGABRT comes from the heartbeat watchdog: dump every thread's stack, give the
         # worker_abort hook its chance, and go. If the loop is stuck in C code this handler
         # never runs and the arbiter's SIGKILL follows.

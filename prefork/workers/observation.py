@@ -18,10 +18,10 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from prefork.accesslog import AccessRecord
 from prefork.hooks import call_hook
 from prefork.http.events import Request
 from prefork.http.targets import split_target
+from prefork.logs.access_format import AccessRecord
 
 if TYPE_CHECKING:
     from prefork.workers.protocol import HttpProtocol

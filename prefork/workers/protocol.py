@@ -89,7 +89,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol, cast
 
-from prefork.accesslog import AccessLog
 from prefork.asgi.cycle import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, HttpCycle
 from prefork.asgi.ready import ready
 from prefork.asgi.scope import http_scope, websocket_scope
@@ -117,13 +116,14 @@ from prefork.http.events import (
 from prefork.http.headers import DateCache
 from prefork.http.limits import Limits
 from prefork.http.parsers import choose_parser
+from prefork.logs.access_log import AccessLog
 from prefork.proxy import TrustedProxies
 from prefork.proxy import resolve as resolve_forwarded
-from prefork.proxy_protocol import NEED_MORE, ProxyHeader, starts_like_header
-from prefork.proxy_protocol import parse as parse_proxy_header
 from prefork.workers import observation
 from prefork.workers.eager import task_starter
 from prefork.workers.health import HealthCycle, is_health_request
+from prefork.workers.proxy_protocol import NEED_MORE, ProxyHeader, starts_like_header
+from prefork.workers.proxy_protocol import parse as parse_proxy_header
 
 if TYPE_CHECKING:
     from prefork.asgi.websocket import WebSocketCycle

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Final
 from prefork.errors import ClientDisconnected, LocalProtocolError
 from prefork.http.connection import ERROR, JOIN_LIMIT
 from prefork.http.events import Data, EndOfMessage, Request, Response
-from prefork.logging import escape
+from prefork.logs.escape import escape
 from prefork.wsgi.environ import build_environ
 from prefork.wsgi.filewrapper import file_span
 from prefork.wsgi.input import EMPTY_INPUT, BodySpool, StreamingInput

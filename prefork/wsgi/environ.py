@@ -30,10 +30,10 @@ from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
-from prefork import __version__
 from prefork.http.events import Request
 from prefork.http.targets import split_target
 from prefork.memo import remember
+from prefork.version import __version__
 
 __all__ = ["ErrorStream", "base_environ", "build_environ", "split_target"]
 

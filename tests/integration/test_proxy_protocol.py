@@ -9,8 +9,8 @@ import struct
 
 import pytest
 
-from prefork.proxy_protocol import V2_SIGNATURE
 from prefork.testing import parse_response, running_server
+from prefork.workers.proxy_protocol import V2_SIGNATURE
 
 from .test_proxy_headers import origin_app
 

@@ -1,4 +1,4 @@
-"""App for the prefork.worker message tests: a per-process cache that broadcasts invalidate.
+"""App for the prefork.messages message tests: a per-process cache that broadcasts invalidate.
 
 ASGI ``app``: ``/value?KEY`` reads ``$MESSAGES_APP_DIR/KEY`` once and then answers from its
 cache; ``/invalidate?KEY`` broadcasts ``{"invalidate": KEY}``; ``/send?NOTE`` sends
@@ -14,26 +14,26 @@ import os
 from pathlib import Path
 from typing import Any
 
-import prefork.worker
+import prefork.messages
 
 CACHE: dict[str, str] = {}
 RECEIVED: list[dict[str, Any]] = []
 ASYNC_RECEIVED: list[dict[str, Any]] = []
 
 
-@prefork.worker.on_broadcast
+@prefork.messages.on_broadcast
 def _broken_listener(message: Any, origin: int) -> None:
     raise RuntimeError("a listener that fails on purpose")
 
 
-@prefork.worker.on_broadcast
+@prefork.messages.on_broadcast
 def _forget(message: Any, origin: int) -> None:
     RECEIVED.append({"data": message, "origin": origin})
     if isinstance(message, dict) and "invalidate" in message:
         CACHE.pop(message["invalidate"], None)
 
 
-@prefork.worker.on_broadcast
+@prefork.messages.on_broadcast
 async def _async_listener(message: Any, origin: int) -> None:
     ASYNC_RECEIVED.append({"data": message, "origin": origin})
 
@@ -44,27 +44,27 @@ def _handle(path: str, query: str) -> tuple[int, dict[str, Any]]:
             CACHE[query] = (Path(os.environ["MESSAGES_APP_DIR"]) / query).read_text()
         return 200, {"value": CACHE[query]}
     if path == "/invalidate":
-        return 200, {"sent": prefork.worker.broadcast({"invalidate": query})}
+        return 200, {"sent": prefork.messages.broadcast({"invalidate": query})}
     if path == "/send":
-        return 200, {"sent": prefork.worker.send({"note": query})}
+        return 200, {"sent": prefork.messages.send({"note": query})}
     if path == "/bad":
         try:
-            prefork.worker.send({"not json": {1, 2}})
+            prefork.messages.send({"not json": {1, 2}})
         except TypeError as exc:
             return 500, {"error": f"TypeError: {exc}"}
         return 200, {"error": None}
     if path == "/big":
         try:
-            prefork.worker.broadcast("x" * (prefork.worker.MAX_PAYLOAD + 1))
+            prefork.messages.broadcast("x" * (prefork.messages.MAX_PAYLOAD + 1))
         except ValueError as exc:
             return 500, {"error": f"ValueError: {exc}"}
         return 200, {"error": None}
     if path == "/flood":
         attempted = int(query)
-        delivered = sum(prefork.worker.broadcast({"flood": i}) for i in range(attempted))
+        delivered = sum(prefork.messages.broadcast({"flood": i}) for i in range(attempted))
         return 200, {"attempted": attempted, "delivered": delivered}
     if path == "/state":
-        return 200, {"slot": prefork.worker.slot, "worker_pid": prefork.worker.pid,
+        return 200, {"slot": prefork.messages.slot, "worker_pid": prefork.messages.pid,
                      "received": len(RECEIVED), "last": RECEIVED[-20:],
                      "async_received": len(ASYNC_RECEIVED)}
     return 404, {}

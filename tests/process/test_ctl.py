@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from prefork.control import CLIENT_DEADLINE
+from prefork.arbiter.control import CLIENT_DEADLINE
 from prefork.errors import PreforkError
 from prefork.testing import http_request, is_alive, process_tree, running_server, wait_until
 from tests.process.conftest import ROOT

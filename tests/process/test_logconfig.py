@@ -138,7 +138,7 @@ def _read(path: Path) -> str:
 
 # a formatter class named by "()", as python-json-logger's is in such configurations
 JSON_CLASS_TO_STDOUT = {**JSON_TO_STDOUT, "formatters": {
-    "json": {"()": "prefork.logging.JsonLineFormatter"},
+    "json": {"()": "prefork.logs.error_log.JsonLineFormatter"},
     "access": {"format": "ACCESS %(message)s"}}}
 
 

@@ -1,4 +1,4 @@
-"""prefork.worker.send/broadcast between app code, the arbiter's hooks and every worker."""
+"""prefork.messages.send/broadcast between app code, the arbiter's hooks and every worker."""
 
 from __future__ import annotations
 
@@ -137,11 +137,11 @@ def test_send_reaches_the_arbiter_hook_which_can_broadcast(server: Server,
 def test_bad_payloads_raise_in_the_app_and_the_worker_survives(server: Server) -> None:
     before = {w["pid"]: w["restarts"] for w in server.stats()["workers"]}
     status, answer = _get(server, "/bad")
-    assert status == 500 and answer["error"].startswith("TypeError: prefork.worker messages "
+    assert status == 500 and answer["error"].startswith("TypeError: prefork.messages messages "
                                                         "must be JSON data: Object of type set")
     status, answer = _get(server, "/big")
     assert status == 500
-    assert answer["error"] == ("ValueError: prefork.worker message of 65539 bytes is over the "
+    assert answer["error"] == ("ValueError: prefork.messages message of 65539 bytes is over the "
                                "65536-byte limit; send a key, not the data")
     assert is_alive(answer["pid"])
     _from_every_worker(server, "/state", lambda a: None)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from prefork.errors import BootError
-from prefork.statsd import MAX_DATAGRAM, StatsdClient
+from prefork.metrics.statsd import MAX_DATAGRAM, StatsdClient
 from prefork.testing import http_request, running_server
 
 APP = "tests.apps.metricsapp:app"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import prefork.cpus
-from prefork.cpus import affinity_count
+import prefork.system.cpus
+from prefork.system.cpus import affinity_count
 from prefork.testing import running_server
 
 
@@ -23,8 +23,8 @@ def test_workers_auto_follows_the_cgroup_quota(tmp_path: Path,
     membership = tmp_path / "self-cgroup"
     membership.write_text("0::/app\n")
     # the arbiter is forked from this process, so it reads the fake tree too
-    monkeypatch.setattr(prefork.cpus, "CGROUP_ROOT", str(root))
-    monkeypatch.setattr(prefork.cpus, "MEMBERSHIP_FILE", str(membership))
+    monkeypatch.setattr(prefork.system.cpus, "CGROUP_ROOT", str(root))
+    monkeypatch.setattr(prefork.system.cpus, "MEMBERSHIP_FILE", str(membership))
     log = tmp_path / "error.log"
     with running_server("tests.apps.pidapp:app", workers="auto", errorlog=str(log)) as server:
         assert len(server.worker_pids()) == 1
@@ -36,7 +36,7 @@ def test_workers_auto_follows_the_cgroup_quota(tmp_path: Path,
 @pytest.mark.timeout(60)
 def test_workers_auto_without_a_quota_uses_the_affinity(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prefork.cpus, "CGROUP_ROOT", str(tmp_path / "none"))
+    monkeypatch.setattr(prefork.system.cpus, "CGROUP_ROOT", str(tmp_path / "none"))
     log = tmp_path / "error.log"
     with running_server("tests.apps.pidapp:app", workers="auto", errorlog=str(log)) as server:
         assert len(server.worker_pids()) == affinity_count()

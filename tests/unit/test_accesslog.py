@@ -18,15 +18,15 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 
-from prefork.accesslog import (
+from prefork.errors import ConfigError
+from prefork.logs.access_format import (
     ACCESS_LOGGER,
     DEFAULT_FORMAT,
     AccessFormatter,
-    AccessLog,
     AccessRecord,
-    escape,
 )
-from prefork.errors import ConfigError
+from prefork.logs.access_log import AccessLog
+from prefork.logs.escape import escape
 
 gunicorn_config = pytest.importorskip("gunicorn.config")
 glogging = pytest.importorskip("gunicorn.glogging")

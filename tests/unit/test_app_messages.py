@@ -1,4 +1,4 @@
-"""prefork.worker without forking: payload checks, the worker link over a real socket pair."""
+"""prefork.messages without forking: payload checks, the worker link over a real socket pair."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-import prefork.worker
+import prefork.messages
+from prefork.arbiter.relay import relay_broadcast
 from prefork.config import Config
 from prefork.hooks import WorkerView
 from prefork.ipc.channel import Channel
 from prefork.ipc.messages import AppMessage, Broadcast, BroadcastRequest
-from prefork.worker import MAX_PAYLOAD, WorkerLink, check_payload, relay_broadcast
+from prefork.messages import MAX_PAYLOAD, WorkerLink, check_payload
 
 LOG = logging.getLogger("test.app_messages")
 PairMaker = Callable[[], tuple[Channel, Channel]]
@@ -65,15 +66,15 @@ def test_size_limit_counts_encoded_bytes() -> None:
 
 
 def test_outside_a_worker_nothing_is_sent_but_bad_data_still_raises() -> None:
-    assert prefork.worker.send({"a": 1}) is False
-    assert prefork.worker.broadcast({"a": 1}) is False
-    assert prefork.worker.pid is None and prefork.worker.slot is None
+    assert prefork.messages.send({"a": 1}) is False
+    assert prefork.messages.broadcast({"a": 1}) is False
+    assert prefork.messages.pid is None and prefork.messages.slot is None
     with pytest.raises(TypeError):
-        prefork.worker.send({1, 2})
+        prefork.messages.send({1, 2})
     with pytest.raises(ValueError):
-        prefork.worker.broadcast("x" * MAX_PAYLOAD)
+        prefork.messages.broadcast("x" * MAX_PAYLOAD)
     with pytest.raises(AttributeError):
-        _ = prefork.worker.nothing_like_this  # type: ignore[attr-defined]  # on purpose
+        _ = prefork.messages.nothing_like_this  # type: ignore[attr-defined]  # on purpose
 
 
 def test_link_sends_frames_the_arbiter_decodes(pair: PairMaker) -> None:
@@ -152,3 +153,13 @@ def test_relay_skips_full_and_closed_channels(pair: PairMaker) -> None:
         Broadcast(data={"invalidate": "k"}, origin=7)]
     with pytest.raises(TypeError):
         relay_broadcast(channels, {1, 2}, 7, LOG)
+
+
+def test_the_earlier_module_name_still_reaches_the_messages_api() -> None:
+    import prefork.messages
+    import prefork.worker
+
+    assert prefork.worker.send is prefork.messages.send
+    assert prefork.worker.broadcast is prefork.messages.broadcast
+    assert prefork.worker.on_broadcast is prefork.messages.on_broadcast
+    assert prefork.worker.pid is None and prefork.worker.slot is None  # not in a worker

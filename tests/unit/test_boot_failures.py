@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prefork.supervision import BootFailureReports
+from prefork.arbiter.supervision import BootFailureReports
 
 pytestmark = pytest.mark.timeout(10)
 

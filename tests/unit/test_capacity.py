@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from prefork.capacity import WORKER_MEMORY, derived_max_workers, usable_memory
 from prefork.config import Config
 from prefork.errors import ConfigError
+from prefork.system.capacity import WORKER_MEMORY, derived_max_workers, usable_memory
 
 MIB = 1024 * 1024
 

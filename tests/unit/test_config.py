@@ -133,7 +133,7 @@ def test_json_error_log_lines_carry_the_exception() -> None:
     import json
     import logging
 
-    from prefork.logging import JsonLineFormatter
+    from prefork.logs.error_log import JsonLineFormatter
 
     try:
         raise ValueError("bad \"thing\"\n")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from prefork.control import (
+from prefork.arbiter.control import (
     COMMANDS,
     RequestError,
     default_socket_path,

@@ -1,4 +1,5 @@
-"""Unit tests for prefork.cpus on fake cgroup trees: v2 nested limits, v1, none, malformed."""
+"""Unit tests for prefork.system.cpus on fake cgroup trees: v2 nested limits, v1, none,
+malformed."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import prefork.cpus
+import prefork.system.cpus
 from prefork.config import Config, usable_cpu_count
-from prefork.cpus import CpuQuota, cgroup_quota, usable_cpus
+from prefork.system.cpus import CpuQuota, cgroup_quota, usable_cpus
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -139,8 +140,8 @@ def test_a_tiny_quota_still_gets_one_worker(tmp_path: Path) -> None:
 def test_workers_auto_in_the_config_uses_the_quota(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     root = tree(tmp_path, {**V2, "sys/cpu.max": "100000 100000\n"})
-    monkeypatch.setattr(prefork.cpus, "CGROUP_ROOT", str(root / "sys"))
-    monkeypatch.setattr(prefork.cpus, "MEMBERSHIP_FILE", membership(root, "0::/\n"))
+    monkeypatch.setattr(prefork.system.cpus, "CGROUP_ROOT", str(root / "sys"))
+    monkeypatch.setattr(prefork.system.cpus, "MEMBERSHIP_FILE", membership(root, "0::/\n"))
     assert usable_cpu_count() == 1
     assert Config.from_mapping({"workers": "auto"}).worker_count() == 1
     assert Config.from_mapping({"workers": 3}).worker_count() == 3

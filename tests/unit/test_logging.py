@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from prefork.logging import OncePerSecond, escape, line_formatter
+from prefork.logs.error_log import OncePerSecond, line_formatter
+from prefork.logs.escape import escape
 
 
 def test_escape_keeps_one_line_and_no_control_character() -> None:

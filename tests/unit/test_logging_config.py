@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from prefork.logging import (
+from prefork.logs.error_log import (
     ini_with_prefork_loggers,
     log_stop_reason,
     prefork_counterpart,

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from prefork.errors import RemoteProtocolError
-from prefork.proxy_protocol import (
+from prefork.workers.proxy_protocol import (
     NEED_MORE,
     V1_MAX_LENGTH,
     V2_SIGNATURE,

@@ -1,4 +1,5 @@
-"""Unit tests for prefork.recycling: lifetime and memory limits, jitter drawn once per worker."""
+"""Unit tests for prefork.arbiter.recycling and prefork.workers.memory_check: lifetime and
+memory limits, jitter drawn once per worker."""
 
 from __future__ import annotations
 
@@ -8,17 +9,16 @@ from pathlib import Path
 
 import pytest
 
-import prefork.recycling
-from prefork.config import Config
-from prefork.recycling import (
-    CHECK_EVERY_MAX,
+import prefork.arbiter.recycling
+from prefork.arbiter.recycling import (
     MEMORY_SAMPLES_OVER,
-    MIB,
     RecycleLimits,
     RecyclePolicy,
-    RequestMemoryCheck,
     WorkerFacts,
 )
+from prefork.config import Config
+from prefork.system.procstat import MIB
+from prefork.workers.memory_check import CHECK_EVERY_MAX, RequestMemoryCheck
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -106,7 +106,7 @@ def test_limits_from_config_are_in_megabytes() -> None:
 
 
 def test_the_module_is_pure() -> None:
-    tree = ast.parse(Path(prefork.recycling.__file__).read_text())
+    tree = ast.parse(Path(prefork.arbiter.recycling.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree)

@@ -1,4 +1,5 @@
-"""Unit tests for prefork.supervision: every backoff and breaker transition, on a fake clock."""
+"""Unit tests for prefork.arbiter.supervision: every backoff and breaker transition, on a fake
+clock."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-import prefork.supervision
-from prefork.errors import ConfigError
-from prefork.supervision import (
+import prefork.arbiter.supervision
+from prefork.arbiter.supervision import (
     WORKER_TRANSITIONS,
     BreakerState,
     RestartPolicy,
     RestartSettings,
     WorkerState,
 )
+from prefork.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -74,7 +75,7 @@ def open_breaker(policy: RestartPolicy) -> None:
 
 
 def test_module_imports_no_io() -> None:
-    source = Path(prefork.supervision.__file__).read_text(encoding="utf-8")
+    source = Path(prefork.arbiter.supervision.__file__).read_text(encoding="utf-8")
     imported: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

@@ -16,51 +16,14 @@ This module does no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from prefork.errors import ConfigError
 from prefork.http.limits import Limits
+from prefork.http.parsers.contract import Sink, Tokenizer
 
 __all__ = ["PARSERS", "Sink", "Tokenizer", "make_tokenizer"]
 
 PARSERS = ("httptools", "h11")
-
-
-class Sink(Protocol):
-    """What a backend reports to. Any method may raise RemoteProtocolError to stop parsing."""
-
-    def on_head(
-        self, method: bytes, target: bytes, http_version: bytes, headers: list[tuple[bytes, bytes]]
-    ) -> bool:
-        """A request head (names lower-cased, values stripped). Returns True when the request
-        switches protocols: the message then ends at its head, the backend stops and hands every
-        byte after the head to :meth:`on_unparsed`."""
-
-    def on_data(self, data: bytes) -> None:
-        """A piece of the request body."""
-
-    def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
-        """The end of the request body (trailers only after a chunked body)."""
-
-    def on_unparsed(self, rest: bytes) -> None:
-        """Bytes the backend stopped before; they are given back to it after :meth:`reset`."""
-
-
-class Tokenizer(Protocol):
-    def feed(self, data: bytes) -> None:
-        """Tokenise ``data``; raises RemoteProtocolError on bytes that break HTTP/1.1."""
-
-    def reset(self) -> None:
-        """Get ready for the next request after the backend stopped (see ``on_unparsed``)."""
-
-    @property
-    def in_head(self) -> bool:
-        """True while part of a request head has been received but not the whole of it."""
-
-    def release(self) -> None:
-        """The connection is gone: drop whatever refers back to this tokenizer (httptools'
-        parser holds its callbacks), so the connection's objects are freed by reference
-        counting at once instead of by the cycle collector later. Nothing is fed after it."""
 
 
 def make_tokenizer(name: str, sink: Sink, limits: Limits) -> Tokenizer:

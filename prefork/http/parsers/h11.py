@@ -26,7 +26,7 @@ import h11
 
 from prefork.errors import RemoteProtocolError
 from prefork.http.limits import Limits, check_field_sizes
-from prefork.http.parsers import Sink
+from prefork.http.parsers.contract import Sink
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -19,7 +19,7 @@ import httptools
 
 from prefork.errors import RemoteProtocolError
 from prefork.http.limits import Limits, check_field_sizes
-from prefork.http.parsers import Sink
+from prefork.http.parsers.contract import Sink
 
 _VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
 # How a request line ends, after its method, a space, its target and a space.

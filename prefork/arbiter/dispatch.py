@@ -10,7 +10,6 @@ Which listeners to serve is the arbiter's decision (``wanted``); this class only
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import selectors
 import socket
@@ -19,10 +18,10 @@ from typing import Protocol
 
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Connections
-from prefork.logging import OncePerSecond
+from prefork.logs.error_log import OncePerSecond
+from prefork.sockets import RESOURCE_ERRORS
 
 ACCEPT_BATCH = 64  # connections accepted per wake-up, so one busy listener cannot starve others
-RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class Target(Protocol):

@@ -4,8 +4,8 @@ Signals only write their number to a wakeup pipe (``signal.set_wakeup_fd``); a s
 that pipe, every worker's control channel, the embedder's channel and, in ``roundrobin`` mode,
 the listeners. The loop dispatches signals to ``handle_<name>`` methods, reaps every child with
 ``waitpid(-1, WNOHANG)``, checks heartbeats and stop deadlines, and refills empty worker slots
-when the restart policy (``prefork.supervision``) allows. It never imports app code unless the
-app was preloaded, and it never handles a request.
+when the restart policy (``prefork.arbiter.supervision``) allows. It never imports app code
+unless the app was preloaded, and it never handles a request.
 
 It is longer than the house's 600 lines because it is one state machine: the signal handlers,
 the worker table, the deadlines and the embedder's commands all read and change the same
@@ -28,8 +28,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from prefork.arbiter.dispatch import HandOff
+from prefork.arbiter.recycling import RecycleLimits, RecyclePolicy, WorkerFacts
+from prefork.arbiter.relay import relay_broadcast
+from prefork.arbiter.supervision import (
+    BootFailureReports,
+    BreakerState,
+    RestartPolicy,
+    RestartSettings,
+    WorkerState,
+)
+from prefork.arbiter.upgrade import start_new_arbiter, take_back
 from prefork.config import Config
-from prefork.dispatch import HandOff
 from prefork.errors import (
     BOOT_EXIT_CODES,
     WORKER_EXIT_ABORTED,
@@ -51,24 +61,14 @@ from prefork.ipc.messages import (
     Retiring,
     Unready,
 )
-from prefork.logging import log_stop_reason, reopen_log_files
+from prefork.logs.error_log import log_stop_reason, reopen_log_files
 from prefork.metrics.collector import MetricsCollector
-from prefork.procstat import ProcessSample, cpu_percent
-from prefork.procstat import sample as sample_process
-from prefork.recycling import RecycleLimits, RecyclePolicy, WorkerFacts
 from prefork.sockets import ListenerSet
-from prefork.supervision import (
-    BootFailureReports,
-    BreakerState,
-    RestartPolicy,
-    RestartSettings,
-    WorkerState,
-)
-from prefork.upgrade import start_new_arbiter, take_back
-from prefork.worker import relay_broadcast
+from prefork.system.procstat import ProcessSample, cpu_percent
+from prefork.system.procstat import sample as sample_process
 
 if TYPE_CHECKING:
-    from prefork.control import ControlServer
+    from prefork.arbiter.control import ControlServer
 
 ARBITER_EXIT_OK = 0
 ARBITER_EXIT_BOOT_FAILED = 3  # no worker could be kept alive: the circuit breaker is open
@@ -232,7 +232,7 @@ class Arbiter:
                       addresses, self.target, "" if self.target == 1 else "s",
                       self.config.dispatch_mode())
         if not self.config.workers:
-            from prefork.cpus import usable_cpus
+            from prefork.system.cpus import usable_cpus
 
             self.log.info("workers auto: %s", usable_cpus())
         if self.control_socket is not None:
@@ -611,7 +611,7 @@ class Arbiter:
                 self._broadcast(msg.data, worker.pid)
 
     def _broadcast(self, data: Any, origin: int) -> int:
-        """prefork.worker.broadcast: every worker with an open channel, the sender included."""
+        """prefork.messages.broadcast: every worker with an open channel, the sender included."""
         return relay_broadcast([(w.pid, w.channel) for w in self.workers.values()
                                 if w.channel_open], data, origin, self.log)
 

@@ -6,8 +6,9 @@ fork 500 workers, ``scale`` by a 4,000-digit number froze the arbiter while it g
 
 The rule: **4 workers per usable CPU, at least 16, and no more than one per 32 MiB of the memory
 the server may use.** Workers beyond four per core only queue for CPU time; 16 leaves room for
-I/O-bound apps on small machines. A bare worker is about 24 MiB resident (the soak in the
-README), so more workers than memory ÷ 32 MiB cannot all be alive at once, whatever the app.
+I/O-bound apps on small machines. A bare worker is about 24 MiB resident (the soak in
+docs/reliability.md), so more workers than memory ÷ 32 MiB cannot all be alive at once,
+whatever the app.
 The memory is the tightest of ``MemTotal`` (``/proc/meminfo``) and a cgroup limit on the
 process's cgroup or its ancestors (v2 ``memory.max``, v1 ``memory.limit_in_bytes``).
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from prefork.cpus import CGROUP_ROOT, MEMBERSHIP_FILE, usable_cpus
+from prefork.system.cpus import CGROUP_ROOT, MEMBERSHIP_FILE, usable_cpus
 
 __all__ = ["MEMINFO_FILE", "MIN_MAX_WORKERS", "WORKERS_PER_CPU", "WORKER_MEMORY",
            "derived_max_workers", "max_workers_auto", "usable_memory"]

@@ -15,8 +15,8 @@ non-blocking, a request is at most ``MAX_REQUEST`` bytes, nested at most ``MAX_D
 recurses once per level: 2,000 ``[`` raised RecursionError in the arbiter), with numbers of at
 most ``MAX_DIGITS`` digits, and ``scale`` stops at ``max_workers``; a client has ``CLIENT_DEADLINE``
 seconds from connect until its reply is written, and at most ``MAX_CLIENTS`` are served at once
-(the arbiter closes any more at once). A client that connects and sends nothing costs one fd
-until its deadline and nothing else.
+(the arbiter closes any more at once): the bounded loop of :mod:`prefork.arbiter.clients`. A
+client that connects and sends nothing costs one fd until its deadline and nothing else.
 
 Who may connect is decided by the file: mode ``--control-socket-mode`` (0600), owned by the
 server's user. Anyone who can connect can stop the server, so the default path is in a
@@ -35,7 +35,6 @@ longer names its socket (checked by inode), and binds it again if the new arbite
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -47,9 +46,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from prefork.arbiter.clients import CLIENT_DEADLINE, MAX_CLIENTS, ClientLoop
 from prefork.config import Config
 from prefork.errors import BootError, ConfigError
-from prefork.process import server_identity
+from prefork.system.process import server_identity
 
 __all__ = ["CLIENT_DEADLINE", "MAX_CLIENTS", "MAX_REQUEST", "ControlServer", "Operations",
            "default_socket_path", "ensure_private_directory", "open_control_socket",
@@ -58,8 +58,6 @@ __all__ = ["CLIENT_DEADLINE", "MAX_CLIENTS", "MAX_REQUEST", "ControlServer", "Op
 MAX_REQUEST = 4096  # bytes; the longest real request is under 60
 MAX_DEPTH = 4  # nested arrays and objects; a real request is one flat object
 MAX_DIGITS = 12  # in any number; counts and pids are far shorter
-MAX_CLIENTS = 16
-CLIENT_DEADLINE = 5.0  # seconds from connect to the reply written
 SOCKET_NAME = "prefork.ctl"
 PRIVATE_DIR_MODE = 0o700
 
@@ -214,14 +212,28 @@ def _owner(config: Config) -> tuple[int, int] | None:
 # -- serving it -----------------------------------------------------------------------------------
 
 
-class _Client:
-    def __init__(self, sock: socket.socket, deadline: float, peer: tuple[int, int, int]) -> None:
-        self.sock = sock
-        self.deadline = deadline
+class _Request:
+    """One client's request line, read up to ``MAX_REQUEST`` bytes."""
+
+    __slots__ = ("inbox", "peer", "server")
+
+    def __init__(self, server: ControlServer, peer: tuple[int, int, int]) -> None:
+        self.server = server
         self.peer = peer
         self.inbox = bytearray()
-        self.outbox = b""
-        self.answered = False
+
+    def received(self, data: bytes) -> bytes | None:
+        self.inbox += data
+        line, newline, _ = bytes(self.inbox).partition(b"\n")
+        if len(line) > MAX_REQUEST:
+            return _encode({"error": f"request longer than {MAX_REQUEST} bytes"})
+        if newline or (not data and line):
+            return _encode(self.server._execute(line, self.peer))
+        return None
+
+
+def _encode(reply: dict[str, Any]) -> bytes:
+    return (json.dumps(reply, separators=(",", ":")) + "\n").encode()
 
 
 class ControlServer:
@@ -234,44 +246,45 @@ class ControlServer:
         self.mode = mode
         self.log = log
         self._identity = _identity(path)
-        self._clients: dict[socket.socket, _Client] = {}
-        self._selector: selectors.BaseSelector | None = None
+        self._clients: ClientLoop | None = None
         self._operations: Operations | None = None
-        self._clock: Callable[[], float] = time.monotonic
         self._closed = False
 
     def attach(self, selector: selectors.BaseSelector, operations: Operations,
                clock: Callable[[], float] = time.monotonic) -> None:
         """Serve on ``selector``: its callbacks are called with the selector key."""
-        self._selector, self._operations, self._clock = selector, operations, clock
-        selector.register(self.sock, selectors.EVENT_READ, self._on_accept)
+        self._operations = operations
+        self._clients = ClientLoop(self.sock, "control socket", self._open_request, self.log,
+                                   close_oldest=False, clock=clock)
+        self._clients.start(selector)
         self.log.info("control socket at %s", self.path)
 
     def expire(self, now: float) -> None:
         """Drop clients past their deadline (called from the arbiter's loop)."""
-        for client in [c for c in self._clients.values() if now > c.deadline]:
-            self._drop(client)
+        if self._clients is not None:
+            self._clients.expire(now)
 
     def reclaim(self) -> None:
         """After a failed binary upgrade: bind the path again if it is no longer ours."""
-        if self._closed or self._selector is None or _identity(self.path) == self._identity:
+        if self._closed or self._clients is None or _identity(self.path) == self._identity:
             return
         try:
             sock = listen(self.path, self.mode, None, self.log)
         except BootError as exc:
             self.log.warning("%s; prefork ctl cannot reach this arbiter", exc)
             return
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(self.sock)
-        self.sock.close()
+        self._clients.replace_listener(sock)
         self.sock, self._identity = sock, _identity(self.path)
-        self._selector.register(sock, selectors.EVENT_READ, self._on_accept)
 
     def close(self) -> None:
         """At the arbiter's exit: close everything and remove the path if it is still ours."""
         if self._closed:
             return
-        self.abandon()
+        self._closed = True
+        if self._clients is not None:
+            self._clients.close()
+        else:
+            self.sock.close()
         if _identity(self.path) == self._identity:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
@@ -279,97 +292,13 @@ class ControlServer:
     def abandon(self) -> None:
         """In a freshly forked worker: close the inherited fds, leave the path alone."""
         self._closed = True
-        for client in self._clients.values():
-            client.sock.close()
-        self._clients.clear()
-        self.sock.close()
+        if self._clients is not None:
+            self._clients.abandon()
+        else:
+            self.sock.close()
 
-    # -- connections --------------------------------------------------------------------------
-
-    def _on_accept(self, _key: selectors.SelectorKey) -> None:
-        assert self._selector is not None
-        for _ in range(MAX_CLIENTS):
-            try:
-                conn, _address = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # EMFILE and friends: the client sees a closed connection
-                self.log.warning("control socket: accept failed: %s", exc)
-                return
-            if len(self._clients) >= MAX_CLIENTS:
-                conn.close()
-                continue
-            conn.setblocking(False)
-            try:
-                peer = _peer_credentials(conn)
-            except OSError:
-                conn.close()
-                continue
-            client = _Client(conn, self._clock() + CLIENT_DEADLINE, peer)
-            self._clients[conn] = client
-            self._selector.register(conn, selectors.EVENT_READ,
-                                    functools.partial(self._on_client, client))
-
-    def _on_client(self, client: _Client, _key: selectors.SelectorKey) -> None:
-        try:
-            self._serve_client(client)
-        except Exception:  # a control client must never take the arbiter down
-            self.log.exception("control: serving a client failed")
-            self._drop(client)
-
-    def _serve_client(self, client: _Client) -> None:
-        if client.answered:
-            self._flush(client)
-            return
-        try:
-            data = client.sock.recv(MAX_REQUEST + 1 - len(client.inbox))
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(client)
-            return
-        client.inbox += data
-        line, newline, _ = bytes(client.inbox).partition(b"\n")
-        if newline or (not data and line):
-            self._answer(client, self._execute(line, client.peer))
-        elif not data:
-            self._drop(client)  # connected and left without a word (e.g. a liveness probe)
-        elif len(client.inbox) > MAX_REQUEST:
-            self._answer(client, {"error": f"request longer than {MAX_REQUEST} bytes"})
-
-    def _answer(self, client: _Client, reply: dict[str, Any]) -> None:
-        client.answered = True
-        client.outbox = (json.dumps(reply, separators=(",", ":")) + "\n").encode()
-        self._flush(client)
-        if client.outbox and self._selector is not None and client.sock in self._clients:
-            self._selector.modify(client.sock, selectors.EVENT_WRITE,
-                                  functools.partial(self._on_client, client))
-
-    def _flush(self, client: _Client) -> None:
-        try:
-            sent = client.sock.send(client.outbox)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(client)
-            return
-        client.outbox = client.outbox[sent:]
-        if not client.outbox:
-            # Closing with unread input makes the kernel reset the connection, and the client
-            # would see ECONNRESET instead of the reply (an over-long request): read it first.
-            with contextlib.suppress(OSError):
-                for _ in range(4):
-                    if not client.sock.recv(65536):
-                        break
-            self._drop(client)
-
-    def _drop(self, client: _Client) -> None:
-        if self._clients.pop(client.sock, None) is None:
-            return
-        if self._selector is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(client.sock)
-        client.sock.close()
+    def _open_request(self, sock: socket.socket) -> _Request:
+        return _Request(self, _peer_credentials(sock))  # OSError: the loop refuses the client
 
     # -- commands -----------------------------------------------------------------------------
 

@@ -1,21 +1,17 @@
 """When a worker has lived long enough: ``--max-worker-lifetime`` and ``--max-worker-memory``.
 
-The arbiter samples each worker's resident memory once a second (``prefork.procstat``) and asks
-:meth:`RecyclePolicy.review` which serving workers are due for a rolling replacement; it then
-queues them exactly like a worker that reached ``--max-requests`` (which the worker itself counts
-and reports). Each worker gets its own jitter, drawn once when the policy first sees it, so
-workers started together do not all retire together.
+The arbiter samples each worker's resident memory once a second (``prefork.system.procstat``)
+and asks :meth:`RecyclePolicy.review` which serving workers are due for a rolling replacement;
+it then queues them exactly like a worker that reached ``--max-requests`` (which the worker
+itself counts and reports). Each worker gets its own jitter, drawn once when the policy first
+sees it, so workers started together do not all retire together.
 
 A memory limit is judged on consecutive samples: one sample over the limit can be a request's
 short-lived buffer that the allocator hands back a moment later; three in a row (three seconds)
 is memory the worker keeps.
 
-Between the arbiter's samples a worker can grow by whatever its requests allocate (an app that
-kept 20 MB a request was retired near 700 MB under a 200 MB limit). So the worker also checks
-itself after requests (:class:`RequestMemoryCheck`) and retires at once, as for max-requests, on
-a reading over its limit: reading its RSS is a syscall, so it reads after a request only when the
-growth seen so far could have brought it to the limit since the last reading, and at least every
-``CHECK_EVERY_MAX`` requests otherwise.
+Between the arbiter's samples a worker also checks itself after its requests
+(:mod:`prefork.workers.memory_check`).
 
 Rule: this module is pure. It does no I/O, reads no clock (the arbiter passes each worker's age
 and the time of its latest sample) and draws randomness only through the injected ``draw``.
@@ -30,14 +26,11 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from prefork.config import Config
 
-__all__ = [
-    "CHECK_EVERY_MAX", "MEMORY_SAMPLES_OVER", "MIB", "RecycleLimits", "RecyclePolicy",
-    "RequestMemoryCheck", "WorkerFacts",
-]
+from prefork.system.procstat import MIB
 
-MIB = 1024 * 1024  # --max-worker-memory counts megabytes of 2**20 bytes, as ps and top do
+__all__ = ["MEMORY_SAMPLES_OVER", "RecycleLimits", "RecyclePolicy", "WorkerFacts"]
+
 MEMORY_SAMPLES_OVER = 3  # consecutive samples over the limit before a worker is retired
-CHECK_EVERY_MAX = 64  # requests between two of a worker's own readings, at most
 
 
 class RecycleLimits(NamedTuple):
@@ -145,44 +138,3 @@ def _memory_limit(tracked: _Tracked, limits: RecycleLimits) -> int:
     if not limits.max_memory:
         return 0
     return limits.max_memory + int(tracked.memory_share * limits.memory_jitter)
-
-
-class RequestMemoryCheck:
-    """A worker's own check of ``--max-worker-memory`` after its requests.
-
-    :meth:`due` says whether to read the RSS after the request numbered ``requests``;
-    :meth:`review` takes that reading and returns the reason to retire, or None. The next
-    reading is planned from the largest growth per request seen between two readings: half the
-    requests that growth needs to cross the limit (at least the next request, at most
-    ``CHECK_EVERY_MAX`` on), so a worker that grows fast is read after every request as it
-    nears its limit, and one that does not is read every 64 requests.
-    """
-
-    __slots__ = ("_growth", "_last_requests", "_last_rss", "_next", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit  # bytes, with this worker's jitter
-        self._next = 1
-        self._last_rss = 0
-        self._last_requests = 0
-        self._growth = 0  # the largest growth per request seen, bytes
-
-    def due(self, requests: int) -> bool:
-        return requests >= self._next
-
-    def review(self, rss: int, requests: int) -> str | None:
-        first = not self._last_requests
-        if not first and requests > self._last_requests and rss > self._last_rss:
-            growth = (rss - self._last_rss) // (requests - self._last_requests)
-            self._growth = max(self._growth, growth)
-        self._last_rss, self._last_requests = rss, requests
-        if rss > self.limit:
-            return (f"RSS {rss / MIB:.0f} MB over {self.limit / MIB:.0f} MB after request "
-                    f"{requests} (max-worker-memory)")
-        if first:
-            self._next = requests + 1  # a second reading gives the first growth
-            return None
-        headroom = self.limit - rss
-        steps = headroom // (2 * self._growth) if self._growth else CHECK_EVERY_MAX
-        self._next = requests + max(1, min(CHECK_EVERY_MAX, steps))
-        return None

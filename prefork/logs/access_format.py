@@ -9,8 +9,6 @@ instead writes one JSON object per line with fixed field names.
 The format is compiled once into a positional ``%`` template and one getter per field, and the
 request headers are scanned once per line, for the names the format reads: the default format
 renders in about 4 µs, json in 4.5 (shared 2-core VM; ``test_render_cost`` prints it).
-This module is over 400 lines because the format compiler, the atoms and the log they feed are
-one concept; split apart, each piece would need the others' private helpers.
 
 Deliberate differences from gunicorn, all on hostile or odd input only:
 
@@ -28,8 +26,8 @@ Deliberate differences from gunicorn, all on hostile or odd input only:
 
 The line is written through the stdlib logger ``prefork.access`` with a handler that writes only
 the message (as gunicorn's ``gunicorn.access``), so a logging config can take the logger over.
-Rule: formatting is pure; the only I/O is the handler :class:`AccessLog` installs, and a failing
-write is dropped by ``logging`` (``raiseExceptions`` is off), never raised into the server.
+Rule: formatting is pure and imports no logging set-up, so the settings table checks a format
+with it; the handler that writes lines is :class:`prefork.logs.access_log.AccessLog`.
 """
 
 from __future__ import annotations
@@ -37,9 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import logging
 import re
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,13 +43,12 @@ from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
 from prefork.errors import ConfigError
-from prefork.logging import ERROR_LOGGER, escape, reopen_log_files
+from prefork.logs.escape import escape
 
 ACCESS_LOGGER = "prefork.access"
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 JSON_FORMAT = "json"
 
-_HANDLER_NAME = "prefork.access"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -423,79 +418,3 @@ _SAMPLE = AccessRecord(
     status=200, reason="OK", request_headers=(), response_headers=(), response_body_bytes=0,
     request_start=0.0, duration=0.0, pid=1,
 )
-
-
-# --- the log -----------------------------------------------------------------------------------
-
-
-class AccessLog:
-    """The ``prefork.access`` logger, set up from the ``accesslog``/``access_log_format`` settings.
-
-    ``destination`` None leaves access logging off (gunicorn's default) unless
-    ``externally_configured`` says a logging config owns the logger; "-" is stdout; anything
-    else is a file, reopened by :meth:`reopen` on SIGUSR1.
-    """
-
-    def __init__(
-        self,
-        destination: str | None,
-        fmt: str = DEFAULT_FORMAT,
-        *,
-        externally_configured: bool = False,
-    ) -> None:
-        self.formatter = AccessFormatter(fmt)
-        self.destination = destination
-        self._logger = logging.getLogger(ACCESS_LOGGER)
-        self._enabled = destination is not None or externally_configured
-        logging.raiseExceptions = False
-        self._remove_handler()  # one from an earlier configuration (HUP reload)
-        if destination is None:
-            return
-        if destination == "-":
-            handler: logging.Handler = logging.StreamHandler(sys.stdout)
-        else:
-            try:
-                handler = logging.FileHandler(destination, encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(
-                    f"accesslog: cannot open {destination}: {exc.strerror}"
-                ) from None
-        handler.set_name(_HANDLER_NAME)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        self._logger.addHandler(handler)
-        self._logger.setLevel(logging.INFO)
-        self._logger.propagate = False
-
-    @property
-    def enabled(self) -> bool:
-        """False when nothing would be written: the server then skips building records."""
-        return self._enabled
-
-    def log(self, record: AccessRecord) -> None:
-        """Write one line for ``record``; never raises."""
-        logger = self._logger
-        if not self._enabled or not logger.isEnabledFor(logging.INFO):
-            return
-        try:
-            line = self.formatter.render(record)
-            # makeRecord + handle skips Logger._log's stack walk for the caller's file and line,
-            # which the message-only format never shows: 6.4 µs instead of .info()'s 8.5.
-            logger.handle(
-                logger.makeRecord(ACCESS_LOGGER, logging.INFO, "", 0, line, (), None)
-            )
-        except Exception:
-            logging.getLogger(ERROR_LOGGER).exception("access log: cannot write a line")
-
-    def reopen(self) -> None:
-        """Let go of a rotated file (SIGUSR1)."""
-        reopen_log_files(self._logger)
-
-    def close(self) -> None:
-        """Remove and close the handler this log installed."""
-        self._remove_handler()
-
-    def _remove_handler(self) -> None:
-        for handler in list(self._logger.handlers):
-            if handler.get_name() == _HANDLER_NAME:
-                self._logger.removeHandler(handler)
-                handler.close()

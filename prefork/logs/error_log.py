@@ -41,36 +41,8 @@ GUNICORN_LOGGERS = "gunicorn"  # the names configurations written for gunicorn u
 LINE_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 
-# Anything not printable ASCII or printable Latin-1, plus the quote and the escape character.
-_UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e\xa0-\xff]')
 # What the text formatter still rewrites in a whole line: controls but LF and HTAB, and C1.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    char = match.group()
-    if char == '"':
-        return '\\"'
-    if char == "\\":
-        return "\\\\"
-    code = ord(char)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if char.isprintable():
-        return char
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
-def escape(text: str) -> str:
-    """``text`` made safe to put between quotes on one log line: ``"`` and ``\\`` escaped,
-    control characters (C0, DEL, C1) and unprintable ones above U+00FF as ``\\xHH`` /
-    ``\\uHHHH`` (nginx's and Apache's convention). Printable Latin-1 passes unchanged."""
-    if text.isascii():  # the common case; these checks cost half the regex search
-        if text.isprintable() and '"' not in text and "\\" not in text:
-            return text
-    elif _UNSAFE.search(text) is None:
-        return text
-    return _UNSAFE.sub(_escape_char, text)
 
 
 def _hex_control(match: re.Match[str]) -> str:

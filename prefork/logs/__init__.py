@@ -1,0 +1,1 @@
+"""The error log and the access log, shared by the arbiter and the workers."""
