@@ -34,9 +34,11 @@ COMPILED = [
     "prefork/wsgi/environ.py",
     "prefork/wsgi/input.py",
     "prefork/wsgi/responder.py",
+    "prefork/wsgi/cycle.py",
+    "prefork/workers/contract.py",
+    "prefork/workers/health.py",
     "prefork/workers/eager.py",
     "prefork/workers/protocol.py",
-    "prefork/workers/wsgi.py",
 ]
 
 

@@ -31,22 +31,27 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn
+from typing import Any, ClassVar, Final, NoReturn
 
 from prefork.asgi.ready import ASYNCIO_MARK, INSPECT_MARK, ready
+from prefork.asgi.scope import http_scope, websocket_scope
+from prefork.config import Config
 from prefork.errors import ClientDisconnected, LocalProtocolError
-from prefork.http.connection import ERROR, JOIN_LIMIT
-from prefork.http.events import Data, EndOfMessage, Response
+from prefork.http.connection import ERROR, JOIN_LIMIT, NO_UPGRADE, WEBSOCKET_UPGRADE
+from prefork.http.events import Data, EndOfMessage, Request, Response
 from prefork.logging import escape
-
-if TYPE_CHECKING:
-    from prefork.workers.protocol import HttpProtocol
+from prefork.workers.contract import (
+    RESPONSE_COMPLETE,
+    RESPONSE_NOT_STARTED,
+    RESPONSE_STARTED,
+    Connection,
+    Cycle,
+    Serving,
+    Upgraded,
+)
 
 log = logging.getLogger("prefork.error")
 
-RESPONSE_NOT_STARTED: Final = 0
-RESPONSE_STARTED: Final = 1
-RESPONSE_COMPLETE: Final = 2
 # What to do with http.response.trailers messages: none announced, forward them, drop them.
 _NO_TRAILERS: Final = 0
 _FORWARD_TRAILERS: Final = 1
@@ -62,7 +67,37 @@ _DISCONNECT: Final = "http.disconnect"
 _NOTHING: Final[list[Any]] = []
 
 
-class HttpCycle:
+class AsgiServing(Serving):
+    """The ASGI interface of a worker: an :class:`HttpCycle` per request, a WebSocket session
+    per upgrade (when ``--ws`` allows them)."""
+
+    def __init__(self, config: Config, lifespan_state: dict[str, Any],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.root_path = config.root_path
+        self.lifespan_state = lifespan_state
+        self.upgrades = WEBSOCKET_UPGRADE if config.ws != "none" else NO_UPGRADE
+        self.forwarded_client = True
+        # What a send that had nothing to wait for returns (prefork.asgi.ready).
+        self.done = ready(loop, None)
+
+    def cycle(self, connection: Connection, request: Request) -> Cycle:
+        scope = http_scope(request, connection.scheme, connection.client, connection.server,
+                           self.root_path, self.lifespan_state)
+        return HttpCycle(connection, scope, request.expect_continue, self.done)
+
+    def upgrade(self, connection: Connection, request: Request) -> Upgraded:
+        # Imported on the first upgrade: the websockets library is not needed before.
+        from prefork.asgi.websocket import WebSocketCycle
+
+        scheme = "wss" if connection.scheme == "https" else "ws"
+        scope = websocket_scope(request, scheme=scheme, client=connection.client,
+                                server=connection.server, root_path=self.root_path,
+                                state=self.lifespan_state)
+        return WebSocketCycle(connection, request, scope, self.config)
+
+
+class HttpCycle(Cycle):
     """The app's view of one request; created by the protocol when a request head arrives.
 
     The cycle is itself the ``send`` the app is given (``__call__``), marked as a coroutine
@@ -77,8 +112,9 @@ class HttpCycle:
         "body",
         "body_complete",
         "body_delivered",
-        "body_size",
+        "buffered",
         "disconnected",
+        "done",
         "expect_continue",
         "failed",
         "head",
@@ -91,12 +127,13 @@ class HttpCycle:
         "trailers",
     )
 
-    def __init__(self, protocol: HttpProtocol, scope: dict[str, Any],
-                 expect_continue: bool) -> None:
+    def __init__(self, protocol: Connection, scope: dict[str, Any],
+                 expect_continue: bool, done: Awaitable[None]) -> None:
         self.protocol = protocol
+        self.done = done
         self.scope = scope
         self.body = _NOTHING  # a list of its own once a piece arrives
-        self.body_size = 0
+        self.buffered = 0
         self.body_complete = False
         self.body_delivered = False
         self.disconnected = False
@@ -111,6 +148,10 @@ class HttpCycle:
         self.task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
+    @property
+    def body_size(self) -> int:
+        return self.buffered
+
     # -- fed by the protocol --------------------------------------------------------------------
 
     def body_received(self, data: bytes) -> None:
@@ -119,7 +160,7 @@ class HttpCycle:
             self.body = [data]
         else:
             body.append(data)
-        self.body_size += len(data)
+        self.buffered += len(data)
         if self._waiter is not None:
             self._wake()
 
@@ -207,7 +248,7 @@ class HttpCycle:
         """The next message for ``receive`` if one is ready."""
         if self.body:
             chunks, self.body = self.body, _NOTHING
-            size, self.body_size = self.body_size, 0
+            size, self.buffered = self.buffered, 0
             protocol = self.protocol
             if protocol.reading_paused:  # only then is there anything to resume
                 protocol.body_consumed(size)
@@ -251,7 +292,7 @@ class HttpCycle:
                             self._complete(*self._apart(head, body))
                     else:
                         self._complete(self._body(body, True))
-                    return self.protocol.state.done
+                    return self.done
                 self.awaiting_trailers = True
             protocol = self.protocol
             protocol.write(self._body(body, False))
@@ -285,7 +326,7 @@ class HttpCycle:
             raise RuntimeError(f"unexpected ASGI message {kind!r} "
                                f"({'before' if state == RESPONSE_NOT_STARTED else 'after'} "
                                "http.response.start)")
-        return self.protocol.state.done
+        return self.done
 
     # -- turning messages into bytes ------------------------------------------------------------
 

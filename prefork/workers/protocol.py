@@ -85,14 +85,11 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Final, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from prefork.accesslog import AccessLog
-from prefork.asgi.cycle import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, HttpCycle
-from prefork.asgi.ready import ready
-from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import RemoteProtocolError
 from prefork.hooks import WorkerView
@@ -101,9 +98,7 @@ from prefork.http.connection import (
     DONE,
     IDLE,
     JOIN_LIMIT,
-    NO_UPGRADE,
     SEND_BODY,
-    WEBSOCKET_UPGRADE,
     ServerConnection,
 )
 from prefork.http.events import (
@@ -122,11 +117,18 @@ from prefork.proxy import resolve as resolve_forwarded
 from prefork.proxy_protocol import NEED_MORE, ProxyHeader, starts_like_header
 from prefork.proxy_protocol import parse as parse_proxy_header
 from prefork.workers import observation
+from prefork.workers.contract import (
+    RESPONSE_COMPLETE,
+    RESPONSE_NOT_STARTED,
+    Connection,
+    Cycle,
+    Serving,
+    Session,
+)
 from prefork.workers.eager import task_starter
 from prefork.workers.health import HealthCycle, is_health_request
 
 if TYPE_CHECKING:
-    from prefork.asgi.websocket import WebSocketCycle
     from prefork.metrics.recorder import RequestRecorder
 
 log = logging.getLogger("prefork.error")
@@ -157,30 +159,6 @@ _BODY_PENDING: Final = 5  # a request started; its body deadline is set when mor
 _CONTINUE: Final = InformationalResponse(100)
 
 
-class Cycle(Protocol):
-    """What the protocol needs of one request cycle: the ASGI ``HttpCycle`` by default, or
-    what ``ServingState.cycle_class`` makes (the WSGI runner's cycles)."""
-
-    response_state: int  # 0 not started, 1 started, 2 complete
-    task: asyncio.Task[None] | None
-
-    @property
-    def body_size(self) -> int:
-        """Received body bytes the app has not taken yet."""
-
-    def body_received(self, data: bytes) -> None: ...
-
-    def request_complete(self) -> None: ...
-
-    def client_finished_sending(self) -> None: ...
-
-    def client_gone(self) -> None: ...
-
-    def begin(self, app: Any) -> Coroutine[Any, Any, None] | None:
-        """Start the cycle: the coroutine to run as its task, or None when it already ran to
-        its end (and called ``cycle_finished``) without one."""
-
-
 @dataclass
 class Counters:
     requests: int = 0
@@ -190,14 +168,19 @@ class Counters:
 class ServingState:
     """What every connection of one worker shares: the app, settings, counters, live set."""
 
-    def __init__(self, config: Config, app: Any, lifespan_state: dict[str, Any],
-                 on_request_done: Callable[[int], None]) -> None:
+    def __init__(self, config: Config, app: Any, serving: Serving,
+                 on_request_done: Callable[[int], None], *, counting_requests: bool = False,
+                 access_log: AccessLog | None = None, worker_view: WorkerView | None = None,
+                 metrics: RequestRecorder | None = None) -> None:
+        """``serving`` makes the cycles (the app interface); ``on_request_done`` hears of each
+        finished request while ``counting_requests`` or ``--max-requests`` asks for it;
+        ``worker_view`` is the hooks' ``worker``; ``metrics`` records each response (None:
+        neither --metrics-bind nor --statsd-host)."""
         self.config = config
         self.app = app
-        self.lifespan_state = lifespan_state
+        self.serving = serving
         self.on_request_done = on_request_done
-        # --max-requests: only then does the worker need to hear of each finished request
-        self.counting_requests = bool(config.max_requests)
+        self.counting_requests = counting_requests or bool(config.max_requests)
         self.limits = Limits(
             max_request_line=config.limit_request_line,
             max_headers=config.limit_request_fields,
@@ -208,22 +191,23 @@ class ServingState:
             body_timeout=config.body_timeout,
         )
         self.send_timeout = config.send_timeout
-        self.websockets = config.ws != "none"
+        self.upgrades = serving.upgrades
+        self.websockets = b"websocket" in serving.upgrades
+        self.forwarded_client = serving.forwarded_client
         self.parser = choose_parser(config.http)
         self.server_header: bytes | None = b"prefork" if config.server_header else None
         self.date_cache = DateCache(time.time)  # one Date line per second per worker
-        self.root_path = config.root_path
-        # Makes the cycle for a request; None for ASGI (HttpCycle with an http scope).
-        self.cycle_class: Callable[[HttpProtocol, Request], Cycle] | None = None
         self.connections: set[HttpProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()  # the loop only keeps weak references
         self.counters = Counters()
         # --limit-concurrency: past this many requests in flight, a new one gets 503
         self.max_in_flight = config.limit_concurrency or sys.maxsize
-        self.access_log = AccessLog(None)  # the worker sets the configured one
-        self.worker_view: WorkerView | None = None  # the hooks' ``worker``
+        self.access_log = access_log if access_log is not None else AccessLog(None)
+        self.worker_view = worker_view
         # an access log or a pre/post_request hook: only then is each request observed
-        self.observing = False
+        self.observing = bool(self.access_log.enabled or config.pre_request
+                              or config.post_request)
+        self.metrics = metrics
         self.draining = False
         # --shutdown-delay announced: the health path answers 503 while requests are still
         # served; each connection closes after its current response so clients move on.
@@ -236,20 +220,12 @@ class ServingState:
         self.tls = bool(config.certfile)
         self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
                                 if config.proxy_headers else None)
-        # Whether a trusted proxy's fields replace the client and the Host as well as the
-        # scheme (ASGI, as uvicorn's --proxy-headers); a WSGI worker turns it off.
-        self.forwarded_client = True
         # --proxy-protocol: the balancers that must send a PROXY header (None: feature off)
         self.proxy_senders = (TrustedProxies.parse(config.proxy_allow_ips)
                               if config.proxy_protocol else None)
-        # --metrics-bind / --statsd-host: records each response (None: off, one test per request)
-        self.metrics: RequestRecorder | None = None
-        # What an ASGI send that had nothing to wait for returns (prefork.asgi.ready); made on
-        # the worker's running loop, as the state is.
-        # The worker's loop, kept: on 3.11 asyncio.get_running_loop() makes a getpid() system
-        # call each time, once per connection when each protocol asked for it.
+        # On 3.11 asyncio.get_running_loop() makes a getpid() system call each time: the
+        # worker's loop is asked once, here, and each connection takes it from the state.
         self.loop = asyncio.get_running_loop()
-        self.done = ready(self.loop, None)
         # Runs each request coroutine's first step at once (prefork.workers.eager).
         self.starter = task_starter(self.loop)
         self.start_task = self.starter.start
@@ -304,7 +280,7 @@ class ServingState:
                 log.exception("writing a held answer to %s failed", protocol.client)
 
 
-class HttpProtocol(asyncio.Protocol):
+class HttpProtocol(asyncio.Protocol, Connection):
     """One client connection."""
 
     __slots__ = (
@@ -325,8 +301,7 @@ class HttpProtocol(asyncio.Protocol):
                                      server_header=state.server_header,
                                      date_header=state.config.date_header,
                                      date_cache=state.date_cache,
-                                     upgrades=WEBSOCKET_UPGRADE if state.websockets
-                                     else NO_UPGRADE)
+                                     upgrades=state.upgrades)
         self.transport: asyncio.Transport | None = None
         self.cycle: Cycle | None = None  # the cycle whose response is not complete yet
         self.pending: Cycle | None = None  # created, its task not started yet
@@ -354,7 +329,7 @@ class HttpProtocol(asyncio.Protocol):
         self.head_at = 0.0  # perf_counter() when the request's head arrived (metrics on only)
         # who takes the bytes instead of the engine: a WebSocket session, or before the first
         # request the PROXY header reader (so the hot path pays no extra check for it)
-        self.upgraded: WebSocketCycle | ProxyHeaderReader | None = None
+        self.upgraded: Session | None = None
         self.observation: observation.Observation | None = None
         self.peer: tuple[str, int] | None = None
         self.peer_scheme = "http"
@@ -552,7 +527,7 @@ class HttpProtocol(asyncio.Protocol):
                     self._arm(_BODY, limits.body_timeout)
                 return
             elif event is PAUSED:  # a pipelined request waits for this cycle to end
-                self._pause_reading()
+                self.pause_reading()
                 return
             elif kind is Data:
                 data = event.data  # type: ignore[union-attr]  # kind is Data
@@ -560,7 +535,7 @@ class HttpProtocol(asyncio.Protocol):
                 if cycle is not None:
                     cycle.body_received(data)
                     if cycle.body_size > limits.max_buffer:
-                        self._pause_reading()
+                        self.pause_reading()
                 else:  # the rest of a body whose response went out early
                     self.discard_left -= len(data)
                     if self.discard_left < 0:
@@ -605,16 +580,11 @@ class HttpProtocol(asyncio.Protocol):
         cycle: Cycle
         if state.health_path is not None and is_health_request(request.target,
                                                                state.health_path):
-            cycle = HealthCycle(self, request)
+            cycle = HealthCycle(self, request, state.draining or state.unready)
         else:
             if state.observing:
                 self.observation = observation.begin(self, request)
-            if state.cycle_class is None:
-                scope = http_scope(request, self.scheme, self.client, self.server,
-                                   state.root_path, state.lifespan_state)
-                cycle = HttpCycle(self, scope, request.expect_continue)
-            else:
-                cycle = state.cycle_class(self, request)
+            cycle = state.serving.cycle(self, request)
         self.cycle = cycle
         self.pending = cycle
         self.requests_started += 1
@@ -647,20 +617,23 @@ class HttpProtocol(asyncio.Protocol):
 
     def _upgrade(self, request: Request) -> None:
         """Hand the connection to a WebSocket session; from now on bytes go to it."""
-        from prefork.asgi.websocket import WebSocketCycle
-
         self._clear_deadline()
         request = self._forwarded(request)
         state = self.state
-        scheme = "wss" if self.scheme == "https" else "ws"
-        scope = websocket_scope(request, scheme=scheme, client=self.client, server=self.server,
-                                root_path=state.root_path, state=state.lifespan_state)
-        session = WebSocketCycle(self, request, scope)
+        session = state.serving.upgrade(self, request)
         self.upgraded = session
         self.requests_started += 1
+        state.counters.in_flight += 1
         if self.conn.trailing_data:
             session.data_received(self.conn.trailing_data)
         self.loop.create_task(session.run(state.app))
+
+    def session_finished(self) -> None:
+        counters = self.state.counters
+        counters.in_flight -= 1
+        counters.requests += 1
+        if self.state.counting_requests:
+            self.state.on_request_done(counters.requests)
 
     def _reject(self, exc: RemoteProtocolError) -> None:
         """The client broke HTTP (or was too slow): answer with the status the engine chose,
@@ -834,7 +807,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def body_consumed(self, _size: int) -> None:
         if self.reading_paused and self.cycle is not None and self.conn.their_state == SEND_BODY:
-            self._resume_reading()
+            self.resume_reading()
             self._arm(_BODY, self.state.limits.body_timeout)
 
     def response_complete(self) -> None:
@@ -865,7 +838,7 @@ class HttpProtocol(asyncio.Protocol):
             # Answered before the body arrived (a 404 to a POST): drop the rest, then reuse.
             self.discard_left = state.limits.max_buffer
             self._arm(_BODY, state.limits.body_timeout)
-            self._resume_reading()
+            self.resume_reading()
             self._advance()
         else:
             self.close()
@@ -909,7 +882,7 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self._arm(_IDLE, limits.keep_alive_timeout)
         if self.reading_paused:
-            self._resume_reading()
+            self.resume_reading()
         return ready
 
     # -- closing --------------------------------------------------------------------------------
@@ -953,7 +926,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = True  # nothing more is written or parsed
         self.lingering = True
         transport.write_eof()
-        self._resume_reading()
+        self.resume_reading()
         self._arm(_LINGER, LINGER_TIMEOUT)
 
     def close(self) -> None:
@@ -987,7 +960,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- flow control and deadlines -------------------------------------------------------------
 
-    def _pause_reading(self) -> None:
+    def pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             if self.phase == _BODY or self.phase == _BODY_PENDING:
@@ -995,7 +968,7 @@ class HttpProtocol(asyncio.Protocol):
             with contextlib.suppress(RuntimeError):
                 self.transport.pause_reading()
 
-    def _resume_reading(self) -> None:
+    def resume_reading(self) -> None:
         if self.reading_paused and self.transport is not None:
             self.reading_paused = False
             with contextlib.suppress(RuntimeError):

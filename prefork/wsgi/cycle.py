@@ -1,6 +1,5 @@
-"""The WSGI runner: one :class:`WsgiCycle` per request, the same interface as the ASGI
-``HttpCycle`` towards the protocol (``body_received``, ``request_complete``, ``client_gone``,
-``begin``/``run``; ``response_state``, ``body_size``, ``disconnected``, ``task``).
+"""The WSGI runner: one :class:`WsgiCycle` per request, a ``Cycle`` of the connection's
+contract (``prefork.workers.contract``) as the ASGI ``HttpCycle`` is.
 
 Two ways to run the app, picked per worker by ``--threads``:
 
@@ -49,27 +48,30 @@ import concurrent.futures
 import logging
 from asyncio import _set_running_loop, current_task
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
-from prefork.http.connection import ERROR, JOIN_LIMIT
+from prefork.http.connection import ERROR, JOIN_LIMIT, NO_UPGRADE
 from prefork.http.events import Data, EndOfMessage, Request, Response
 from prefork.logging import escape
+from prefork.workers.contract import (
+    RESPONSE_COMPLETE,
+    RESPONSE_NOT_STARTED,
+    RESPONSE_STARTED,
+    Connection,
+    Cycle,
+    Serving,
+    Upgraded,
+)
 from prefork.wsgi.environ import build_environ
 from prefork.wsgi.filewrapper import file_span
 from prefork.wsgi.input import EMPTY_INPUT, BodySpool, StreamingInput
 from prefork.wsgi.responder import INTERNAL_ERROR_EVENTS, Responder, as_bytes
 
-if TYPE_CHECKING:
-    from prefork.workers.protocol import HttpProtocol
-
 __all__ = ["WsgiCycle", "WsgiRunner"]
 
 log = logging.getLogger("prefork.error")
 
-RESPONSE_NOT_STARTED: Final = 0
-RESPONSE_STARTED: Final = 1
-RESPONSE_COMPLETE: Final = 2
 _END: Final = EndOfMessage()
 # An inline app's iterable that produces pieces without ever filling the socket still lets the
 # loop run this often: other connections, timers, the heartbeat, and the news that this client
@@ -111,10 +113,12 @@ def _show_loop(loop: asyncio.AbstractEventLoop, task: Any) -> None:
         swap(loop, task)
 
 
-class WsgiRunner:
-    """What every WSGI request of one worker shares: the environ template and the pool."""
-
-    __slots__ = ("base_environ", "executor", "max_buffer")
+class WsgiRunner(Serving):
+    """The WSGI interface of a worker: what every request shares (the environ template and
+    the pool). gunicorn's meanings, which WSGI apps are written for: an Upgrade request is an
+    ordinary request that the app answers (it sees HTTP_UPGRADE), and a trusted proxy's fields
+    set wsgi.url_scheme but not REMOTE_ADDR or Host (the app reads HTTP_X_FORWARDED_FOR and
+    HTTP_X_FORWARDED_HOST itself, as Django's settings do)."""
 
     def __init__(self, base_environ: dict[str, Any],
                  executor: concurrent.futures.ThreadPoolExecutor | None,
@@ -122,16 +126,21 @@ class WsgiRunner:
         self.base_environ = base_environ
         self.executor = executor  # None: call the app inline on the loop thread
         self.max_buffer = max_buffer
+        self.upgrades = NO_UPGRADE
+        self.forwarded_client = False
 
-    def __call__(self, protocol: HttpProtocol, request: Request) -> WsgiCycle:
-        return WsgiCycle(protocol, request, self)
+    def cycle(self, connection: Connection, request: Request) -> Cycle:
+        return WsgiCycle(connection, request, self)
+
+    def upgrade(self, connection: Connection, request: Request) -> Upgraded:
+        raise AssertionError("the engine switches to no protocol under WSGI")
 
 
 def _write_after_end(data: bytes) -> None:
     raise RuntimeError("write() called after the response ended")
 
 
-class WsgiCycle:
+class WsgiCycle(Cycle):
     """One WSGI request; created by the protocol when a request head arrives."""
 
     __slots__ = (
@@ -139,7 +148,7 @@ class WsgiCycle:
         "protocol", "request", "responder", "response_state", "runner", "spool", "task",
     )  # fmt: skip
 
-    def __init__(self, protocol: HttpProtocol, request: Request, runner: WsgiRunner) -> None:
+    def __init__(self, protocol: Connection, request: Request, runner: WsgiRunner) -> None:
         self.protocol = protocol
         self.loop = protocol.loop
         self.request = request
