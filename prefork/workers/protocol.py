@@ -471,20 +471,16 @@ class HttpProtocol(asyncio.Protocol, Connection):
 
     def _whole_request(self, request: Request, body: bytes) -> None:
         """A request that arrived whole and alone, its events already taken from the engine:
-        what :meth:`_advance` does for a ``Request``, its body (if any, in one ``Data``) and
-        its ``EndOfMessage``, in one call."""
-        state = self.state
-        if state.counters.in_flight >= state.max_in_flight:
-            self._reject(RemoteProtocolError("too many requests in flight", 503))
+        its ``Request``, its body (if any, in one ``Data``) and its ``EndOfMessage`` go through
+        the same steps as :meth:`_take_events` takes them, and its cycle starts at once."""
+        if not self._request_arrived(request):
             return
-        self._start_cycle(request)  # never an upgrade: the engine leaves those to next_event
-        self.phase = _NO_DEADLINE
         cycle = self.pending
         assert cycle is not None
         self.pending = None
         if body:
-            cycle.body_received(body)  # within max_buffer: reading goes on
-        cycle.request_complete()
+            self._body_arrived(body)  # within max_buffer: reading goes on
+        self._request_ended()
         self.advancing = True
         self.again = False
         try:
@@ -496,7 +492,6 @@ class HttpProtocol(asyncio.Protocol, Connection):
 
     def _take_events(self) -> None:
         conn = self.conn
-        limits = self.state.limits
         while not self.closed and self.upgraded is None:
             try:
                 event = conn.next_event()
@@ -505,45 +500,63 @@ class HttpProtocol(asyncio.Protocol, Connection):
                 return
             kind = type(event)
             if kind is Request:
-                if self.state.counters.in_flight >= self.state.max_in_flight:
-                    # a clear answer at once, never an unbounded queue (uvicorn's 503)
-                    self._reject(RemoteProtocolError("too many requests in flight", 503))
+                if not self._request_arrived(event):  # type: ignore[arg-type]  # kind is Request
                     return
-                request: Request = event  # type: ignore[assignment]  # kind is Request
-                if request.upgrade == b"websocket" and self.state.websockets:
-                    self._upgrade(request)
-                    return
-                self._start_cycle(request)
             elif kind is EndOfMessage:
-                if self.phase == _BODY or self.phase == _BODY_PENDING:
-                    self.phase = _NO_DEADLINE
-                cycle = self.cycle
-                if cycle is not None:
-                    cycle.request_complete()
-                else:  # the discarded body ended: the connection can be reused
-                    self._next_cycle()
+                self._request_ended()
             elif event is NEED_DATA:
                 if self.phase == _BODY_PENDING:  # the body is still to come: now it is timed
-                    self._arm(_BODY, limits.body_timeout)
+                    self._arm(_BODY, self.state.limits.body_timeout)
                 return
             elif event is PAUSED:  # a pipelined request waits for this cycle to end
                 self.pause_reading()
                 return
             elif kind is Data:
-                data = event.data  # type: ignore[union-attr]  # kind is Data
-                cycle = self.cycle
-                if cycle is not None:
-                    cycle.body_received(data)
-                    if cycle.body_size > limits.max_buffer:
-                        self.pause_reading()
-                else:  # the rest of a body whose response went out early
-                    self.discard_left -= len(data)
-                    if self.discard_left < 0:
-                        self._close_after_response()
-                        return
+                if not self._body_arrived(event.data):  # type: ignore[union-attr]  # kind is Data
+                    return
             else:  # ConnectionClosed: the client shut down its sending side
                 self._on_eof()
                 return
+
+    # -- the steps of a request: the one path both ways of taking events go through ------------
+
+    def _request_arrived(self, request: Request) -> bool:
+        """Admit a request's head and make its cycle (``cycle`` and ``pending``); False when it
+        was refused or took the connection over (an upgrade)."""
+        state = self.state
+        if state.counters.in_flight >= state.max_in_flight:
+            # a clear answer at once, never an unbounded queue (uvicorn's 503)
+            self._reject(RemoteProtocolError("too many requests in flight", 503))
+            return False
+        if request.upgrade == b"websocket" and state.websockets:
+            self._upgrade(request)
+            return False
+        self._start_cycle(request)
+        return True
+
+    def _body_arrived(self, data: bytes) -> bool:
+        """A piece of the request body; False when the connection closes over it."""
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.body_received(data)
+            if cycle.body_size > self.state.limits.max_buffer:
+                self.pause_reading()
+            return True
+        # the rest of a body whose response went out early
+        self.discard_left -= len(data)
+        if self.discard_left < 0:
+            self._close_after_response()
+            return False
+        return True
+
+    def _request_ended(self) -> None:
+        if self.phase == _BODY or self.phase == _BODY_PENDING:
+            self.phase = _NO_DEADLINE
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.request_complete()
+        else:  # the discarded body ended: the connection can be reused
+            self._next_cycle()
 
     def _forwarded(self, request: Request) -> Request:
         """Per request: the client, scheme and host a trusted proxy forwarded, else the peer's
@@ -650,6 +663,28 @@ class HttpProtocol(asyncio.Protocol, Connection):
         if self.state.metrics is not None:
             self.state.metrics.rejected(exc.status_hint if 400 <= exc.status_hint <= 599 else 500)
         self._linger()
+
+    # -- called by the PROXY header reader -------------------------------------------------------
+
+    def proxy_header_read(self, source: tuple[str, int] | None, rest: bytes) -> None:
+        """The PROXY header is read: ``source`` (None: the peer's own) becomes the peer and the
+        client; the engine takes the connection from ``rest`` on."""
+        self.upgraded = None
+        if source is not None:
+            self.peer = self.client = source
+            self.peer_trusted = None  # asked again, of the address the header gave
+        self._arm(_IDLE, self.state.limits.keep_alive_timeout)
+        if rest:
+            self.data_received(rest)
+
+    def proxy_header_refused(self, exc: RemoteProtocolError) -> None:
+        self.upgraded = None
+        self._reject(exc)
+
+    def proxy_header_partial(self) -> None:
+        """Part of the header came: the rest is due within the request head's time."""
+        if self.phase == _IDLE:
+            self._arm(_HEAD, self.state.limits.headers_timeout)
 
     # -- called by the cycle --------------------------------------------------------------------
 
@@ -903,7 +938,12 @@ class HttpProtocol(asyncio.Protocol, Connection):
         elif self.cycle is not None:
             if self.conn.our_state == IDLE:  # the head is not out: it can still say close
                 self.conn.close_after_response()
-        elif self.phase == _IDLE:
+        else:
+            self.close_when_idle()
+
+    def close_when_idle(self) -> None:
+        """Draining: an idle connection gets ``NEXT_REQUEST_GRACE`` to send its next request."""
+        if self.phase == _IDLE:
             self.deadline = min(self.deadline, self.loop.time() + NEXT_REQUEST_GRACE)
 
     def _close_after_response(self) -> None:
@@ -1063,22 +1103,15 @@ class ProxyHeaderReader:
                     raise RemoteProtocolError("PROXY header from a peer not in --proxy-allow-ips")
                 used = 0
         except RemoteProtocolError as exc:
-            protocol.upgraded = None
-            protocol._reject(exc)
+            protocol.proxy_header_refused(exc)
             return
-        protocol.upgraded = None
-        if header is not None and header.family != "unix":  # a unix path is no client address
-            protocol.peer = protocol.client = header.source
-            protocol.peer_trusted = None  # asked again, of the address the header gave
-        protocol._arm(_IDLE, protocol.state.limits.keep_alive_timeout)
-        if len(buffer) > used:
-            protocol.data_received(buffer[used:])
+        # a unix path is no client address
+        source = header.source if header is not None and header.family != "unix" else None
+        protocol.proxy_header_read(source, buffer[used:])
 
     def _wait(self) -> None:
         """A partial header: from now on it must complete within the request head's time."""
-        protocol = self.protocol
-        if protocol.phase == _IDLE:
-            protocol._arm(_HEAD, protocol.state.limits.headers_timeout)
+        self.protocol.proxy_header_partial()
 
     def eof_received(self) -> None:
         self.protocol.close()
@@ -1088,9 +1121,7 @@ class ProxyHeaderReader:
 
     def shutdown(self) -> None:
         """Draining: like a connection whose first request has not arrived yet."""
-        protocol = self.protocol
-        if protocol.phase == _IDLE:
-            protocol._arm(_IDLE, NEXT_REQUEST_GRACE)
+        self.protocol.close_when_idle()
 
     def writing_resumed(self) -> None:
         """Nothing to do: the header reader writes nothing until the engine answers."""
