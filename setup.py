@@ -36,6 +36,7 @@ COMPILED = [
     "prefork/wsgi/responder.py",
     "prefork/wsgi/cycle.py",
     "prefork/workers/contract.py",
+    "prefork/workers/response.py",
     "prefork/workers/health.py",
     "prefork/workers/eager.py",
     "prefork/workers/protocol.py",

@@ -37,7 +37,7 @@ from prefork.asgi.ready import ASYNCIO_MARK, INSPECT_MARK, ready
 from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import ClientDisconnected, LocalProtocolError
-from prefork.http.connection import ERROR, JOIN_LIMIT, NO_UPGRADE, WEBSOCKET_UPGRADE
+from prefork.http.connection import NO_UPGRADE, WEBSOCKET_UPGRADE
 from prefork.http.events import Data, EndOfMessage, Request, Response
 from prefork.logging import escape
 from prefork.workers.contract import (
@@ -49,6 +49,13 @@ from prefork.workers.contract import (
     Serving,
     Upgraded,
 )
+from prefork.workers.response import (
+    body_broke,
+    with_length,
+    write_file_body,
+    write_internal_error,
+    write_whole,
+)
 
 log = logging.getLogger("prefork.error")
 
@@ -57,9 +64,6 @@ _NO_TRAILERS: Final = 0
 _FORWARD_TRAILERS: Final = 1
 _DROP_TRAILERS: Final = 2
 
-INTERNAL_ERROR_BODY: Final = b"Internal Server Error"
-INTERNAL_ERROR: Final = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                       (b"content-length", b"21")])
 _END: Final = EndOfMessage()
 _DISCONNECT: Final = "http.disconnect"
 # The empty list a cycle starts with for its body and trailers; never appended to (a cycle
@@ -215,7 +219,10 @@ class HttpCycle(Cycle):
         if self.response_state == RESPONSE_NOT_STARTED or self.head is not None:
             self.head = None
             self.trailers = _NO_TRAILERS
-            self._complete(self.protocol.conn.send_whole(INTERNAL_ERROR, INTERNAL_ERROR_BODY))
+            if write_internal_error(self.protocol):
+                self._completed()
+            else:
+                self.response_state = RESPONSE_COMPLETE
         else:
             self.response_state = RESPONSE_COMPLETE
             self.protocol.abort()
@@ -282,14 +289,11 @@ class HttpCycle(Cycle):
                     head = self.head
                     if head is not None:  # the whole response in one message: one engine call
                         self.head = None
-                        if len(body) < JOIN_LIMIT:
-                            try:
-                                data = self.protocol.conn.send_whole(head, body)
-                            except (LocalProtocolError, TypeError, ValueError) as exc:
-                                self._refused(exc)
-                            self._complete(data)
-                        else:
-                            self._complete(*self._apart(head, body))
+                        try:
+                            write_whole(self.protocol, head, body)
+                        except (LocalProtocolError, TypeError, ValueError) as exc:
+                            self._refused(exc)
+                        self._completed()
                     else:
                         self._complete(self._body(body, True))
                     return self.done
@@ -350,17 +354,9 @@ class HttpCycle(Cycle):
         except LocalProtocolError as exc:
             self._broken(exc)
 
-    def _apart(self, head: Response, body: bytes) -> tuple[bytes, bytes]:
-        """Head, body and end of a one-message response with a large body, in two pieces
-        (``ServerConnection.send_apart``; a small one goes through ``send_whole``)."""
-        try:
-            return self.protocol.conn.send_apart(head, body)
-        except (LocalProtocolError, TypeError, ValueError) as exc:
-            self._refused(exc)
-
     def _refused(self, exc: Exception) -> NoReturn:
         """The engine refused a one-message response (``send_whole``/``send_apart``)."""
-        if isinstance(exc, LocalProtocolError) and self.protocol.conn.our_state == ERROR:
+        if isinstance(exc, LocalProtocolError) and body_broke(self.protocol):
             self._broken(exc)  # the head was fine; the body broke its length
         self._bad_head(exc)
 
@@ -395,14 +391,14 @@ class HttpCycle(Cycle):
         self.protocol.abort()
         raise exc
 
-    def _complete(self, data: bytes, rest: bytes = b"") -> None:
+    def _complete(self, data: bytes) -> None:
+        self.protocol.write(data)
+        self._completed()
+
+    def _completed(self) -> None:
+        """The response's last byte was written."""
         self.response_state = RESPONSE_COMPLETE
-        protocol = self.protocol
-        if rest:
-            protocol.write_apart(data, rest)
-        else:
-            protocol.write(data)
-        protocol.response_complete()
+        self.protocol.response_complete()
         if self._waiter is not None:
             self._wake()
 
@@ -426,22 +422,16 @@ class HttpCycle(Cycle):
         assert head is not None
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
-            headers = [(name, value) for name, value in head.headers
-                       if name.lower() != b"content-length"]
-            headers.append((b"content-length", b"%d" % size))
             self.head = None
-            out = self._serialise_head(Response(head.status_code, headers, head.reason))
-            on_wire = self.protocol.conn.send_body_elsewhere(size)
-            self.protocol.write(out)
-            if on_wire and size:
-                try:
-                    sent = await self.protocol.send_file(file, size)
-                except OSError:
-                    if self.disconnected:
-                        raise ClientDisconnected("the client disconnected") from None
-                    raise
-                if sent != size:
-                    self._broken(LocalProtocolError(f"{path} shrank while it was sent", 500))
+            out = self._serialise_head(with_length(head, size))
+            try:
+                whole = await write_file_body(self.protocol, out, file, size)
+            except OSError:
+                if self.disconnected:
+                    raise ClientDisconnected("the client disconnected") from None
+                raise
+            if not whole:
+                self._broken(LocalProtocolError(f"{path} shrank while it was sent", 500))
         if self.disconnected:
             raise ClientDisconnected("the client disconnected")
         self._complete(self._end(_END))

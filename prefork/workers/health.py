@@ -19,6 +19,7 @@ from typing import Any
 
 from prefork.http.events import Request, Response
 from prefork.workers.contract import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, Connection, Cycle
+from prefork.workers.response import write_whole
 
 _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 _NO_STORE = (b"cache-control", b"no-store")
@@ -72,7 +73,7 @@ class HealthCycle(Cycle):
             response, body = DRAINING
         else:
             response, body = SERVING
-        protocol.write(protocol.conn.send_whole(response, body))
+        write_whole(protocol, response, body)
         self.response_state = RESPONSE_COMPLETE
         protocol.response_complete()
         protocol.cycle_finished(self)

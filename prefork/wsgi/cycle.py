@@ -51,7 +51,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Final
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
-from prefork.http.connection import ERROR, JOIN_LIMIT, NO_UPGRADE
+from prefork.http.connection import NO_UPGRADE
 from prefork.http.events import Data, EndOfMessage, Request, Response
 from prefork.logging import escape
 from prefork.workers.contract import (
@@ -63,10 +63,17 @@ from prefork.workers.contract import (
     Serving,
     Upgraded,
 )
+from prefork.workers.response import (
+    body_broke,
+    with_length,
+    write_file_body,
+    write_internal_error,
+    write_whole,
+)
 from prefork.wsgi.environ import build_environ
 from prefork.wsgi.filewrapper import file_span
 from prefork.wsgi.input import EMPTY_INPUT, BodySpool, StreamingInput
-from prefork.wsgi.responder import INTERNAL_ERROR_EVENTS, Responder, as_bytes
+from prefork.wsgi.responder import Responder, as_bytes
 
 __all__ = ["WsgiCycle", "WsgiRunner"]
 
@@ -535,25 +542,16 @@ class WsgiCycle(Cycle):
         if responder.content_length is None and piece and self.request.method != b"HEAD":
             head = Response(head.status_code,
                             [*head.headers, (_CONTENT_LENGTH, b"%d" % len(piece))], head.reason)
-        conn = self.protocol.conn
         if responder.content_length is not None and len(piece) > responder.content_length:
             piece = piece[:responder.content_length]  # as _emit
         responder.headers_sent = True
-        rest = b""
         try:
-            if len(piece) < JOIN_LIMIT:
-                out = conn.send_whole(head, piece)
-            else:
-                out, rest = conn.send_apart(head, piece)
+            write_whole(self.protocol, head, piece)
         except LocalProtocolError:
-            if conn.our_state == ERROR:  # the head was accepted; the body broke its length
+            if body_broke(self.protocol):  # the head was accepted; the body broke its length
                 self.response_state = RESPONSE_STARTED
             raise
         self.response_state = RESPONSE_COMPLETE
-        if rest:
-            self.protocol.write_apart(out, rest)
-        else:
-            self.protocol.write(out)
 
     async def _send_file(self, file: Any, offset: int, size: int) -> None:
         """A FileWrapper over a regular file: ``Content-Length`` from the file (or the app's, if
@@ -563,19 +561,12 @@ class WsgiCycle(Cycle):
         assert head is not None and file is not None
         count = size if responder.content_length is None else min(size,
                                                                    responder.content_length)
-        headers = [(name, value) for name, value in head.headers
-                   if name.lower() != _CONTENT_LENGTH]
-        headers.append((_CONTENT_LENGTH, b"%d" % (responder.content_length
-                                                  if responder.content_length is not None
-                                                  else count)))
-        out = self._head(Response(head.status_code, headers, head.reason))
+        out = self._head(with_length(head, responder.content_length
+                                     if responder.content_length is not None else count))
         protocol = self.protocol
-        on_wire = protocol.conn.send_body_elsewhere(count)
-        protocol.write(out)
-        if on_wire and count:
-            sent = await protocol.send_file(file, count, offset)
-            if sent != count and not self.disconnected:
-                raise LocalProtocolError("the file shrank while it was sent", 500)
+        if not await write_file_body(protocol, out, file, count, offset) \
+                and not self.disconnected:
+            raise LocalProtocolError("the file shrank while it was sent", 500)
         if not self.disconnected:
             out = protocol.conn.send(_END)
             self.response_state = RESPONSE_COMPLETE
@@ -590,14 +581,8 @@ class WsgiCycle(Cycle):
         log.error("Error handling request %s", self._label(), exc_info=exc)
         protocol = self.protocol
         if self.response_state == RESPONSE_NOT_STARTED:
-            conn = protocol.conn
-            try:
-                out = b"".join(conn.send(event) for event in INTERNAL_ERROR_EVENTS)
-            except LocalProtocolError:
-                protocol.abort()
-                return
-            self.response_state = RESPONSE_COMPLETE
-            protocol.write(out)
+            if write_internal_error(protocol):
+                self.response_state = RESPONSE_COMPLETE
         elif self.response_state == RESPONSE_STARTED:
             protocol.abort()
 
