@@ -1,78 +1,52 @@
 """The one ``asyncio.Protocol`` of a worker: transport <-> ``ServerConnection``.
 
-It feeds received bytes to the sans-I/O engine, starts one app cycle per request, writes what
-the engine serialises, and owns everything that needs a clock or a socket. Which parser and
-which app interface are chosen elsewhere; this is the only place that touches the transport.
+It feeds received bytes to the sans-I/O engine, starts one cycle per request through the
+worker's ``Serving`` (``prefork.workers.contract``: it knows no app interface), writes what the
+engine serialises, and owns everything that needs a clock or a socket.
 
 Rules it keeps, per the engine's contract (``prefork.http.connection``):
 
-* **Early responses.** When the response completes before the request body did, the rest of the
-  body is read and dropped, up to ``limits.max_buffer`` bytes, and the connection is reused;
-  past that bound (or when the client still waits for ``100 Continue``) it is closed.
-* **EOF.** After a complete request, a client's half-close still gets the response (then the
-  connection closes), and an app waiting in ``receive()`` gets ``http.disconnect``: a FIN
-  cannot tell a half-close from a close, and a long poll must not outlive its client. An
-  incomplete request at EOF is dropped without an answer (and without an app call if its head
-  was incomplete); an app waiting in ``receive()`` gets ``http.disconnect``.
-* **Closing while the client may still be sending** (an unread body, pipelined bytes, an error
-  answer) shuts our side down and reads and drops for up to ``LINGER_TIMEOUT`` first: closing
-  a socket with unread data makes the kernel send RST, which can destroy the response before
-  the client has read it (RFC 9112 §9.6; Apache's "lingering close").
-* **Flow control.** Reading stops while the app has not consumed ``max_buffer`` bytes of body
-  or while a pipelined request waits; the app's ``send`` waits while the transport's buffer is
-  above its high-water mark. Memory per connection is bounded by both.
-* **Send timeout.** Bytes waiting for a client that reads nothing (the transport's buffer is
-  above its high-water mark, a file waits for the socket, or a closed connection still holds
-  unsent bytes) must become fewer within ``--send-timeout``, checked by the deadline sweep;
-  else the connection is aborted, which frees its buffers and its ``--worker-connections``
-  slot and wakes whatever waited to write (an ASGI ``send``, a WSGI pool thread). A connection
-  closed with unsent bytes stays counted until they go. A one-piece body is handed over in
-  ``BODY_SLICE`` pieces as the client reads (see :meth:`HttpProtocol.write_apart`).
-* **Writes are held for one pass.** A small write is held, whoever makes it (an inline WSGI
-  answer or an ASGI app's inside ``data_received``, a request's task after it waited, an error
-  answer, a WebSocket frame), and every connection's held bytes go out together at the end of
-  the loop's pass: one wake-up of a client's waiting reader per batch instead of one per
-  response. Measured on the wire (WSGI hello, 64 connections, one pinned core): 48-60 µs of
-  CPU per request, 18-22 of them in the kernel, before; 30-35 µs, 9 in the kernel, after.
-  Holding what ASGI tasks wrote as well (on 3.11 every answer, before a request's coroutine
-  ran inside the read) served 1.10 times the requests in 11 paired rounds, compiled. Only small
-  writes are held (up to ``JOIN_LIMIT`` in all): a large or streamed answer goes out at once,
-  so it is never copied into a growing buffer and meets the transport's back-pressure. A held
-  write is released before anything else uses the transport (a larger write, a write apart, a
-  file, ``write_eof``, ``close``, ``abort``), so bytes keep their order.
-* **PROXY protocol.** With ``--proxy-protocol`` a :class:`ProxyHeaderReader` takes the first
-  bytes (in the slot a WebSocket session takes after an upgrade, so no request pays a check for
-  it) and hands the rest to the engine once the header is read; see its docstring for who must
-  and who must not send one.
-* **Deadlines.** A connection has one deadline and a phase that says what it means (idle
-  keep-alive, request head, request body, lingering); setting or moving it is two stores. No
-  connection has a timer of its own: one sweep per worker (:meth:`ServingState.sweep`) visits
-  the connections a few times a second while there are any and acts on the deadlines that
-  passed, so a deadline is met up to a quarter of the shortest timeout late (at most 0.25 s).
-  The send timeout has a deadline of its own beside it, set only while bytes wait.
-  A timer per connection cost every new connection about 6k instructions (arming and
-  cancelling one in uvloop); the sweep costs a connection nothing. The body deadline only runs
-  while reading: a client that stopped because we paused it, or that waits for
-  ``100 Continue``, is not stalling.
+* **Early responses.** A response complete before its request body: the rest of the body is
+  read and dropped up to ``limits.max_buffer`` bytes and the connection reused; past that (or
+  while the client waits for ``100 Continue``) it is closed.
+* **EOF.** A FIN cannot tell a half-close from a close: after a complete request the response
+  still goes out (then the connection closes), and an app waiting in ``receive()`` gets
+  ``http.disconnect`` so that a long poll does not outlive its client. An incomplete request
+  at EOF is dropped unanswered.
+* **Lingering close.** Closing while the client may still send (an unread body, pipelined
+  bytes, an error answer) shuts our side and reads and drops for up to ``LINGER_TIMEOUT``:
+  closing a socket with unread data sends RST, which can destroy the response before the client
+  read it (RFC 9112 §9.6).
+* **Flow control.** Reading stops while the app has not taken ``max_buffer`` bytes of body or
+  while a pipelined request waits; a send waits while the transport is above its high-water
+  mark. Memory per connection is bounded by both.
+* **Send timeout.** Bytes waiting for a client that reads nothing must become fewer within
+  ``--send-timeout``, else the connection is aborted, which frees its buffers and its
+  ``--worker-connections`` slot and wakes whatever waited to write. A large one-piece body is
+  handed over in ``BODY_SLICE`` pieces as the client reads (:meth:`HttpProtocol.write_apart`),
+  so the transport never holds much more than its high-water mark.
+* **Writes are held for one pass.** Small writes (up to ``JOIN_LIMIT`` in all) from any
+  source go out together at the end of the loop's pass: one wake-up of a client's reader per
+  batch instead of one per response, which halves the kernel's share of a small request's
+  CPU. A large or streamed answer goes out at once (no copying, and the transport's
+  back-pressure applies), and what is held is released before any other use of the transport,
+  so bytes keep their order.
+* **PROXY protocol.** :class:`ProxyHeaderReader` takes the first bytes in the slot a WebSocket
+  session takes after an upgrade, so no request pays a check for it.
+* **Deadlines.** One deadline per connection and a phase saying what it means (idle, head,
+  body, lingering), plus the send deadline while bytes wait. No connection has a timer: one
+  sweep per worker (:meth:`ServingState.sweep`) acts on the passed ones, up to a quarter of the
+  shortest timeout late, because arming and cancelling a timer per connection costs each
+  connection more than the whole sweep. The body deadline runs only while we read: a client we
+  paused, or that waits for ``100 Continue``, is not stalling.
 
-Hot path (``bench/http_engine.py`` times it with a fake transport): bytes that hold exactly one
-whole request, on an idle connection (the usual keep-alive GET, or a small POST in one
-segment), are taken from the engine in one call (``ServerConnection.receive_request``) and
-start their cycle at once: 131.0k instructions per 4 KB echo through the events, 122.6k at once.
-Anything else goes through :meth:`_advance`, event by event. An ASGI request cycle's coroutine
-is started after the request's events already queued have been taken (so a GET's app sees its
-whole request at once), and at once (``prefork.workers.eager``): a handler that never waits
-runs to completion inside ``data_received`` under a pooled task lent for the step, and costs no
-task of its own; one that waits goes on in that task. Its ``send`` and ``receive`` answer
-without a coroutine when there is nothing to wait for (``prefork.asgi.ready``). A cycle may
-also finish without any coroutine (``Cycle.begin`` returns None): the inline WSGI runner does, for a
-GET. A request that arrives whole moves no deadline until its response is written (the head and body
-deadlines are only set while bytes are awaited); a request from a trusted proxy that carries no
-forwarding field skips the proxy resolution.
-
-Size: over 600 lines, since every transport-facing rule above shares the connection's state
-(timers, flow control, the current cycle); the request-independent parts live elsewhere
-(``prefork.http`` for HTTP, ``asgi``/``wsgi`` cycles for the app, ``observation`` for logs).
+Hot path: bytes that hold exactly one whole request on an idle connection are taken from the
+engine in one call (``ServerConnection.receive_request``); anything else goes event by event
+through :meth:`_advance`. Both take the same steps (:meth:`_request_arrived`,
+:meth:`_body_arrived`, :meth:`_request_ended`). A cycle's coroutine starts eagerly
+(``prefork.workers.eager``): a handler that never waits runs to its end inside
+``data_received`` without a task of its own, and a cycle may finish with no coroutine at all
+(the inline WSGI answer to a GET).
 """
 
 from __future__ import annotations
