@@ -21,6 +21,11 @@ Where it cannot apply, a plain task starts the coroutine (eagerly on 3.12+): ins
 task's step (a pipelined request started by the previous one's task), while the pool is empty
 (its replacement host has not taken its first step yet), and on a Python whose asyncio lacks
 ``_enter_task``/``_leave_task`` (none from 3.7 to 3.13 does).
+
+Private asyncio names used here, guarded by ``tests/unit/test_asyncio_internals.py``:
+``asyncio.tasks._enter_task``/``_leave_task`` (no public call makes a task current outside its
+own step; 3.12's ``eager_task_factory`` still makes a task per request) and
+``Task._log_destroy_pending`` (an idle host collected with its closed loop lost nothing).
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ no loop; inline, the worker's loop is taken off the thread's record
 (``asyncio._set_running_loop``, the hook asyncio gives loop implementations) for exactly the
 calls into the app's code (the call, each step of its iterable, ``close()``) and put back
 before anything of the server's runs; so is the task current in it, if any (the app is called
-from a task after waiting for the body), since from 3.14 asyncio keeps the current task per
-thread and a loop the app starts could not step its own tasks beside it. The worker never sets
+from a task after waiting for the body; ``asyncio.tasks._swap_current_task``, 3.12+), since from
+3.14 asyncio keeps the current task per thread and a loop the app starts could not step its own tasks beside it. The worker never sets
 its loop as the thread's current one, so ``asyncio.get_event_loop()`` in an app behaves as in
 gunicorn's sync worker too.
 
