@@ -27,10 +27,10 @@ no loop; inline, the worker's loop is taken off the thread's record
 (``asyncio._set_running_loop``, the hook asyncio gives loop implementations) for exactly the
 calls into the app's code (the call, each step of its iterable, ``close()``) and put back
 before anything of the server's runs; so is the task current in it, if any (the app is called
-from a task after waiting for the body; ``asyncio.tasks._swap_current_task``, 3.12+), since from
-3.14 asyncio keeps the current task per thread and a loop the app starts could not step its own tasks beside it. The worker never sets
-its loop as the thread's current one, so ``asyncio.get_event_loop()`` in an app behaves as in
-gunicorn's sync worker too.
+from a task after waiting for the body; ``asyncio.tasks._swap_current_task``, 3.12+), since
+from 3.14 asyncio keeps the current task per thread and a loop the app starts could not step
+its own tasks beside it. The worker never sets its loop as the thread's current one, so
+``asyncio.get_event_loop()`` in an app behaves as in gunicorn's sync worker too.
 
 Both ways answer the same: the head goes out with the first non-empty piece; a one-piece list
 without ``Content-Length`` gets one (no chunked framing, one write); a regular file returned as
