@@ -1,8 +1,9 @@
-"""One ASGI HTTP request/response cycle: the ``receive`` and ``send`` the app is given.
+"""The ASGI interface of a worker (:class:`AsgiServing`) and one ASGI HTTP request/response
+cycle: the ``receive`` and ``send`` the app is given.
 
 It translates ASGI messages into engine events (``prefork.http``) and hands the resulting bytes
-to its transport owner (``prefork.workers.protocol``); it never touches a socket and knows
-nothing of HTTP framing. Its states, in order: the response is not started, started, complete;
+to its connection (``prefork.workers.contract.Connection``); it never touches a socket and
+knows nothing of HTTP framing. Its states, in order: the response is not started, started, complete;
 independently the request body is streaming, complete, or the client is gone.
 
 ``receive`` gives the body as ``http.request`` messages (``more_body`` until the last), then
