@@ -14,7 +14,8 @@ import pytest
 import prefork
 
 ROOT = Path(prefork.__file__).parent
-CONNECTION_SIDE = ["workers/protocol.py", "workers/contract.py", "workers/health.py"]
+CONNECTION_SIDE = ["workers/protocol.py", "workers/contract.py", "workers/response.py",
+                   "workers/health.py"]
 INTERFACES = sorted(str(path.relative_to(ROOT)) for folder in ("asgi", "wsgi")
                     for path in (ROOT / folder).glob("*.py"))
 
