@@ -1,8 +1,8 @@
-"""The connection knows no app interface: ``prefork.workers.protocol`` (and the contract and
-the health answer it uses) import nothing of ``prefork.asgi`` or ``prefork.wsgi``, even under
-``TYPE_CHECKING`` or inside a function; the interfaces plug in through
-``prefork.workers.contract.Serving``. And the interfaces reach the connection only through the
-contract: they never import the protocol."""
+"""The connection knows no app interface: ``prefork.workers.protocol`` (and the contract, the
+response writer and the health answer it uses) import nothing of ``prefork.asgi`` or
+``prefork.wsgi``, even under ``TYPE_CHECKING`` or inside a function; the interfaces plug in
+through ``prefork.workers.contract.Serving``. And the interfaces reach the connection only
+through the contract: they never import the protocol."""
 
 from __future__ import annotations
 
