@@ -50,9 +50,12 @@ COMPILED = [
     "prefork/wsgi/environ.py",
     "prefork/wsgi/input.py",
     "prefork/wsgi/responder.py",
+    "prefork/wsgi/cycle.py",
+    "prefork/workers/contract.py",
+    "prefork/workers/response.py",
+    "prefork/workers/health.py",
     "prefork/workers/eager.py",
     "prefork/workers/protocol.py",
-    "prefork/workers/wsgi.py",
 ]
 
 # The commands that build modules; metadata (egg_info, dist_info) and sdist do not, so they

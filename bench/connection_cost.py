@@ -77,10 +77,13 @@ def _protocol_factory(server: str, listener: socket.socket) -> Callable[[], asyn
 
         return FloorProtocol
     from bench.http_engine import HELLO_BODY, asgi_app
+    from prefork.asgi.cycle import AsgiServing
     from prefork.config import Config
     from prefork.workers.protocol import HttpProtocol, ServingState, listener_address
 
-    state = ServingState(Config.from_mapping({}), asgi_app(HELLO_BODY), {}, lambda count: None)
+    config = Config.from_mapping({})
+    serving = AsgiServing(config, {}, asyncio.get_running_loop())
+    state = ServingState(config, asgi_app(HELLO_BODY), serving, lambda count: None)
     # as a worker makes its connections (prefork.workers.base)
     return functools.partial(HttpProtocol, state, listener_address(listener))
 

@@ -214,6 +214,9 @@ def protocol_cycles(n: int, interface: str = "asgi", parser: str = "httptools",
     """Seconds per request through HttpProtocol on one keep-alive connection."""
     import uvloop
 
+    from prefork.asgi.cycle import AsgiServing
+    from prefork.http.limits import Limits
+    from prefork.workers.contract import Serving
     from prefork.workers.protocol import HttpProtocol, ServingState
 
     loop = uvloop.new_event_loop()
@@ -221,16 +224,19 @@ def protocol_cycles(n: int, interface: str = "asgi", parser: str = "httptools",
 
     async def connect() -> tuple[HttpProtocol, FakeTransport]:
         # The protocol and the serving state are made on the running loop, as a worker does.
-        state = ServingState(config, asgi_app(body), {}, lambda count: None)
+        serving: Serving
         if interface == "wsgi":
-            from prefork.workers.wsgi import WsgiRunner
+            from prefork.wsgi.cycle import WsgiRunner
             from prefork.wsgi.environ import base_environ
 
-            state.app = wsgi_app(body)
-            state.cycle_class = WsgiRunner(base_environ(root_path="", errors=None,
-                                                        multithread=False, multiprocess=False,
-                                                        file_wrapper=None),
-                                           None, state.limits.max_buffer)
+            app = wsgi_app(body)
+            serving = WsgiRunner(base_environ(root_path="", errors=None, multithread=False,
+                                              multiprocess=False, file_wrapper=None),
+                                 None, Limits().max_buffer)
+        else:
+            app = asgi_app(body)
+            serving = AsgiServing(config, {}, asyncio.get_running_loop())
+        state = ServingState(config, app, serving, lambda count: None)
         protocol = HttpProtocol(state)
         transport = FakeTransport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
@@ -251,6 +257,7 @@ def connection_cycles(n: int) -> float:
     the protocol's set-up and tear-down around one ASGI hello request."""
     import uvloop
 
+    from prefork.asgi.cycle import AsgiServing
     from prefork.workers.protocol import HttpProtocol, ServingState
 
     loop = uvloop.new_event_loop()
@@ -258,7 +265,8 @@ def connection_cycles(n: int) -> float:
     request = REQUEST.replace(b"Connection: keep-alive", b"Connection: close")
 
     async def serve() -> float:
-        state = ServingState(config, asgi_app(HELLO_BODY), {}, lambda count: None)
+        serving = AsgiServing(config, {}, asyncio.get_running_loop())
+        state = ServingState(config, asgi_app(HELLO_BODY), serving, lambda count: None)
         start = time.perf_counter()
         for _ in range(n):
             protocol = HttpProtocol(state)

@@ -1,8 +1,9 @@
-"""One ASGI HTTP request/response cycle: the ``receive`` and ``send`` the app is given.
+"""The ASGI interface of a worker (:class:`AsgiServing`) and one ASGI HTTP request/response
+cycle: the ``receive`` and ``send`` the app is given.
 
 It translates ASGI messages into engine events (``prefork.http``) and hands the resulting bytes
-to its transport owner (``prefork.workers.protocol``); it never touches a socket and knows
-nothing of HTTP framing. Its states, in order: the response is not started, started, complete;
+to its connection (``prefork.workers.contract.Connection``); it never touches a socket and
+knows nothing of HTTP framing. Its states, in order: the response is not started, started, complete;
 independently the request body is streaming, complete, or the client is gone.
 
 ``receive`` gives the body as ``http.request`` messages (``more_body`` until the last), then
@@ -31,30 +32,39 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn
+from typing import Any, ClassVar, Final, NoReturn
 
 from prefork.asgi.ready import ASYNCIO_MARK, INSPECT_MARK, ready
+from prefork.asgi.scope import http_scope, websocket_scope
+from prefork.config import Config
 from prefork.errors import ClientDisconnected, LocalProtocolError
-from prefork.http.connection import ERROR, JOIN_LIMIT
-from prefork.http.events import Data, EndOfMessage, Response
+from prefork.http.connection import NO_UPGRADE, WEBSOCKET_UPGRADE
+from prefork.http.events import Data, EndOfMessage, Request, Response
 from prefork.logs.escape import escape
-
-if TYPE_CHECKING:
-    from prefork.workers.protocol import HttpProtocol
+from prefork.workers.contract import (
+    RESPONSE_COMPLETE,
+    RESPONSE_NOT_STARTED,
+    RESPONSE_STARTED,
+    Connection,
+    Cycle,
+    Serving,
+    Upgraded,
+)
+from prefork.workers.response import (
+    body_broke,
+    with_length,
+    write_file_body,
+    write_internal_error,
+    write_whole,
+)
 
 log = logging.getLogger("prefork.error")
 
-RESPONSE_NOT_STARTED: Final = 0
-RESPONSE_STARTED: Final = 1
-RESPONSE_COMPLETE: Final = 2
 # What to do with http.response.trailers messages: none announced, forward them, drop them.
 _NO_TRAILERS: Final = 0
 _FORWARD_TRAILERS: Final = 1
 _DROP_TRAILERS: Final = 2
 
-INTERNAL_ERROR_BODY: Final = b"Internal Server Error"
-INTERNAL_ERROR: Final = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                       (b"content-length", b"21")])
 _END: Final = EndOfMessage()
 _DISCONNECT: Final = "http.disconnect"
 # The empty list a cycle starts with for its body and trailers; never appended to (a cycle
@@ -62,7 +72,37 @@ _DISCONNECT: Final = "http.disconnect"
 _NOTHING: Final[list[Any]] = []
 
 
-class HttpCycle:
+class AsgiServing(Serving):
+    """The ASGI interface of a worker: an :class:`HttpCycle` per request, a WebSocket session
+    per upgrade (when ``--ws`` allows them)."""
+
+    def __init__(self, config: Config, lifespan_state: dict[str, Any],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.root_path = config.root_path
+        self.lifespan_state = lifespan_state
+        self.upgrades = WEBSOCKET_UPGRADE if config.ws != "none" else NO_UPGRADE
+        self.forwarded_client = True
+        # What a send that had nothing to wait for returns (prefork.asgi.ready).
+        self.done = ready(loop, None)
+
+    def cycle(self, connection: Connection, request: Request) -> Cycle:
+        scope = http_scope(request, connection.scheme, connection.client, connection.server,
+                           self.root_path, self.lifespan_state)
+        return HttpCycle(connection, scope, request.expect_continue, self.done)
+
+    def upgrade(self, connection: Connection, request: Request) -> Upgraded:
+        # Imported on the first upgrade: the websockets library is not needed before.
+        from prefork.asgi.websocket import WebSocketCycle
+
+        scheme = "wss" if connection.scheme == "https" else "ws"
+        scope = websocket_scope(request, scheme=scheme, client=connection.client,
+                                server=connection.server, root_path=self.root_path,
+                                state=self.lifespan_state)
+        return WebSocketCycle(connection, request, scope, self.config)
+
+
+class HttpCycle(Cycle):
     """The app's view of one request; created by the protocol when a request head arrives.
 
     The cycle is itself the ``send`` the app is given (``__call__``), marked as a coroutine
@@ -77,8 +117,9 @@ class HttpCycle:
         "body",
         "body_complete",
         "body_delivered",
-        "body_size",
+        "buffered",
         "disconnected",
+        "done",
         "expect_continue",
         "failed",
         "head",
@@ -91,12 +132,13 @@ class HttpCycle:
         "trailers",
     )
 
-    def __init__(self, protocol: HttpProtocol, scope: dict[str, Any],
-                 expect_continue: bool) -> None:
+    def __init__(self, protocol: Connection, scope: dict[str, Any],
+                 expect_continue: bool, done: Awaitable[None]) -> None:
         self.protocol = protocol
+        self.done = done
         self.scope = scope
         self.body = _NOTHING  # a list of its own once a piece arrives
-        self.body_size = 0
+        self.buffered = 0
         self.body_complete = False
         self.body_delivered = False
         self.disconnected = False
@@ -111,6 +153,10 @@ class HttpCycle:
         self.task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
+    @property
+    def body_size(self) -> int:
+        return self.buffered
+
     # -- fed by the protocol --------------------------------------------------------------------
 
     def body_received(self, data: bytes) -> None:
@@ -119,7 +165,7 @@ class HttpCycle:
             self.body = [data]
         else:
             body.append(data)
-        self.body_size += len(data)
+        self.buffered += len(data)
         if self._waiter is not None:
             self._wake()
 
@@ -174,7 +220,10 @@ class HttpCycle:
         if self.response_state == RESPONSE_NOT_STARTED or self.head is not None:
             self.head = None
             self.trailers = _NO_TRAILERS
-            self._complete(self.protocol.conn.send_whole(INTERNAL_ERROR, INTERNAL_ERROR_BODY))
+            if write_internal_error(self.protocol):
+                self._completed()
+            else:
+                self.response_state = RESPONSE_COMPLETE
         else:
             self.response_state = RESPONSE_COMPLETE
             self.protocol.abort()
@@ -207,7 +256,7 @@ class HttpCycle:
         """The next message for ``receive`` if one is ready."""
         if self.body:
             chunks, self.body = self.body, _NOTHING
-            size, self.body_size = self.body_size, 0
+            size, self.buffered = self.buffered, 0
             protocol = self.protocol
             if protocol.reading_paused:  # only then is there anything to resume
                 protocol.body_consumed(size)
@@ -241,17 +290,14 @@ class HttpCycle:
                     head = self.head
                     if head is not None:  # the whole response in one message: one engine call
                         self.head = None
-                        if len(body) < JOIN_LIMIT:
-                            try:
-                                data = self.protocol.conn.send_whole(head, body)
-                            except (LocalProtocolError, TypeError, ValueError) as exc:
-                                self._refused(exc)
-                            self._complete(data)
-                        else:
-                            self._complete(*self._apart(head, body))
+                        try:
+                            write_whole(self.protocol, head, body)
+                        except (LocalProtocolError, TypeError, ValueError) as exc:
+                            self._refused(exc)
+                        self._completed()
                     else:
                         self._complete(self._body(body, True))
-                    return self.protocol.state.done
+                    return self.done
                 self.awaiting_trailers = True
             protocol = self.protocol
             protocol.write(self._body(body, False))
@@ -285,7 +331,7 @@ class HttpCycle:
             raise RuntimeError(f"unexpected ASGI message {kind!r} "
                                f"({'before' if state == RESPONSE_NOT_STARTED else 'after'} "
                                "http.response.start)")
-        return self.protocol.state.done
+        return self.done
 
     # -- turning messages into bytes ------------------------------------------------------------
 
@@ -309,17 +355,9 @@ class HttpCycle:
         except LocalProtocolError as exc:
             self._broken(exc)
 
-    def _apart(self, head: Response, body: bytes) -> tuple[bytes, bytes]:
-        """Head, body and end of a one-message response with a large body, in two pieces
-        (``ServerConnection.send_apart``; a small one goes through ``send_whole``)."""
-        try:
-            return self.protocol.conn.send_apart(head, body)
-        except (LocalProtocolError, TypeError, ValueError) as exc:
-            self._refused(exc)
-
     def _refused(self, exc: Exception) -> NoReturn:
         """The engine refused a one-message response (``send_whole``/``send_apart``)."""
-        if isinstance(exc, LocalProtocolError) and self.protocol.conn.our_state == ERROR:
+        if isinstance(exc, LocalProtocolError) and body_broke(self.protocol):
             self._broken(exc)  # the head was fine; the body broke its length
         self._bad_head(exc)
 
@@ -354,14 +392,14 @@ class HttpCycle:
         self.protocol.abort()
         raise exc
 
-    def _complete(self, data: bytes, rest: bytes = b"") -> None:
+    def _complete(self, data: bytes) -> None:
+        self.protocol.write(data)
+        self._completed()
+
+    def _completed(self) -> None:
+        """The response's last byte was written."""
         self.response_state = RESPONSE_COMPLETE
-        protocol = self.protocol
-        if rest:
-            protocol.write_apart(data, rest)
-        else:
-            protocol.write(data)
-        protocol.response_complete()
+        self.protocol.response_complete()
         if self._waiter is not None:
             self._wake()
 
@@ -385,22 +423,16 @@ class HttpCycle:
         assert head is not None
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
-            headers = [(name, value) for name, value in head.headers
-                       if name.lower() != b"content-length"]
-            headers.append((b"content-length", b"%d" % size))
             self.head = None
-            out = self._serialise_head(Response(head.status_code, headers, head.reason))
-            on_wire = self.protocol.conn.send_body_elsewhere(size)
-            self.protocol.write(out)
-            if on_wire and size:
-                try:
-                    sent = await self.protocol.send_file(file, size)
-                except OSError:
-                    if self.disconnected:
-                        raise ClientDisconnected("the client disconnected") from None
-                    raise
-                if sent != size:
-                    self._broken(LocalProtocolError(f"{path} shrank while it was sent", 500))
+            out = self._serialise_head(with_length(head, size))
+            try:
+                whole = await write_file_body(self.protocol, out, file, size)
+            except OSError:
+                if self.disconnected:
+                    raise ClientDisconnected("the client disconnected") from None
+                raise
+            if not whole:
+                self._broken(LocalProtocolError(f"{path} shrank while it was sent", 500))
         if self.disconnected:
             raise ClientDisconnected("the client disconnected")
         self._complete(self._end(_END))

@@ -1,7 +1,7 @@
 """One ASGI WebSocket session on an upgraded connection: the ``receive`` and ``send`` its app is
 given (https://asgi.readthedocs.io/en/latest/specs/www.html#websocket).
 
-The protocol (``prefork.workers.protocol``) hands the connection over once the HTTP engine has
+The connection (``prefork.workers.contract.Connection``) hands itself over once the HTTP engine has
 parsed an upgrade request's head. The WebSocket wire protocol itself (handshake checks,
 framing, masking, close codes, permessage-deflate) is the ``websockets`` library's sans-I/O
 ``ServerProtocol``; this module feeds it bytes, turns its frames into ASGI messages and the
@@ -9,7 +9,7 @@ app's messages into its calls, and keeps the one timer that needs a clock: the k
 or, once a close frame is out, the wait for the client's answer.
 
 Rule: it never touches the socket. Bytes leave through ``protocol.write``, back-pressure is
-``protocol.drain`` and ``protocol._pause_reading``, the connection ends through
+``protocol.drain`` and ``protocol.pause_reading``, the connection ends through
 ``protocol.close`` or ``protocol.abort``. Reading pauses while more than ``HIGH_WATER``
 received messages wait for the app, and while the transport's write buffer is full: the pongs
 the library writes for a client's pings are answers it must read, and a client that floods
@@ -48,7 +48,8 @@ from prefork.http.events import Request
 from prefork.logs.escape import escape
 
 if TYPE_CHECKING:
-    from prefork.workers.protocol import HttpProtocol
+    from prefork.config import Config
+    from prefork.workers.contract import Connection
 
 log = logging.getLogger("prefork.error")
 
@@ -88,9 +89,10 @@ class WebSocketCycle:
         "ws",
     )
 
-    def __init__(self, protocol: HttpProtocol, request: Request, scope: dict[str, Any]) -> None:
+    def __init__(self, protocol: Connection, request: Request, scope: dict[str, Any],
+                 config: Config) -> None:
         self.protocol = protocol
-        self.config = config = protocol.state.config
+        self.config = config
         scope["extensions"] = {**(scope.get("extensions") or {}), "websocket.http.response": {}}
         self.scope = scope
         extensions = enable_server_permessage_deflate(None) if config.ws_per_message_deflate \
@@ -118,18 +120,18 @@ class WebSocketCycle:
             # RFC 6455 §4.1: the client waits for our 101 before it sends frames; hold what it
             # sent anyway until the app has answered, and read no more meanwhile.
             self.early.append(data)
-            self.protocol._pause_reading()
+            self.protocol.pause_reading()
             return
         self.ws.receive_data(data)
         self._handle_events()
         self._flush()
         if self.protocol.write_paused and not self.closing:
-            self.protocol._pause_reading()  # until writing_resumed
+            self.protocol.pause_reading()  # until writing_resumed
 
     def writing_resumed(self) -> None:
         """The transport's buffer drained: read again, unless the app's queue is full."""
         if self.ws.state is OPEN and len(self.messages) <= LOW_WATER:
-            self.protocol._resume_reading()
+            self.protocol.resume_reading()
 
     def eof_received(self) -> None:
         if self.ws.state is CONNECTING:
@@ -181,7 +183,7 @@ class WebSocketCycle:
             message = {"type": "websocket.receive", "bytes": data}
         self.messages.append(message)
         if len(self.messages) > HIGH_WATER:
-            self.protocol._pause_reading()
+            self.protocol.pause_reading()
         return True
 
     def _flush(self) -> None:
@@ -193,7 +195,7 @@ class WebSocketCycle:
                 self.protocol.close()  # RFC 6455 §7.1.1: the server closes TCP first
         if self.ws.close_expected() and not self.closing:
             self.closing = True
-            self.protocol._resume_reading()  # the client's close frame must get through
+            self.protocol.resume_reading()  # the client's close frame must get through
             self._set_timer(CLOSE_TIMEOUT, self.protocol.abort)
 
     def _wake(self) -> None:
@@ -241,8 +243,6 @@ class WebSocketCycle:
     # -- the app's callables --------------------------------------------------------------------
 
     async def run(self, app: Any) -> None:
-        state = self.protocol.state
-        state.counters.in_flight += 1
         try:
             await app(self.scope, self.receive, self.send)
         except Exception as exc:
@@ -256,9 +256,7 @@ class WebSocketCycle:
                           "WebSocket: %s", escape(self.scope["path"]))
             self._end(1000)
         finally:
-            state.counters.in_flight -= 1
-            state.counters.requests += 1
-            state.on_request_done(state.counters.requests)
+            self.protocol.session_finished()
 
     def _end(self, close_code: int) -> None:
         """What the app left unanswered: a 500 before the handshake, a close frame after it."""
@@ -283,7 +281,7 @@ class WebSocketCycle:
                 message = self.messages.popleft()
                 if len(self.messages) <= LOW_WATER and self.ws.state is OPEN \
                         and not self.protocol.write_paused:
-                    self.protocol._resume_reading()
+                    self.protocol.resume_reading()
                 return message
             if self._disconnected():
                 close = self.ws.close_rcvd or self.ws.close_sent or Close(ABNORMAL_CLOSURE, "")
@@ -353,7 +351,7 @@ class WebSocketCycle:
             ws.receive_data(early)
             self._handle_events()
         if len(self.messages) <= LOW_WATER and not self.protocol.write_paused:
-            self.protocol._resume_reading()
+            self.protocol.resume_reading()
         self._schedule_ping()
         if self.draining and ws.state is OPEN:
             ws.send_close(1001, "going away")
@@ -389,9 +387,8 @@ class WebSocketCycle:
 
     def _respond(self, response: HandshakeResponse) -> None:
         """Send the handshake answer; anything but a 101 ends the connection."""
-        server = self.protocol.state.server_header
-        if server is not None and "Server" not in response.headers:
-            response.headers["Server"] = server.decode("latin-1")
+        if self.config.server_header and "Server" not in response.headers:
+            response.headers["Server"] = "prefork"
         self.ws.send_response(response)
         self.phase = "open" if response.status_code == 101 else "closed"
 

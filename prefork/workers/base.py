@@ -35,6 +35,7 @@ from prefork.errors import (
     BootError,
 )
 from prefork.hooks import ServerView, WorkerView, call_hook
+from prefork.http.limits import Limits
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import (
     BootFailed,
@@ -52,6 +53,7 @@ from prefork.messages import attach_worker, deliver_broadcast
 from prefork.sockets import RESOURCE_ERRORS, tls_context
 from prefork.system.process import capture_output
 from prefork.system.procstat import MIB, PAGE_SIZE
+from prefork.workers.contract import Serving
 from prefork.workers.memory_check import RequestMemoryCheck
 from prefork.workers.protocol import HttpProtocol, ServingState, listener_address
 
@@ -171,7 +173,7 @@ class Worker:
         if interface == "asgi":  # WSGI has no lifespan protocol
             # The thread's current loop, for asyncio.get_event_loop() outside a coroutine; a
             # WSGI worker sets none, so that its app finds none, as under gunicorn (see
-            # prefork.workers.wsgi).
+            # prefork.wsgi.cycle).
             asyncio.set_event_loop(loop)
             from prefork.asgi.lifespan import Lifespan
 
@@ -186,23 +188,26 @@ class Worker:
         # worker: take it out of the collector's generations, so that a collection caused by
         # some request's garbage does not walk it all again.
         gc.freeze()
-        self.state = ServingState(config=self.config, app=app,
-                                  lifespan_state=lifespan.state if lifespan else {},
-                                  on_request_done=self._on_request_done)
-        self.state.access_log = AccessLog(
-            self.config.accesslog, self.config.access_format(),
-            externally_configured=bool(self.config.logconfig or self.config.logconfig_dict))
-        self.state.worker_view = self.view
-        self.state.observing = bool(self.state.access_log.enabled or self.config.pre_request
-                                    or self.config.post_request)
-        self.state.metrics = self._request_recorder(loop)
         if self.memory_check is not None:
             try:
                 self._statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
-                self.state.counting_requests = True
             except OSError:  # no /proc: the arbiter's samples, from /proc too, see nothing either
                 self.memory_check = None
-        executor = self._serve_wsgi(self.state) if interface == "wsgi" else None
+        executor = None
+        serving: Serving
+        if interface == "wsgi":
+            serving, executor = self._wsgi_serving()
+        else:
+            from prefork.asgi.cycle import AsgiServing
+
+            serving = AsgiServing(self.config, lifespan.state if lifespan else {}, loop)
+        access_log = AccessLog(
+            self.config.accesslog, self.config.access_format(),
+            externally_configured=bool(self.config.logconfig or self.config.logconfig_dict))
+        self.state = ServingState(self.config, app, serving, self._on_request_done,
+                                  counting_requests=self.memory_check is not None,
+                                  access_log=access_log, worker_view=self.view,
+                                  metrics=self._request_recorder(loop))
         for signum, handler in (
             (signal.SIGTERM, self.drain), (signal.SIGINT, self.stop_now),
             (signal.SIGQUIT, self.stop_now), (signal.SIGUSR1, self._reopen_logs),
@@ -242,12 +247,12 @@ class Worker:
 
         return request_recorder(self.config, loop, self.log)
 
-    def _serve_wsgi(self, state: ServingState) -> ThreadPoolExecutor | None:
-        """Make the protocol run WSGI cycles; the thread pool when ``--threads`` > 1.
+    def _wsgi_serving(self) -> tuple[Serving, ThreadPoolExecutor | None]:
+        """The WSGI interface, and its thread pool when ``--threads`` > 1.
 
         The WSGI modules (and the thread pool's) are imported here, so that an ASGI worker
         never loads them (about 20 ms of its start-up while Python compiles them)."""
-        from prefork.workers.wsgi import WsgiRunner
+        from prefork.wsgi.cycle import WsgiRunner
         from prefork.wsgi.environ import ErrorStream, base_environ
         from prefork.wsgi.filewrapper import FileWrapper
 
@@ -261,14 +266,7 @@ class Worker:
         environ = base_environ(root_path=config.root_path, errors=ErrorStream(self.log),
                                multithread=threads > 1, multiprocess=config.worker_count() > 1,
                                file_wrapper=FileWrapper)
-        state.cycle_class = WsgiRunner(environ, executor, state.limits.max_buffer)
-        # gunicorn's meanings, which WSGI apps are written for: an Upgrade request is an
-        # ordinary request that the app answers (it sees HTTP_UPGRADE), and a trusted proxy's
-        # fields set wsgi.url_scheme but not REMOTE_ADDR or Host (the app reads
-        # HTTP_X_FORWARDED_FOR and HTTP_X_FORWARDED_HOST itself, as Django's settings do).
-        state.websockets = False
-        state.forwarded_client = False
-        return executor
+        return WsgiRunner(environ, executor, Limits().max_buffer), executor
 
     def _protocol(self) -> HttpProtocol:
         assert self.state is not None

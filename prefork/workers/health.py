@@ -6,22 +6,20 @@ announced (``--shutdown-delay``: the arbiter sends ``Unready`` on SIGTERM) or th
 It never reaches the app, the access log or the request hooks, so probes cost a few
 microseconds and cannot be broken by the app.
 
-It is a request cycle like the app's (the protocol's ``Cycle``), which completes inside
-``begin`` and needs no task; a body sent with the probe is read and dropped by the protocol.
+It is a request cycle like the app's (``prefork.workers.contract.Cycle``), which completes
+inside ``begin`` and needs no task; a body sent with the probe is read and dropped by the
+protocol.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from prefork.asgi.cycle import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED
 from prefork.http.events import Request, Response
-
-if TYPE_CHECKING:
-    import asyncio
-
-    from prefork.workers.protocol import HttpProtocol
+from prefork.workers.contract import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, Connection, Cycle
+from prefork.workers.response import write_whole
 
 _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 _NO_STORE = (b"cache-control", b"no-store")
@@ -39,18 +37,21 @@ def is_health_request(target: bytes, health_path: bytes) -> bool:
     return not rest or rest[:1] == b"?"
 
 
-class HealthCycle:
-    """One health probe."""
+class HealthCycle(Cycle):
+    """One health probe; ``draining``: the worker drains or shutdown was announced."""
 
-    __slots__ = ("method", "protocol", "response_state", "task")
+    __slots__ = ("draining", "method", "protocol", "response_state", "task")
 
-    body_size = 0  # a probe's body is never kept
-
-    def __init__(self, protocol: HttpProtocol, request: Request) -> None:
+    def __init__(self, protocol: Connection, request: Request, draining: bool) -> None:
         self.protocol = protocol
         self.method = request.method
+        self.draining = draining
         self.response_state = RESPONSE_NOT_STARTED
         self.task: asyncio.Task[None] | None = None
+
+    @property
+    def body_size(self) -> int:
+        return 0  # a probe's body is never kept
 
     def body_received(self, data: bytes) -> None:
         """Dropped: the answer does not depend on it."""
@@ -66,14 +67,13 @@ class HealthCycle:
 
     def begin(self, app: Any) -> Coroutine[Any, Any, None] | None:
         protocol = self.protocol
-        state = protocol.state
         if self.method not in (b"GET", b"HEAD"):
             response, body = WRONG_METHOD
-        elif state.draining or state.unready:
+        elif self.draining:
             response, body = DRAINING
         else:
             response, body = SERVING
-        protocol.write(protocol.conn.send_whole(response, body))
+        write_whole(protocol, response, body)
         self.response_state = RESPONSE_COMPLETE
         protocol.response_complete()
         protocol.cycle_finished(self)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from prefork.hooks import call_hook
@@ -24,7 +24,35 @@ from prefork.http.targets import split_target
 from prefork.logs.access_format import AccessRecord
 
 if TYPE_CHECKING:
-    from prefork.workers.protocol import HttpProtocol
+    from prefork.config import Config
+    from prefork.hooks import WorkerView
+    from prefork.http.connection import ServerConnection
+    from prefork.logs.access_log import AccessLog
+
+
+class Watching(Protocol):
+    """What of the worker's serving state an observation reads (read-only, so the protocol's
+    own state type fits it without this module importing the protocol)."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def worker_view(self) -> WorkerView | None: ...
+    @property
+    def access_log(self) -> AccessLog: ...
+
+
+class Watched(Protocol):
+    """The connection a watched request came on."""
+
+    @property
+    def state(self) -> Watching: ...
+    @property
+    def conn(self) -> ServerConnection: ...
+    @property
+    def client(self) -> tuple[str, int] | None: ...
+    @property
+    def scheme(self) -> str: ...
 
 
 class RequestView:
@@ -65,14 +93,14 @@ class Observation:
         self.started = time.time()
 
 
-def begin(protocol: HttpProtocol, request: Request) -> Observation:
+def begin(protocol: Watched, request: Request) -> Observation:
     state = protocol.state
     observation = Observation(request, RequestView(request, protocol.client, protocol.scheme))
     call_hook(state.config, "pre_request", state.worker_view, observation.view)
     return observation
 
 
-def end(protocol: HttpProtocol, observation: Observation, cycle: Any) -> None:
+def end(protocol: Watched, observation: Observation, cycle: Any) -> None:
     """After the response: one access-log line, then ``post_request``."""
     state = protocol.state
     conn = protocol.conn

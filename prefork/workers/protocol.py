@@ -1,78 +1,52 @@
 """The one ``asyncio.Protocol`` of a worker: transport <-> ``ServerConnection``.
 
-It feeds received bytes to the sans-I/O engine, starts one app cycle per request, writes what
-the engine serialises, and owns everything that needs a clock or a socket. Which parser and
-which app interface are chosen elsewhere; this is the only place that touches the transport.
+It feeds received bytes to the sans-I/O engine, starts one cycle per request through the
+worker's ``Serving`` (``prefork.workers.contract``: it knows no app interface), writes what the
+engine serialises, and owns everything that needs a clock or a socket.
 
 Rules it keeps, per the engine's contract (``prefork.http.connection``):
 
-* **Early responses.** When the response completes before the request body did, the rest of the
-  body is read and dropped, up to ``limits.max_buffer`` bytes, and the connection is reused;
-  past that bound (or when the client still waits for ``100 Continue``) it is closed.
-* **EOF.** After a complete request, a client's half-close still gets the response (then the
-  connection closes), and an app waiting in ``receive()`` gets ``http.disconnect``: a FIN
-  cannot tell a half-close from a close, and a long poll must not outlive its client. An
-  incomplete request at EOF is dropped without an answer (and without an app call if its head
-  was incomplete); an app waiting in ``receive()`` gets ``http.disconnect``.
-* **Closing while the client may still be sending** (an unread body, pipelined bytes, an error
-  answer) shuts our side down and reads and drops for up to ``LINGER_TIMEOUT`` first: closing
-  a socket with unread data makes the kernel send RST, which can destroy the response before
-  the client has read it (RFC 9112 §9.6; Apache's "lingering close").
-* **Flow control.** Reading stops while the app has not consumed ``max_buffer`` bytes of body
-  or while a pipelined request waits; the app's ``send`` waits while the transport's buffer is
-  above its high-water mark. Memory per connection is bounded by both.
-* **Send timeout.** Bytes waiting for a client that reads nothing (the transport's buffer is
-  above its high-water mark, a file waits for the socket, or a closed connection still holds
-  unsent bytes) must become fewer within ``--send-timeout``, checked by the deadline sweep;
-  else the connection is aborted, which frees its buffers and its ``--worker-connections``
-  slot and wakes whatever waited to write (an ASGI ``send``, a WSGI pool thread). A connection
-  closed with unsent bytes stays counted until they go. A one-piece body is handed over in
-  ``BODY_SLICE`` pieces as the client reads (see :meth:`HttpProtocol.write_apart`).
-* **Writes are held for one pass.** A small write is held, whoever makes it (an inline WSGI
-  answer or an ASGI app's inside ``data_received``, a request's task after it waited, an error
-  answer, a WebSocket frame), and every connection's held bytes go out together at the end of
-  the loop's pass: one wake-up of a client's waiting reader per batch instead of one per
-  response. Measured on the wire (WSGI hello, 64 connections, one pinned core): 48-60 µs of
-  CPU per request, 18-22 of them in the kernel, before; 30-35 µs, 9 in the kernel, after.
-  Holding what ASGI tasks wrote as well (on 3.11 every answer, before a request's coroutine
-  ran inside the read) served 1.10 times the requests in 11 paired rounds, compiled. Only small
-  writes are held (up to ``JOIN_LIMIT`` in all): a large or streamed answer goes out at once,
-  so it is never copied into a growing buffer and meets the transport's back-pressure. A held
-  write is released before anything else uses the transport (a larger write, a write apart, a
-  file, ``write_eof``, ``close``, ``abort``), so bytes keep their order.
-* **PROXY protocol.** With ``--proxy-protocol`` a :class:`ProxyHeaderReader` takes the first
-  bytes (in the slot a WebSocket session takes after an upgrade, so no request pays a check for
-  it) and hands the rest to the engine once the header is read; see its docstring for who must
-  and who must not send one.
-* **Deadlines.** A connection has one deadline and a phase that says what it means (idle
-  keep-alive, request head, request body, lingering); setting or moving it is two stores. No
-  connection has a timer of its own: one sweep per worker (:meth:`ServingState.sweep`) visits
-  the connections a few times a second while there are any and acts on the deadlines that
-  passed, so a deadline is met up to a quarter of the shortest timeout late (at most 0.25 s).
-  The send timeout has a deadline of its own beside it, set only while bytes wait.
-  A timer per connection cost every new connection about 6k instructions (arming and
-  cancelling one in uvloop); the sweep costs a connection nothing. The body deadline only runs
-  while reading: a client that stopped because we paused it, or that waits for
-  ``100 Continue``, is not stalling.
+* **Early responses.** A response complete before its request body: the rest of the body is
+  read and dropped up to ``limits.max_buffer`` bytes and the connection reused; past that (or
+  while the client waits for ``100 Continue``) it is closed.
+* **EOF.** A FIN cannot tell a half-close from a close: after a complete request the response
+  still goes out (then the connection closes), and an app waiting in ``receive()`` gets
+  ``http.disconnect`` so that a long poll does not outlive its client. An incomplete request
+  at EOF is dropped unanswered.
+* **Lingering close.** Closing while the client may still send (an unread body, pipelined
+  bytes, an error answer) shuts our side and reads and drops for up to ``LINGER_TIMEOUT``:
+  closing a socket with unread data sends RST, which can destroy the response before the client
+  read it (RFC 9112 §9.6).
+* **Flow control.** Reading stops while the app has not taken ``max_buffer`` bytes of body or
+  while a pipelined request waits; a send waits while the transport is above its high-water
+  mark. Memory per connection is bounded by both.
+* **Send timeout.** Bytes waiting for a client that reads nothing must become fewer within
+  ``--send-timeout``, else the connection is aborted, which frees its buffers and its
+  ``--worker-connections`` slot and wakes whatever waited to write. A large one-piece body is
+  handed over in ``BODY_SLICE`` pieces as the client reads (:meth:`HttpProtocol.write_apart`),
+  so the transport never holds much more than its high-water mark.
+* **Writes are held for one pass.** Small writes (up to ``JOIN_LIMIT`` in all) from any
+  source go out together at the end of the loop's pass: one wake-up of a client's reader per
+  batch instead of one per response, which halves the kernel's share of a small request's
+  CPU. A large or streamed answer goes out at once (no copying, and the transport's
+  back-pressure applies), and what is held is released before any other use of the transport,
+  so bytes keep their order.
+* **PROXY protocol.** :class:`ProxyHeaderReader` takes the first bytes in the slot a WebSocket
+  session takes after an upgrade, so no request pays a check for it.
+* **Deadlines.** One deadline per connection and a phase saying what it means (idle, head,
+  body, lingering), plus the send deadline while bytes wait. No connection has a timer: one
+  sweep per worker (:meth:`ServingState.sweep`) acts on the passed ones, up to a quarter of the
+  shortest timeout late, because arming and cancelling a timer per connection costs each
+  connection more than the whole sweep. The body deadline runs only while we read: a client we
+  paused, or that waits for ``100 Continue``, is not stalling.
 
-Hot path (``bench/http_engine.py`` times it with a fake transport): bytes that hold exactly one
-whole request, on an idle connection (the usual keep-alive GET, or a small POST in one
-segment), are taken from the engine in one call (``ServerConnection.receive_request``) and
-start their cycle at once: 131.0k instructions per 4 KB echo through the events, 122.6k at once.
-Anything else goes through :meth:`_advance`, event by event. An ASGI request cycle's coroutine
-is started after the request's events already queued have been taken (so a GET's app sees its
-whole request at once), and at once (``prefork.workers.eager``): a handler that never waits
-runs to completion inside ``data_received`` under a pooled task lent for the step, and costs no
-task of its own; one that waits goes on in that task. Its ``send`` and ``receive`` answer
-without a coroutine when there is nothing to wait for (``prefork.asgi.ready``). A cycle may
-also finish without any coroutine (``Cycle.begin`` returns None): the inline WSGI runner does, for a
-GET. A request that arrives whole moves no deadline until its response is written (the head and body
-deadlines are only set while bytes are awaited); a request from a trusted proxy that carries no
-forwarding field skips the proxy resolution.
-
-Size: over 600 lines, since every transport-facing rule above shares the connection's state
-(timers, flow control, the current cycle); the request-independent parts live elsewhere
-(``prefork.http`` for HTTP, ``asgi``/``wsgi`` cycles for the app, ``observation`` for logs).
+Hot path: bytes that hold exactly one whole request on an idle connection are taken from the
+engine in one call (``ServerConnection.receive_request``); anything else goes event by event
+through :meth:`_advance`. Both take the same steps (:meth:`_request_arrived`,
+:meth:`_body_arrived`, :meth:`_request_ended`). A cycle's coroutine starts eagerly
+(``prefork.workers.eager``): a handler that never waits runs to its end inside
+``data_received`` without a task of its own, and a cycle may finish with no coroutine at all
+(the inline WSGI answer to a GET).
 """
 
 from __future__ import annotations
@@ -85,13 +59,10 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Final, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
-from prefork.asgi.cycle import RESPONSE_COMPLETE, RESPONSE_NOT_STARTED, HttpCycle
-from prefork.asgi.ready import ready
-from prefork.asgi.scope import http_scope, websocket_scope
 from prefork.config import Config
 from prefork.errors import RemoteProtocolError
 from prefork.hooks import WorkerView
@@ -100,9 +71,7 @@ from prefork.http.connection import (
     DONE,
     IDLE,
     JOIN_LIMIT,
-    NO_UPGRADE,
     SEND_BODY,
-    WEBSOCKET_UPGRADE,
     ServerConnection,
 )
 from prefork.http.events import (
@@ -120,13 +89,20 @@ from prefork.logs.access_log import AccessLog
 from prefork.proxy import TrustedProxies
 from prefork.proxy import resolve as resolve_forwarded
 from prefork.workers import observation
+from prefork.workers.contract import (
+    RESPONSE_COMPLETE,
+    RESPONSE_NOT_STARTED,
+    Connection,
+    Cycle,
+    Serving,
+    Session,
+)
 from prefork.workers.eager import task_starter
 from prefork.workers.health import HealthCycle, is_health_request
 from prefork.workers.proxy_protocol import NEED_MORE, ProxyHeader, starts_like_header
 from prefork.workers.proxy_protocol import parse as parse_proxy_header
 
 if TYPE_CHECKING:
-    from prefork.asgi.websocket import WebSocketCycle
     from prefork.metrics.recorder import RequestRecorder
 
 log = logging.getLogger("prefork.error")
@@ -157,30 +133,6 @@ _BODY_PENDING: Final = 5  # a request started; its body deadline is set when mor
 _CONTINUE: Final = InformationalResponse(100)
 
 
-class Cycle(Protocol):
-    """What the protocol needs of one request cycle: the ASGI ``HttpCycle`` by default, or
-    what ``ServingState.cycle_class`` makes (the WSGI runner's cycles)."""
-
-    response_state: int  # 0 not started, 1 started, 2 complete
-    task: asyncio.Task[None] | None
-
-    @property
-    def body_size(self) -> int:
-        """Received body bytes the app has not taken yet."""
-
-    def body_received(self, data: bytes) -> None: ...
-
-    def request_complete(self) -> None: ...
-
-    def client_finished_sending(self) -> None: ...
-
-    def client_gone(self) -> None: ...
-
-    def begin(self, app: Any) -> Coroutine[Any, Any, None] | None:
-        """Start the cycle: the coroutine to run as its task, or None when it already ran to
-        its end (and called ``cycle_finished``) without one."""
-
-
 @dataclass
 class Counters:
     requests: int = 0
@@ -190,14 +142,19 @@ class Counters:
 class ServingState:
     """What every connection of one worker shares: the app, settings, counters, live set."""
 
-    def __init__(self, config: Config, app: Any, lifespan_state: dict[str, Any],
-                 on_request_done: Callable[[int], None]) -> None:
+    def __init__(self, config: Config, app: Any, serving: Serving,
+                 on_request_done: Callable[[int], None], *, counting_requests: bool = False,
+                 access_log: AccessLog | None = None, worker_view: WorkerView | None = None,
+                 metrics: RequestRecorder | None = None) -> None:
+        """``serving`` makes the cycles (the app interface); ``on_request_done`` hears of each
+        finished request while ``counting_requests`` or ``--max-requests`` asks for it;
+        ``worker_view`` is the hooks' ``worker``; ``metrics`` records each response (None:
+        neither --metrics-bind nor --statsd-host)."""
         self.config = config
         self.app = app
-        self.lifespan_state = lifespan_state
+        self.serving = serving
         self.on_request_done = on_request_done
-        # --max-requests: only then does the worker need to hear of each finished request
-        self.counting_requests = bool(config.max_requests)
+        self.counting_requests = counting_requests or bool(config.max_requests)
         self.limits = Limits(
             max_request_line=config.limit_request_line,
             max_headers=config.limit_request_fields,
@@ -208,22 +165,23 @@ class ServingState:
             body_timeout=config.body_timeout,
         )
         self.send_timeout = config.send_timeout
-        self.websockets = config.ws != "none"
+        self.upgrades = serving.upgrades
+        self.websockets = b"websocket" in serving.upgrades
+        self.forwarded_client = serving.forwarded_client
         self.parser = choose_parser(config.http)
         self.server_header: bytes | None = b"prefork" if config.server_header else None
         self.date_cache = DateCache(time.time)  # one Date line per second per worker
-        self.root_path = config.root_path
-        # Makes the cycle for a request; None for ASGI (HttpCycle with an http scope).
-        self.cycle_class: Callable[[HttpProtocol, Request], Cycle] | None = None
         self.connections: set[HttpProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()  # the loop only keeps weak references
         self.counters = Counters()
         # --limit-concurrency: past this many requests in flight, a new one gets 503
         self.max_in_flight = config.limit_concurrency or sys.maxsize
-        self.access_log = AccessLog(None)  # the worker sets the configured one
-        self.worker_view: WorkerView | None = None  # the hooks' ``worker``
+        self.access_log = access_log if access_log is not None else AccessLog(None)
+        self.worker_view = worker_view
         # an access log or a pre/post_request hook: only then is each request observed
-        self.observing = False
+        self.observing = bool(self.access_log.enabled or config.pre_request
+                              or config.post_request)
+        self.metrics = metrics
         self.draining = False
         # --shutdown-delay announced: the health path answers 503 while requests are still
         # served; each connection closes after its current response so clients move on.
@@ -236,20 +194,12 @@ class ServingState:
         self.tls = bool(config.certfile)
         self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
                                 if config.proxy_headers else None)
-        # Whether a trusted proxy's fields replace the client and the Host as well as the
-        # scheme (ASGI, as uvicorn's --proxy-headers); a WSGI worker turns it off.
-        self.forwarded_client = True
         # --proxy-protocol: the balancers that must send a PROXY header (None: feature off)
         self.proxy_senders = (TrustedProxies.parse(config.proxy_allow_ips)
                               if config.proxy_protocol else None)
-        # --metrics-bind / --statsd-host: records each response (None: off, one test per request)
-        self.metrics: RequestRecorder | None = None
-        # What an ASGI send that had nothing to wait for returns (prefork.asgi.ready); made on
-        # the worker's running loop, as the state is.
-        # The worker's loop, kept: on 3.11 asyncio.get_running_loop() makes a getpid() system
-        # call each time, once per connection when each protocol asked for it.
+        # On 3.11 asyncio.get_running_loop() makes a getpid() system call each time: the
+        # worker's loop is asked once, here, and each connection takes it from the state.
         self.loop = asyncio.get_running_loop()
-        self.done = ready(self.loop, None)
         # Runs each request coroutine's first step at once (prefork.workers.eager).
         self.starter = task_starter(self.loop)
         self.start_task = self.starter.start
@@ -304,7 +254,7 @@ class ServingState:
                 log.exception("writing a held answer to %s failed", protocol.client)
 
 
-class HttpProtocol(asyncio.Protocol):
+class HttpProtocol(asyncio.Protocol, Connection):
     """One client connection."""
 
     __slots__ = (
@@ -325,8 +275,7 @@ class HttpProtocol(asyncio.Protocol):
                                      server_header=state.server_header,
                                      date_header=state.config.date_header,
                                      date_cache=state.date_cache,
-                                     upgrades=WEBSOCKET_UPGRADE if state.websockets
-                                     else NO_UPGRADE)
+                                     upgrades=state.upgrades)
         self.transport: asyncio.Transport | None = None
         self.cycle: Cycle | None = None  # the cycle whose response is not complete yet
         self.pending: Cycle | None = None  # created, its task not started yet
@@ -354,7 +303,7 @@ class HttpProtocol(asyncio.Protocol):
         self.head_at = 0.0  # perf_counter() when the request's head arrived (metrics on only)
         # who takes the bytes instead of the engine: a WebSocket session, or before the first
         # request the PROXY header reader (so the hot path pays no extra check for it)
-        self.upgraded: WebSocketCycle | ProxyHeaderReader | None = None
+        self.upgraded: Session | None = None
         self.observation: observation.Observation | None = None
         self.peer: tuple[str, int] | None = None
         self.peer_scheme = "http"
@@ -496,20 +445,16 @@ class HttpProtocol(asyncio.Protocol):
 
     def _whole_request(self, request: Request, body: bytes) -> None:
         """A request that arrived whole and alone, its events already taken from the engine:
-        what :meth:`_advance` does for a ``Request``, its body (if any, in one ``Data``) and
-        its ``EndOfMessage``, in one call."""
-        state = self.state
-        if state.counters.in_flight >= state.max_in_flight:
-            self._reject(RemoteProtocolError("too many requests in flight", 503))
+        its ``Request``, its body (if any, in one ``Data``) and its ``EndOfMessage`` go through
+        the same steps as :meth:`_take_events` takes them, and its cycle starts at once."""
+        if not self._request_arrived(request):
             return
-        self._start_cycle(request)  # never an upgrade: the engine leaves those to next_event
-        self.phase = _NO_DEADLINE
         cycle = self.pending
         assert cycle is not None
         self.pending = None
         if body:
-            cycle.body_received(body)  # within max_buffer: reading goes on
-        cycle.request_complete()
+            self._body_arrived(body)  # within max_buffer: reading goes on
+        self._request_ended()
         self.advancing = True
         self.again = False
         try:
@@ -521,7 +466,6 @@ class HttpProtocol(asyncio.Protocol):
 
     def _take_events(self) -> None:
         conn = self.conn
-        limits = self.state.limits
         while not self.closed and self.upgraded is None:
             try:
                 event = conn.next_event()
@@ -530,45 +474,63 @@ class HttpProtocol(asyncio.Protocol):
                 return
             kind = type(event)
             if kind is Request:
-                if self.state.counters.in_flight >= self.state.max_in_flight:
-                    # a clear answer at once, never an unbounded queue (uvicorn's 503)
-                    self._reject(RemoteProtocolError("too many requests in flight", 503))
+                if not self._request_arrived(event):  # type: ignore[arg-type]  # kind is Request
                     return
-                request: Request = event  # type: ignore[assignment]  # kind is Request
-                if request.upgrade == b"websocket" and self.state.websockets:
-                    self._upgrade(request)
-                    return
-                self._start_cycle(request)
             elif kind is EndOfMessage:
-                if self.phase == _BODY or self.phase == _BODY_PENDING:
-                    self.phase = _NO_DEADLINE
-                cycle = self.cycle
-                if cycle is not None:
-                    cycle.request_complete()
-                else:  # the discarded body ended: the connection can be reused
-                    self._next_cycle()
+                self._request_ended()
             elif event is NEED_DATA:
                 if self.phase == _BODY_PENDING:  # the body is still to come: now it is timed
-                    self._arm(_BODY, limits.body_timeout)
+                    self._arm(_BODY, self.state.limits.body_timeout)
                 return
             elif event is PAUSED:  # a pipelined request waits for this cycle to end
-                self._pause_reading()
+                self.pause_reading()
                 return
             elif kind is Data:
-                data = event.data  # type: ignore[union-attr]  # kind is Data
-                cycle = self.cycle
-                if cycle is not None:
-                    cycle.body_received(data)
-                    if cycle.body_size > limits.max_buffer:
-                        self._pause_reading()
-                else:  # the rest of a body whose response went out early
-                    self.discard_left -= len(data)
-                    if self.discard_left < 0:
-                        self._close_after_response()
-                        return
+                if not self._body_arrived(event.data):  # type: ignore[union-attr]  # kind is Data
+                    return
             else:  # ConnectionClosed: the client shut down its sending side
                 self._on_eof()
                 return
+
+    # -- the steps of a request: the one path both ways of taking events go through ------------
+
+    def _request_arrived(self, request: Request) -> bool:
+        """Admit a request's head and make its cycle (``cycle`` and ``pending``); False when it
+        was refused or took the connection over (an upgrade)."""
+        state = self.state
+        if state.counters.in_flight >= state.max_in_flight:
+            # a clear answer at once, never an unbounded queue (uvicorn's 503)
+            self._reject(RemoteProtocolError("too many requests in flight", 503))
+            return False
+        if request.upgrade == b"websocket" and state.websockets:
+            self._upgrade(request)
+            return False
+        self._start_cycle(request)
+        return True
+
+    def _body_arrived(self, data: bytes) -> bool:
+        """A piece of the request body; False when the connection closes over it."""
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.body_received(data)
+            if cycle.body_size > self.state.limits.max_buffer:
+                self.pause_reading()
+            return True
+        # the rest of a body whose response went out early
+        self.discard_left -= len(data)
+        if self.discard_left < 0:
+            self._close_after_response()
+            return False
+        return True
+
+    def _request_ended(self) -> None:
+        if self.phase == _BODY or self.phase == _BODY_PENDING:
+            self.phase = _NO_DEADLINE
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.request_complete()
+        else:  # the discarded body ended: the connection can be reused
+            self._next_cycle()
 
     def _forwarded(self, request: Request) -> Request:
         """Per request: the client, scheme and host a trusted proxy forwarded, else the peer's
@@ -605,16 +567,11 @@ class HttpProtocol(asyncio.Protocol):
         cycle: Cycle
         if state.health_path is not None and is_health_request(request.target,
                                                                state.health_path):
-            cycle = HealthCycle(self, request)
+            cycle = HealthCycle(self, request, state.draining or state.unready)
         else:
             if state.observing:
                 self.observation = observation.begin(self, request)
-            if state.cycle_class is None:
-                scope = http_scope(request, self.scheme, self.client, self.server,
-                                   state.root_path, state.lifespan_state)
-                cycle = HttpCycle(self, scope, request.expect_continue)
-            else:
-                cycle = state.cycle_class(self, request)
+            cycle = state.serving.cycle(self, request)
         self.cycle = cycle
         self.pending = cycle
         self.requests_started += 1
@@ -647,20 +604,23 @@ class HttpProtocol(asyncio.Protocol):
 
     def _upgrade(self, request: Request) -> None:
         """Hand the connection to a WebSocket session; from now on bytes go to it."""
-        from prefork.asgi.websocket import WebSocketCycle
-
         self._clear_deadline()
         request = self._forwarded(request)
         state = self.state
-        scheme = "wss" if self.scheme == "https" else "ws"
-        scope = websocket_scope(request, scheme=scheme, client=self.client, server=self.server,
-                                root_path=state.root_path, state=state.lifespan_state)
-        session = WebSocketCycle(self, request, scope)
+        session = state.serving.upgrade(self, request)
         self.upgraded = session
         self.requests_started += 1
+        state.counters.in_flight += 1
         if self.conn.trailing_data:
             session.data_received(self.conn.trailing_data)
         self.loop.create_task(session.run(state.app))
+
+    def session_finished(self) -> None:
+        counters = self.state.counters
+        counters.in_flight -= 1
+        counters.requests += 1
+        if self.state.counting_requests:
+            self.state.on_request_done(counters.requests)
 
     def _reject(self, exc: RemoteProtocolError) -> None:
         """The client broke HTTP (or was too slow): answer with the status the engine chose,
@@ -677,6 +637,28 @@ class HttpProtocol(asyncio.Protocol):
         if self.state.metrics is not None:
             self.state.metrics.rejected(exc.status_hint if 400 <= exc.status_hint <= 599 else 500)
         self._linger()
+
+    # -- called by the PROXY header reader -------------------------------------------------------
+
+    def proxy_header_read(self, source: tuple[str, int] | None, rest: bytes) -> None:
+        """The PROXY header is read: ``source`` (None: the peer's own) becomes the peer and the
+        client; the engine takes the connection from ``rest`` on."""
+        self.upgraded = None
+        if source is not None:
+            self.peer = self.client = source
+            self.peer_trusted = None  # asked again, of the address the header gave
+        self._arm(_IDLE, self.state.limits.keep_alive_timeout)
+        if rest:
+            self.data_received(rest)
+
+    def proxy_header_refused(self, exc: RemoteProtocolError) -> None:
+        self.upgraded = None
+        self._reject(exc)
+
+    def proxy_header_partial(self) -> None:
+        """Part of the header came: the rest is due within the request head's time."""
+        if self.phase == _IDLE:
+            self._arm(_HEAD, self.state.limits.headers_timeout)
 
     # -- called by the cycle --------------------------------------------------------------------
 
@@ -834,7 +816,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def body_consumed(self, _size: int) -> None:
         if self.reading_paused and self.cycle is not None and self.conn.their_state == SEND_BODY:
-            self._resume_reading()
+            self.resume_reading()
             self._arm(_BODY, self.state.limits.body_timeout)
 
     def response_complete(self) -> None:
@@ -865,7 +847,7 @@ class HttpProtocol(asyncio.Protocol):
             # Answered before the body arrived (a 404 to a POST): drop the rest, then reuse.
             self.discard_left = state.limits.max_buffer
             self._arm(_BODY, state.limits.body_timeout)
-            self._resume_reading()
+            self.resume_reading()
             self._advance()
         else:
             self.close()
@@ -909,7 +891,7 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self._arm(_IDLE, limits.keep_alive_timeout)
         if self.reading_paused:
-            self._resume_reading()
+            self.resume_reading()
         return ready
 
     # -- closing --------------------------------------------------------------------------------
@@ -930,7 +912,12 @@ class HttpProtocol(asyncio.Protocol):
         elif self.cycle is not None:
             if self.conn.our_state == IDLE:  # the head is not out: it can still say close
                 self.conn.close_after_response()
-        elif self.phase == _IDLE:
+        else:
+            self.close_when_idle()
+
+    def close_when_idle(self) -> None:
+        """Draining: an idle connection gets ``NEXT_REQUEST_GRACE`` to send its next request."""
+        if self.phase == _IDLE:
             self.deadline = min(self.deadline, self.loop.time() + NEXT_REQUEST_GRACE)
 
     def _close_after_response(self) -> None:
@@ -953,7 +940,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = True  # nothing more is written or parsed
         self.lingering = True
         transport.write_eof()
-        self._resume_reading()
+        self.resume_reading()
         self._arm(_LINGER, LINGER_TIMEOUT)
 
     def close(self) -> None:
@@ -987,7 +974,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- flow control and deadlines -------------------------------------------------------------
 
-    def _pause_reading(self) -> None:
+    def pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             if self.phase == _BODY or self.phase == _BODY_PENDING:
@@ -995,7 +982,7 @@ class HttpProtocol(asyncio.Protocol):
             with contextlib.suppress(RuntimeError):
                 self.transport.pause_reading()
 
-    def _resume_reading(self) -> None:
+    def resume_reading(self) -> None:
         if self.reading_paused and self.transport is not None:
             self.reading_paused = False
             with contextlib.suppress(RuntimeError):
@@ -1090,22 +1077,15 @@ class ProxyHeaderReader:
                     raise RemoteProtocolError("PROXY header from a peer not in --proxy-allow-ips")
                 used = 0
         except RemoteProtocolError as exc:
-            protocol.upgraded = None
-            protocol._reject(exc)
+            protocol.proxy_header_refused(exc)
             return
-        protocol.upgraded = None
-        if header is not None and header.family != "unix":  # a unix path is no client address
-            protocol.peer = protocol.client = header.source
-            protocol.peer_trusted = None  # asked again, of the address the header gave
-        protocol._arm(_IDLE, protocol.state.limits.keep_alive_timeout)
-        if len(buffer) > used:
-            protocol.data_received(buffer[used:])
+        # a unix path is no client address
+        source = header.source if header is not None and header.family != "unix" else None
+        protocol.proxy_header_read(source, buffer[used:])
 
     def _wait(self) -> None:
         """A partial header: from now on it must complete within the request head's time."""
-        protocol = self.protocol
-        if protocol.phase == _IDLE:
-            protocol._arm(_HEAD, protocol.state.limits.headers_timeout)
+        self.protocol.proxy_header_partial()
 
     def eof_received(self) -> None:
         self.protocol.close()
@@ -1115,9 +1095,7 @@ class ProxyHeaderReader:
 
     def shutdown(self) -> None:
         """Draining: like a connection whose first request has not arrived yet."""
-        protocol = self.protocol
-        if protocol.phase == _IDLE:
-            protocol._arm(_IDLE, NEXT_REQUEST_GRACE)
+        self.protocol.close_when_idle()
 
     def writing_resumed(self) -> None:
         """Nothing to do: the header reader writes nothing until the engine answers."""

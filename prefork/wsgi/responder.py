@@ -23,28 +23,22 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
-from prefork.http.events import Data, EndOfMessage, Response
+from prefork.http.events import Response
+from prefork.http.headers import HOP_BY_HOP as ENGINE_HOP_BY_HOP
 from prefork.memo import remember
 
 __all__ = [
     "HOP_BY_HOP",
-    "INTERNAL_ERROR",
-    "INTERNAL_ERROR_BODY",
     "Responder",
     "make_head",
 ]
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
-HOP_BY_HOP: Final = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-})
-
-INTERNAL_ERROR_BODY: Final = b"Internal Server Error"
-INTERNAL_ERROR: Final = Response(500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                       (b"content-length", b"21")])
-INTERNAL_ERROR_EVENTS: Final = (INTERNAL_ERROR, Data(INTERNAL_ERROR_BODY), EndOfMessage())
+# Dropped from an app's headers: the engine's hop-by-hop fields, and the three more that
+# gunicorn drops from a WSGI app's (its util.hop_headers), which WSGI apps are written for.
+HOP_BY_HOP: Final = frozenset({name.decode("latin-1") for name in ENGINE_HOP_BY_HOP} | {
+    "proxy-authenticate", "proxy-authorization", "trailers"})
 
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # What a header name is to the responder, remembered with it.

@@ -21,8 +21,13 @@ import h11
 import pytest
 import uvloop
 
+from prefork.asgi.cycle import AsgiServing
 from prefork.config import Config
+from prefork.http.limits import Limits
+from prefork.workers.contract import Serving
 from prefork.workers.protocol import HttpProtocol, ServingState
+from prefork.wsgi.cycle import WsgiRunner
+from prefork.wsgi.environ import base_environ
 
 PARSERS = ("httptools", "h11")
 LOOPS = ("uvloop", "asyncio")
@@ -42,7 +47,8 @@ class LoopServer:
     """``HttpProtocol`` served by a loop in a thread; ``port`` (or ``path``) once started."""
 
     def __init__(self, loop_kind: str, app: Any, settings: dict[str, Any],
-                 lifespan_state: dict[str, Any] | None = None, unix_path: str | None = None):
+                 lifespan_state: dict[str, Any] | None = None, unix_path: str | None = None,
+                 wsgi: bool = False):
         self.loop = uvloop.new_event_loop() if loop_kind == "uvloop" else asyncio.new_event_loop()
         self.errors: list[dict[str, Any]] = []
         self.loop.set_exception_handler(lambda _loop, context: self.errors.append(context))
@@ -50,6 +56,7 @@ class LoopServer:
         self.app = app
         self.lifespan_state = lifespan_state or {}
         self.unix_path = unix_path
+        self.wsgi = wsgi  # served inline on the loop thread, as a worker with --threads 1
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.port = 0
         self.state: ServingState | None = None
@@ -62,8 +69,14 @@ class LoopServer:
             self.port = self.server.sockets[0].getsockname()[1]
 
     async def _start(self) -> asyncio.AbstractServer:
-        state = ServingState(self.config, self.app, self.lifespan_state,
-                             on_request_done=lambda _n: None)
+        serving: Serving
+        if self.wsgi:
+            serving = WsgiRunner(base_environ(root_path="", errors=None, multithread=False,
+                                              multiprocess=False, file_wrapper=None),
+                                 None, Limits().max_buffer)
+        else:
+            serving = AsgiServing(self.config, self.lifespan_state, self.loop)
+        state = ServingState(self.config, self.app, serving, on_request_done=lambda _n: None)
         self.state = state
         if self.unix_path is not None:
             return await self.loop.create_unix_server(lambda: HttpProtocol(state),
@@ -100,9 +113,9 @@ def serve(loop_kind: str, parser: str) -> Iterator[Callable[..., LoopServer]]:
     servers: list[LoopServer] = []
 
     def start(app: Any, *, lifespan_state: dict[str, Any] | None = None,
-              unix_path: str | None = None, **settings: Any) -> LoopServer:
+              unix_path: str | None = None, wsgi: bool = False, **settings: Any) -> LoopServer:
         settings.setdefault("http", parser)
-        server = LoopServer(loop_kind, app, settings, lifespan_state, unix_path)
+        server = LoopServer(loop_kind, app, settings, lifespan_state, unix_path, wsgi)
         servers.append(server)
         server.start()
         return server

@@ -26,14 +26,13 @@ from typing import Any
 
 import pytest
 
-from prefork.asgi.cycle import HttpCycle
+from prefork.asgi.cycle import AsgiServing, HttpCycle
 from prefork.config import Config
 from prefork.http.connection import JOIN_LIMIT
 from prefork.http.events import Request
 from prefork.testing import http_request, parse_response, running_server
 from prefork.workers.protocol import HttpProtocol, ServingState
-from prefork.workers.wsgi import WsgiCycle, WsgiRunner
-from prefork.wsgi.environ import base_environ
+from prefork.wsgi.cycle import WsgiCycle
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -81,12 +80,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 def serve_wsgi(serve: Any, app: Callable[..., Any]) -> Any:
     """``serve`` for a WSGI app, run inline on the loop thread as a worker with --threads 1."""
-    server = serve(app)
-    assert server.state is not None
-    server.state.cycle_class = WsgiRunner(
-        base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
-                     file_wrapper=None), None, server.state.limits.max_buffer)
-    return server
+    return serve(app, wsgi=True)
 
 
 # -- no reference cycles per request ------------------------------------------------------------
@@ -258,7 +252,9 @@ def test_a_failing_held_write_does_not_hold_back_the_others(caplog: Any) -> None
             self.written.append(data)
 
     async def hold_two() -> Transport:
-        state = ServingState(Config.from_mapping({}), None, {}, lambda _count: None)
+        config = Config.from_mapping({})
+        serving = AsgiServing(config, {}, asyncio.get_running_loop())
+        state = ServingState(config, None, serving, lambda _count: None)
         broken, healthy = Transport(True), Transport(False)
         for transport in (broken, healthy):
             protocol = HttpProtocol(state)

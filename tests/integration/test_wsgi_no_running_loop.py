@@ -14,9 +14,6 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 
-from prefork.workers.wsgi import WsgiRunner
-from prefork.wsgi.environ import base_environ
-
 pytestmark = pytest.mark.timeout(30)
 
 
@@ -64,12 +61,7 @@ def probe_app(closes: list[dict[str, Any]]) -> Callable[..., Any]:
 
 def serve_inline(serve: Any, app: Callable[..., Any]) -> Any:
     """``serve`` for a WSGI app called on the loop thread, as a worker with --threads 1."""
-    server = serve(app)
-    assert server.state is not None
-    server.state.cycle_class = WsgiRunner(
-        base_environ(root_path="", errors=None, multithread=False, multiprocess=False,
-                     file_wrapper=None), None, server.state.limits.max_buffer)
-    return server
+    return serve(app, wsgi=True)
 
 
 EXPECTED = {"running": False, "asyncio.run": 42, "async_to_sync": 42}

@@ -1,6 +1,5 @@
-"""The WSGI runner: one :class:`WsgiCycle` per request, the same interface as the ASGI
-``HttpCycle`` towards the protocol (``body_received``, ``request_complete``, ``client_gone``,
-``begin``/``run``; ``response_state``, ``body_size``, ``disconnected``, ``task``).
+"""The WSGI runner: one :class:`WsgiCycle` per request, a ``Cycle`` of the connection's
+contract (``prefork.workers.contract``) as the ASGI ``HttpCycle`` is.
 
 Two ways to run the app, picked per worker by ``--threads``:
 
@@ -28,10 +27,10 @@ no loop; inline, the worker's loop is taken off the thread's record
 (``asyncio._set_running_loop``, the hook asyncio gives loop implementations) for exactly the
 calls into the app's code (the call, each step of its iterable, ``close()``) and put back
 before anything of the server's runs; so is the task current in it, if any (the app is called
-from a task after waiting for the body), since from 3.14 asyncio keeps the current task per
-thread and a loop the app starts could not step its own tasks beside it. The worker never sets
-its loop as the thread's current one, so ``asyncio.get_event_loop()`` in an app behaves as in
-gunicorn's sync worker too.
+from a task after waiting for the body; ``asyncio.tasks._swap_current_task``, 3.12+), since
+from 3.14 asyncio keeps the current task per thread and a loop the app starts could not step
+its own tasks beside it. The worker never sets its loop as the thread's current one, so
+``asyncio.get_event_loop()`` in an app behaves as in gunicorn's sync worker too.
 
 Both ways answer the same: the head goes out with the first non-empty piece; a one-piece list
 without ``Content-Length`` gets one (no chunked framing, one write); a regular file returned as
@@ -49,27 +48,37 @@ import concurrent.futures
 import logging
 from asyncio import _set_running_loop, current_task
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from prefork.errors import ClientDisconnected, LocalProtocolError
-from prefork.http.connection import ERROR, JOIN_LIMIT
+from prefork.http.connection import NO_UPGRADE
 from prefork.http.events import Data, EndOfMessage, Request, Response
 from prefork.logs.escape import escape
+from prefork.workers.contract import (
+    RESPONSE_COMPLETE,
+    RESPONSE_NOT_STARTED,
+    RESPONSE_STARTED,
+    Connection,
+    Cycle,
+    Serving,
+    Upgraded,
+)
+from prefork.workers.response import (
+    body_broke,
+    with_length,
+    write_file_body,
+    write_internal_error,
+    write_whole,
+)
 from prefork.wsgi.environ import build_environ
 from prefork.wsgi.filewrapper import file_span
 from prefork.wsgi.input import EMPTY_INPUT, BodySpool, StreamingInput
-from prefork.wsgi.responder import INTERNAL_ERROR_EVENTS, Responder, as_bytes
-
-if TYPE_CHECKING:
-    from prefork.workers.protocol import HttpProtocol
+from prefork.wsgi.responder import Responder, as_bytes
 
 __all__ = ["WsgiCycle", "WsgiRunner"]
 
 log = logging.getLogger("prefork.error")
 
-RESPONSE_NOT_STARTED: Final = 0
-RESPONSE_STARTED: Final = 1
-RESPONSE_COMPLETE: Final = 2
 _END: Final = EndOfMessage()
 # An inline app's iterable that produces pieces without ever filling the socket still lets the
 # loop run this often: other connections, timers, the heartbeat, and the news that this client
@@ -111,10 +120,12 @@ def _show_loop(loop: asyncio.AbstractEventLoop, task: Any) -> None:
         swap(loop, task)
 
 
-class WsgiRunner:
-    """What every WSGI request of one worker shares: the environ template and the pool."""
-
-    __slots__ = ("base_environ", "executor", "max_buffer")
+class WsgiRunner(Serving):
+    """The WSGI interface of a worker: what every request shares (the environ template and
+    the pool). gunicorn's meanings, which WSGI apps are written for: an Upgrade request is an
+    ordinary request that the app answers (it sees HTTP_UPGRADE), and a trusted proxy's fields
+    set wsgi.url_scheme but not REMOTE_ADDR or Host (the app reads HTTP_X_FORWARDED_FOR and
+    HTTP_X_FORWARDED_HOST itself, as Django's settings do)."""
 
     def __init__(self, base_environ: dict[str, Any],
                  executor: concurrent.futures.ThreadPoolExecutor | None,
@@ -122,16 +133,21 @@ class WsgiRunner:
         self.base_environ = base_environ
         self.executor = executor  # None: call the app inline on the loop thread
         self.max_buffer = max_buffer
+        self.upgrades = NO_UPGRADE
+        self.forwarded_client = False
 
-    def __call__(self, protocol: HttpProtocol, request: Request) -> WsgiCycle:
-        return WsgiCycle(protocol, request, self)
+    def cycle(self, connection: Connection, request: Request) -> Cycle:
+        return WsgiCycle(connection, request, self)
+
+    def upgrade(self, connection: Connection, request: Request) -> Upgraded:
+        raise AssertionError("the engine switches to no protocol under WSGI")
 
 
 def _write_after_end(data: bytes) -> None:
     raise RuntimeError("write() called after the response ended")
 
 
-class WsgiCycle:
+class WsgiCycle(Cycle):
     """One WSGI request; created by the protocol when a request head arrives."""
 
     __slots__ = (
@@ -139,7 +155,7 @@ class WsgiCycle:
         "protocol", "request", "responder", "response_state", "runner", "spool", "task",
     )  # fmt: skip
 
-    def __init__(self, protocol: HttpProtocol, request: Request, runner: WsgiRunner) -> None:
+    def __init__(self, protocol: Connection, request: Request, runner: WsgiRunner) -> None:
         self.protocol = protocol
         self.loop = protocol.loop
         self.request = request
@@ -526,25 +542,16 @@ class WsgiCycle:
         if responder.content_length is None and piece and self.request.method != b"HEAD":
             head = Response(head.status_code,
                             [*head.headers, (_CONTENT_LENGTH, b"%d" % len(piece))], head.reason)
-        conn = self.protocol.conn
         if responder.content_length is not None and len(piece) > responder.content_length:
             piece = piece[:responder.content_length]  # as _emit
         responder.headers_sent = True
-        rest = b""
         try:
-            if len(piece) < JOIN_LIMIT:
-                out = conn.send_whole(head, piece)
-            else:
-                out, rest = conn.send_apart(head, piece)
+            write_whole(self.protocol, head, piece)
         except LocalProtocolError:
-            if conn.our_state == ERROR:  # the head was accepted; the body broke its length
+            if body_broke(self.protocol):  # the head was accepted; the body broke its length
                 self.response_state = RESPONSE_STARTED
             raise
         self.response_state = RESPONSE_COMPLETE
-        if rest:
-            self.protocol.write_apart(out, rest)
-        else:
-            self.protocol.write(out)
 
     async def _send_file(self, file: Any, offset: int, size: int) -> None:
         """A FileWrapper over a regular file: ``Content-Length`` from the file (or the app's, if
@@ -554,19 +561,12 @@ class WsgiCycle:
         assert head is not None and file is not None
         count = size if responder.content_length is None else min(size,
                                                                    responder.content_length)
-        headers = [(name, value) for name, value in head.headers
-                   if name.lower() != _CONTENT_LENGTH]
-        headers.append((_CONTENT_LENGTH, b"%d" % (responder.content_length
-                                                  if responder.content_length is not None
-                                                  else count)))
-        out = self._head(Response(head.status_code, headers, head.reason))
+        out = self._head(with_length(head, responder.content_length
+                                     if responder.content_length is not None else count))
         protocol = self.protocol
-        on_wire = protocol.conn.send_body_elsewhere(count)
-        protocol.write(out)
-        if on_wire and count:
-            sent = await protocol.send_file(file, count, offset)
-            if sent != count and not self.disconnected:
-                raise LocalProtocolError("the file shrank while it was sent", 500)
+        if not await write_file_body(protocol, out, file, count, offset) \
+                and not self.disconnected:
+            raise LocalProtocolError("the file shrank while it was sent", 500)
         if not self.disconnected:
             out = protocol.conn.send(_END)
             self.response_state = RESPONSE_COMPLETE
@@ -581,14 +581,8 @@ class WsgiCycle:
         log.error("Error handling request %s", self._label(), exc_info=exc)
         protocol = self.protocol
         if self.response_state == RESPONSE_NOT_STARTED:
-            conn = protocol.conn
-            try:
-                out = b"".join(conn.send(event) for event in INTERNAL_ERROR_EVENTS)
-            except LocalProtocolError:
-                protocol.abort()
-                return
-            self.response_state = RESPONSE_COMPLETE
-            protocol.write(out)
+            if write_internal_error(protocol):
+                self.response_state = RESPONSE_COMPLETE
         elif self.response_state == RESPONSE_STARTED:
             protocol.abort()
 
