@@ -53,7 +53,22 @@ class HookConfig:
         return self._config.worker_count()
 
 
-class WorkerView:
+class _ConfigView:
+    """``cfg`` as hooks read it: gunicorn's shapes over the Config (assignable, as the
+    arbiter swaps in a reloaded one)."""
+
+    _config: Config
+
+    @property
+    def cfg(self) -> HookConfig:
+        return HookConfig(self._config)
+
+    @cfg.setter
+    def cfg(self, config: Config) -> None:
+        self._config = config
+
+
+class WorkerView(_ConfigView):
     """The ``worker`` argument of a hook."""
 
     def __init__(self, pid: int, ppid: int, age: int, slot: int, cfg: Config,
@@ -68,14 +83,6 @@ class WorkerView:
         self.booted = False
         # gunicorn's worker.wsgi: the app the worker loaded (ASGI too), None until then
         self.wsgi: Any = None
-
-    @property
-    def cfg(self) -> HookConfig:
-        return HookConfig(self._config)
-
-    @cfg.setter
-    def cfg(self, config: Config) -> None:
-        self._config = config
 
 
 class ListenerView:
@@ -115,7 +122,7 @@ class ListenerView:
         return f"<listener {self}>"
 
 
-class ServerView:
+class ServerView(_ConfigView):
     """The ``server`` argument of a hook: a live view of the arbiter."""
 
     def __init__(self, pid: int, cfg: Config, log: logging.Logger,
@@ -132,14 +139,6 @@ class ServerView:
         self._workers = workers
         self._num_workers = num_workers
         self._broadcast = broadcast
-
-    @property
-    def cfg(self) -> HookConfig:
-        return HookConfig(self._config)
-
-    @cfg.setter
-    def cfg(self, config: Config) -> None:
-        self._config = config
 
     @property
     def WORKERS(self) -> dict[int, WorkerView]:

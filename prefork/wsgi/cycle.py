@@ -500,15 +500,20 @@ class WsgiCycle(Cycle):
         self.left = responder.content_length
         return out
 
+    def _head_if_due(self, misuse: str) -> bytes:
+        """The response head when it has not gone out yet, else nothing; ``misuse`` names
+        what the app did if it never called ``start_response``."""
+        if self.response_state != RESPONSE_NOT_STARTED:
+            return b""
+        head = self.responder.head
+        if head is None:
+            raise RuntimeError(f"the application {misuse} start_response")
+        return self._head(head)
+
     def _emit(self, data: bytes) -> None:
         """Write ``data`` as body bytes, after the head if it has not gone out yet."""
         conn = self.protocol.conn
-        out = b""
-        if self.response_state == RESPONSE_NOT_STARTED:
-            head = self.responder.head
-            if head is None:
-                raise RuntimeError("the application sent body bytes before start_response")
-            out = self._head(head)
+        out = self._head_if_due("sent body bytes before")
         left = self.left
         if left is not None:
             # Bytes past the app's Content-Length are dropped, as gunicorn does: a file wrapper
@@ -521,12 +526,7 @@ class WsgiCycle(Cycle):
     def _finish(self) -> None:
         """Write the end of the response (and its head, for an empty body)."""
         conn = self.protocol.conn
-        out = b""
-        if self.response_state == RESPONSE_NOT_STARTED:
-            head = self.responder.head
-            if head is None:
-                raise RuntimeError("the application returned without calling start_response")
-            out = self._head(head)
+        out = self._head_if_due("returned without calling")
         out += conn.send(_END)
         self.response_state = RESPONSE_COMPLETE
         self.protocol.write(out)
