@@ -55,6 +55,8 @@ COMPILED = [
     "prefork/workers/response.py",
     "prefork/workers/health.py",
     "prefork/workers/eager.py",
+    "prefork/workers/serving.py",
+    "prefork/workers/proxy_reader.py",
     "prefork/workers/protocol.py",
 ]
 

@@ -79,7 +79,8 @@ def _protocol_factory(server: str, listener: socket.socket) -> Callable[[], asyn
     from bench.http_engine import HELLO_BODY, asgi_app
     from prefork.asgi.cycle import AsgiServing
     from prefork.config import Config
-    from prefork.workers.protocol import HttpProtocol, ServingState, listener_address
+    from prefork.workers.protocol import HttpProtocol
+    from prefork.workers.serving import ServingState, listener_address
 
     config = Config.from_mapping({})
     serving = AsgiServing(config, {}, asyncio.get_running_loop())

@@ -217,7 +217,8 @@ def protocol_cycles(n: int, interface: str = "asgi", parser: str = "httptools",
     from prefork.asgi.cycle import AsgiServing
     from prefork.http.limits import Limits
     from prefork.workers.contract import Serving
-    from prefork.workers.protocol import HttpProtocol, ServingState
+    from prefork.workers.protocol import HttpProtocol
+    from prefork.workers.serving import ServingState
 
     loop = uvloop.new_event_loop()
     config = Config.from_mapping({"http": parser})
@@ -258,7 +259,8 @@ def connection_cycles(n: int) -> float:
     import uvloop
 
     from prefork.asgi.cycle import AsgiServing
-    from prefork.workers.protocol import HttpProtocol, ServingState
+    from prefork.workers.protocol import HttpProtocol
+    from prefork.workers.serving import ServingState
 
     loop = uvloop.new_event_loop()
     config = Config.from_mapping({})

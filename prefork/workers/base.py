@@ -55,7 +55,8 @@ from prefork.system.process import capture_output
 from prefork.system.procstat import MIB, PAGE_SIZE
 from prefork.workers.contract import Serving
 from prefork.workers.memory_check import RequestMemoryCheck
-from prefork.workers.protocol import HttpProtocol, ServingState, listener_address
+from prefork.workers.protocol import HttpProtocol
+from prefork.workers.serving import ServingState, listener_address
 
 # Imported with this module, which the arbiter imports before it forks (prefork.server), so
 # that the workers share it.

@@ -31,11 +31,12 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   CPU. A large or streamed answer goes out at once (no copying, and the transport's
   back-pressure applies), and what is held is released before any other use of the transport,
   so bytes keep their order.
-* **PROXY protocol.** :class:`ProxyHeaderReader` takes the first bytes in the slot a WebSocket
-  session takes after an upgrade, so no request pays a check for it.
+* **PROXY protocol.** The header reader (``prefork.workers.proxy_reader``) takes the first
+  bytes in the slot a WebSocket session takes after an upgrade, so no request pays a check
+  for it.
 * **Deadlines.** One deadline per connection and a phase saying what it means (idle, head,
   body, lingering), plus the send deadline while bytes wait. No connection has a timer: one
-  sweep per worker (:meth:`ServingState.sweep`) acts on the passed ones, up to a quarter of the
+  sweep per worker (``prefork.workers.serving``) acts on the passed ones, up to a quarter of the
   shortest timeout late, because arming and cancelling a timer per connection costs each
   connection more than the whole sweep. The body deadline runs only while we read: a client we
   paused, or that waits for ``100 Continue``, is not stalling.
@@ -56,16 +57,10 @@ import contextlib
 import dataclasses
 import logging
 import os
-import socket
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Final, cast
+from typing import IO, Final, cast
 
-from prefork.config import Config
 from prefork.errors import RemoteProtocolError
-from prefork.hooks import WorkerView
 from prefork.http.connection import (
     CLOSED,
     DONE,
@@ -82,49 +77,34 @@ from prefork.http.events import (
     InformationalResponse,
     Request,
 )
-from prefork.http.headers import DateCache
-from prefork.http.limits import Limits
-from prefork.http.parsers import choose_parser
-from prefork.logs.access_log import AccessLog
-from prefork.proxy import TrustedProxies
 from prefork.proxy import resolve as resolve_forwarded
 from prefork.workers import observation
 from prefork.workers.contract import (
     RESPONSE_COMPLETE,
     RESPONSE_NOT_STARTED,
-    Connection,
     Cycle,
-    Serving,
     Session,
 )
-from prefork.workers.eager import task_starter
 from prefork.workers.health import HealthCycle, is_health_request
-from prefork.workers.proxy_protocol import NEED_MORE, ProxyHeader, starts_like_header
-from prefork.workers.proxy_protocol import parse as parse_proxy_header
-
-if TYPE_CHECKING:
-    from prefork.metrics.recorder import RequestRecorder
+from prefork.workers.proxy_reader import ProxyHeaderReader
+from prefork.workers.serving import (
+    LINGER_TIMEOUT,
+    NEXT_REQUEST_GRACE,
+    NO_DEADLINE,
+    ServingState,
+    Watched,
+    socket_address,
+)
 
 log = logging.getLogger("prefork.error")
 
-# On drain, how long an idle connection may take to send its next request (answered with
-# ``Connection: close``) before it is closed: a request already on the wire arrives well inside
-# it, and a connection that stays idle that long is not in use.
-NEXT_REQUEST_GRACE: Final = 1.0
-# How long a closing connection reads and drops what the client still sends (Apache waits 2 s
-# per read during its lingering close, 30 s in all; one short bound is enough here).
-LINGER_TIMEOUT: Final = 2.0
-# The deadline sweep's period: a quarter of the shortest timeout, within these bounds.
-MIN_SWEEP_INTERVAL: Final = 0.01
-MAX_SWEEP_INTERVAL: Final = 0.25
 # Read size when a file is sent without loop.sendfile (uvloop has none).
 FILE_CHUNK: Final = 256 * 1024
 # A one-piece body longer than this is handed to the transport in slices of this size as the
 # client reads (see write_apart).
 BODY_SLICE: Final = 256 * 1024
 
-# Deadline phases: what the connection's single deadline means.
-_NO_DEADLINE: Final = 0
+# Deadline phases: what the connection's single deadline means (NO_DEADLINE: none runs).
 _IDLE: Final = 1
 _HEAD: Final = 2
 _BODY: Final = 3
@@ -133,128 +113,7 @@ _BODY_PENDING: Final = 5  # a request started; its body deadline is set when mor
 _CONTINUE: Final = InformationalResponse(100)
 
 
-@dataclass
-class Counters:
-    requests: int = 0
-    in_flight: int = 0
-
-
-class ServingState:
-    """What every connection of one worker shares: the app, settings, counters, live set."""
-
-    def __init__(self, config: Config, app: Any, serving: Serving,
-                 on_request_done: Callable[[int], None], *, counting_requests: bool = False,
-                 access_log: AccessLog | None = None, worker_view: WorkerView | None = None,
-                 metrics: RequestRecorder | None = None) -> None:
-        """``serving`` makes the cycles (the app interface); ``on_request_done`` hears of each
-        finished request while ``counting_requests`` or ``--max-requests`` asks for it;
-        ``worker_view`` is the hooks' ``worker``; ``metrics`` records each response (None:
-        neither --metrics-bind nor --statsd-host)."""
-        self.config = config
-        self.app = app
-        self.serving = serving
-        self.on_request_done = on_request_done
-        self.counting_requests = counting_requests or bool(config.max_requests)
-        self.limits = Limits(
-            max_request_line=config.limit_request_line,
-            max_headers=config.limit_request_fields,
-            max_header_size=config.limit_request_field_size,
-            max_body_size=config.limit_request_body or None,
-            keep_alive_timeout=config.keepalive or 0.001,
-            headers_timeout=config.headers_timeout,
-            body_timeout=config.body_timeout,
-        )
-        self.send_timeout = config.send_timeout
-        self.upgrades = serving.upgrades
-        self.websockets = b"websocket" in serving.upgrades
-        self.forwarded_client = serving.forwarded_client
-        self.parser = choose_parser(config.http)
-        self.server_header: bytes | None = b"prefork" if config.server_header else None
-        self.date_cache = DateCache(time.time)  # one Date line per second per worker
-        self.connections: set[HttpProtocol] = set()
-        self.tasks: set[asyncio.Task[None]] = set()  # the loop only keeps weak references
-        self.counters = Counters()
-        # --limit-concurrency: past this many requests in flight, a new one gets 503
-        self.max_in_flight = config.limit_concurrency or sys.maxsize
-        self.access_log = access_log if access_log is not None else AccessLog(None)
-        self.worker_view = worker_view
-        # an access log or a pre/post_request hook: only then is each request observed
-        self.observing = bool(self.access_log.enabled or config.pre_request
-                              or config.post_request)
-        self.metrics = metrics
-        self.draining = False
-        # --shutdown-delay announced: the health path answers 503 while requests are still
-        # served; each connection closes after its current response so clients move on.
-        self.unready = False
-        self.closing_connections = False  # draining or unready
-        self.health_path: bytes | None = (config.health_path.encode("latin-1")
-                                          if config.health_path else None)
-        self.native_sendfile = True  # until the loop says it has no loop.sendfile
-        # --certfile: only then can a connection be TLS (and is asked whether it is)
-        self.tls = bool(config.certfile)
-        self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
-                                if config.proxy_headers else None)
-        # --proxy-protocol: the balancers that must send a PROXY header (None: feature off)
-        self.proxy_senders = (TrustedProxies.parse(config.proxy_allow_ips)
-                              if config.proxy_protocol else None)
-        # On 3.11 asyncio.get_running_loop() makes a getpid() system call each time: the
-        # worker's loop is asked once, here, and each connection takes it from the state.
-        self.loop = asyncio.get_running_loop()
-        # Runs each request coroutine's first step at once (prefork.workers.eager).
-        self.starter = task_starter(self.loop)
-        self.start_task = self.starter.start
-        self._holding: list[HttpProtocol] = []  # connections with held writes
-        shortest = min(self.limits.keep_alive_timeout, self.limits.headers_timeout,
-                       self.limits.body_timeout, self.send_timeout, NEXT_REQUEST_GRACE,
-                       LINGER_TIMEOUT)
-        self.sweep_interval = max(MIN_SWEEP_INTERVAL, min(MAX_SWEEP_INTERVAL, shortest / 4))
-        self.sweeping = False
-
-    def watch(self, protocol: HttpProtocol) -> None:
-        """Count ``protocol`` among the connections whose deadlines the sweep checks."""
-        self.connections.add(protocol)
-        if not self.sweeping:
-            self.sweeping = True
-            self.loop.call_later(self.sweep_interval, self.sweep)
-
-    def sweep(self) -> None:
-        """Act on every deadline that passed; again after ``sweep_interval`` while any
-        connection is open (an idle worker is not woken)."""
-        connections = self.connections
-        if not connections:
-            self.sweeping = False
-            return
-        now = self.loop.time()
-        # a copy: acting on a deadline closes connections, which leave the set
-        for protocol in list(connections):
-            try:
-                if protocol.phase != _NO_DEADLINE and protocol.deadline <= now:
-                    protocol.deadline_passed()
-                send_deadline = protocol.send_deadline
-                if send_deadline and send_deadline <= now:
-                    protocol.send_deadline_passed()
-            except Exception:  # one broken connection must not stop the others' deadlines
-                log.exception("closing %s after its deadline failed", protocol.client)
-        self.loop.call_later(self.sweep_interval, self.sweep)
-
-    def hold_writes(self, protocol: HttpProtocol) -> None:
-        """Release ``protocol``'s held writes once the loop's current pass is over."""
-        holding = self._holding
-        if not holding:
-            self.loop.call_soon(self._release_writes)
-        holding.append(protocol)
-
-    def _release_writes(self) -> None:
-        holding = self._holding
-        self._holding = []
-        for protocol in holding:
-            try:
-                protocol.release_held()
-            except Exception:  # one broken transport must not keep the others' answers back
-                log.exception("writing a held answer to %s failed", protocol.client)
-
-
-class HttpProtocol(asyncio.Protocol, Connection):
+class HttpProtocol(asyncio.Protocol, Watched):
     """One client connection."""
 
     __slots__ = (
@@ -283,7 +142,7 @@ class HttpProtocol(asyncio.Protocol, Connection):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = local
         self.scheme = "http"
-        self.phase = _NO_DEADLINE
+        self.phase = NO_DEADLINE
         self.deadline = 0.0
         self.discard_left = 0
         self.reading_paused = False
@@ -316,10 +175,10 @@ class HttpProtocol(asyncio.Protocol, Connection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = cast(asyncio.Transport, transport)
-        self.client = _address(transport.get_extra_info("peername"))
+        self.client = socket_address(transport.get_extra_info("peername"))
         if self.server is None:
             sockname = transport.get_extra_info("sockname")
-            server = _address(sockname)
+            server = socket_address(sockname)
             # A unix socket's name is its path; ASGI wants (path, None) for it.
             self.server = server if server is not None else (str(sockname or ""), None)
         if self.state.tls and transport.get_extra_info("sslcontext") is not None:
@@ -525,7 +384,7 @@ class HttpProtocol(asyncio.Protocol, Connection):
 
     def _request_ended(self) -> None:
         if self.phase == _BODY or self.phase == _BODY_PENDING:
-            self.phase = _NO_DEADLINE
+            self.phase = NO_DEADLINE
         cycle = self.cycle
         if cycle is not None:
             cycle.request_complete()
@@ -579,7 +438,7 @@ class HttpProtocol(asyncio.Protocol, Connection):
             self.conn.close_after_response()
         # The body deadline starts once the engine needs more bytes (none for a GET, whose end
         # follows at once); or, when the client waits for 100 Continue, with the 100.
-        self.phase = _NO_DEADLINE if request.expect_continue else _BODY_PENDING
+        self.phase = NO_DEADLINE if request.expect_continue else _BODY_PENDING
 
     def _run(self, cycle: Cycle) -> None:
         state = self.state
@@ -978,7 +837,7 @@ class HttpProtocol(asyncio.Protocol, Connection):
         if not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             if self.phase == _BODY or self.phase == _BODY_PENDING:
-                self.phase = _NO_DEADLINE  # we stopped the client: it is not stalling
+                self.phase = NO_DEADLINE  # we stopped the client: it is not stalling
             with contextlib.suppress(RuntimeError):
                 self.transport.pause_reading()
 
@@ -993,7 +852,7 @@ class HttpProtocol(asyncio.Protocol, Connection):
         self.deadline = self.loop.time() + delay
 
     def _clear_deadline(self) -> None:
-        self.phase = _NO_DEADLINE
+        self.phase = NO_DEADLINE
 
     def _waiting_bytes(self) -> int:
         transport = self.transport
@@ -1024,7 +883,7 @@ class HttpProtocol(asyncio.Protocol, Connection):
     def deadline_passed(self) -> None:
         """The sweep found the deadline of the current phase passed: answer or close."""
         phase = self.phase
-        self.phase = _NO_DEADLINE
+        self.phase = NO_DEADLINE
         if phase == _HEAD:
             self._reject(RemoteProtocolError("request head not received in time", 408))
         elif phase in (_BODY, _BODY_PENDING):
@@ -1040,88 +899,8 @@ class HttpProtocol(asyncio.Protocol, Connection):
             self.close()
 
 
-class ProxyHeaderReader:
-    """The first bytes of a connection when ``--proxy-protocol`` is on, before the engine sees
-    any. From a peer in ``--proxy-allow-ips`` a PROXY header (v1 or v2) is required: its source
-    address becomes the connection's peer and client (so ``--forwarded-allow-ips``, the app's
-    client and the access log all follow it), and the bytes after it go to the engine. From any
-    other peer a PROXY header is refused (it could claim any address) and anything else is
-    HTTP. Either way a 400 answers what is refused, and the connection closes."""
-
-    __slots__ = ("buffer", "protocol", "required")
-
-    def __init__(self, protocol: HttpProtocol, required: bool) -> None:
-        self.protocol = protocol
-        self.required = required
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        protocol = self.protocol
-        if protocol.closed:
-            return  # timed out waiting for the rest of the header: lingering
-        buffer = self.buffer = self.buffer + data
-        header: ProxyHeader | None = None
-        try:
-            if self.required:
-                parsed = parse_proxy_header(buffer)
-                if parsed is NEED_MORE:
-                    self._wait()
-                    return
-                header, used = parsed
-            else:
-                looks = starts_like_header(buffer)
-                if looks is None:
-                    self._wait()
-                    return
-                if looks:
-                    raise RemoteProtocolError("PROXY header from a peer not in --proxy-allow-ips")
-                used = 0
-        except RemoteProtocolError as exc:
-            protocol.proxy_header_refused(exc)
-            return
-        # a unix path is no client address
-        source = header.source if header is not None and header.family != "unix" else None
-        protocol.proxy_header_read(source, buffer[used:])
-
-    def _wait(self) -> None:
-        """A partial header: from now on it must complete within the request head's time."""
-        self.protocol.proxy_header_partial()
-
-    def eof_received(self) -> None:
-        self.protocol.close()
-
-    def connection_lost(self, _exc: Exception | None) -> None:
-        self.buffer = b""
-
-    def shutdown(self) -> None:
-        """Draining: like a connection whose first request has not arrived yet."""
-        self.protocol.close_when_idle()
-
-    def writing_resumed(self) -> None:
-        """Nothing to do: the header reader writes nothing until the engine answers."""
-
-
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
 
-def listener_address(sock: socket.socket) -> tuple[str, int] | None:
-    """What ``HttpProtocol``'s ``local`` should be for the connections ``sock`` accepts: its
-    address when it is bound to a specific IP address, None for a wildcard or unix one."""
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None
-    address = _address(sock.getsockname())
-    if address is None or address[0] in ("0.0.0.0", "::"):
-        return None
-    return address
-
-
-def _address(value: Any) -> tuple[str, int] | None:
-    """(host, port) of a socket address; None for a unix socket's path."""
-    if type(value) is tuple:
-        if len(value) == 2 and type(value[1]) is int:
-            return value  # IPv4, as the loop gives it: used as it is, no copy
-        if len(value) >= 2:  # IPv6 (host, port, flowinfo, scope_id)
-            return str(value[0]), int(value[1])
-    return None

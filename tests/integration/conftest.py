@@ -25,7 +25,8 @@ from prefork.asgi.cycle import AsgiServing
 from prefork.config import Config
 from prefork.http.limits import Limits
 from prefork.workers.contract import Serving
-from prefork.workers.protocol import HttpProtocol, ServingState
+from prefork.workers.protocol import HttpProtocol
+from prefork.workers.serving import ServingState
 from prefork.wsgi.cycle import WsgiRunner
 from prefork.wsgi.environ import base_environ
 

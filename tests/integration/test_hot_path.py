@@ -31,7 +31,8 @@ from prefork.config import Config
 from prefork.http.connection import JOIN_LIMIT
 from prefork.http.events import Request
 from prefork.testing import http_request, parse_response, running_server
-from prefork.workers.protocol import HttpProtocol, ServingState
+from prefork.workers.protocol import HttpProtocol
+from prefork.workers.serving import ServingState
 from prefork.wsgi.cycle import WsgiCycle
 
 pytestmark = pytest.mark.timeout(30)
