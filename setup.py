@@ -57,6 +57,7 @@ COMPILED = [
     "prefork/workers/eager.py",
     "prefork/workers/serving.py",
     "prefork/workers/proxy_reader.py",
+    "prefork/workers/file_sending.py",
     "prefork/workers/protocol.py",
 ]
 

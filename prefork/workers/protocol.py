@@ -56,7 +56,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from typing import IO, Final, cast
 
@@ -85,6 +84,7 @@ from prefork.workers.contract import (
     Cycle,
     Session,
 )
+from prefork.workers.file_sending import send_file
 from prefork.workers.health import HealthCycle, is_health_request
 from prefork.workers.proxy_reader import ProxyHeaderReader
 from prefork.workers.serving import (
@@ -98,8 +98,6 @@ from prefork.workers.serving import (
 
 log = logging.getLogger("prefork.error")
 
-# Read size when a file is sent without loop.sendfile (uvloop has none).
-FILE_CHUNK: Final = 256 * 1024
 # A one-piece body longer than this is handed to the transport in slices of this size as the
 # client reads (see write_apart).
 BODY_SLICE: Final = 256 * 1024
@@ -153,7 +151,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
         self.send_deadline = 0.0
         self.send_left = 0
         self.unsent: memoryview | None = None  # the rest of a one-piece body (write_apart)
-        self.file_left = 0  # bytes of a file sendfile(2) waits to write (_sendfile_on_duplicate)
+        self.file_left = 0  # bytes of a file sendfile(2) waits to write (workers.file_sending)
         self.closed = False
         self.lingering = False
         self.advancing = False
@@ -254,7 +252,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        self._time_sending()
+        self.time_sending()
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -266,7 +264,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
             if self.write_paused:  # what followed it filled the buffer again
                 return
         if self.closed:
-            self._time_sending()  # a closing connection's last bytes are still timed
+            self.time_sending()  # a closing connection's last bytes are still timed
         else:
             self.send_deadline = 0.0
         upgraded = self.upgraded
@@ -593,79 +591,9 @@ class HttpProtocol(asyncio.Protocol, Watched):
             await waiter
 
     async def send_file(self, file: IO[bytes], count: int, offset: int = 0) -> int:
-        """Write ``count`` bytes of ``file`` from ``offset``; returns how many went out.
-
-        Zero-copy where possible: the loop's ``sendfile``, or (uvloop has none) ``os.sendfile``
-        on a duplicate of the socket's fd once the transport's own buffer is empty, waiting for
-        writability on the duplicate (uvloop refuses a reader or writer on a transport's fd).
-        Otherwise, and for TLS, the file is read and written in pieces with back-pressure."""
-        transport = self.transport
-        if transport is None or self.closed:
-            raise ConnectionResetError("the connection is closed")
-        self.release_held()
-        state = self.state
-        if not state.config.sendfile:  # --no-sendfile: bodies from files are read and written
-            return await self._send_file_by_reads(transport, file, offset, count)
-        if state.native_sendfile:
-            try:
-                return await self.loop.sendfile(transport, file, offset, count, fallback=False)
-            except NotImplementedError:  # uvloop
-                state.native_sendfile = False
-            except asyncio.SendfileNotAvailableError:  # this transport (TLS) cannot
-                pass
-        sock = transport.get_extra_info("socket")
-        if (sock is not None and transport.get_extra_info("sslcontext") is None
-                and transport.get_write_buffer_size() == 0):
-            return await self._sendfile_on_duplicate(sock.fileno(), file, offset, count)
-        return await self._send_file_by_reads(transport, file, offset, count)
-
-    async def _send_file_by_reads(self, transport: asyncio.Transport, file: IO[bytes],
-                                  offset: int, count: int) -> int:
-        file.seek(offset)
-        sent = 0
-        while sent < count and not self.closed:
-            chunk = file.read(min(FILE_CHUNK, count - sent))
-            if not chunk:
-                break
-            transport.write(chunk)
-            sent += len(chunk)
-            await self.drain()
-        return sent
-
-    async def _sendfile_on_duplicate(self, fd: int, file: IO[bytes], offset: int,
-                                     count: int) -> int:
-        duplicate = os.dup(fd)
-        sent = 0
-        try:
-            while sent < count and not self.closed:
-                try:
-                    sent += os.sendfile(duplicate, file.fileno(), offset + sent, count - sent)
-                except BlockingIOError:
-                    # Timed as the transport's own writes are; connection_lost (the send
-                    # timeout's abort among others) resolves the wait.
-                    self.file_left = count - sent
-                    if not self.send_deadline:
-                        self._time_sending()
-                    writable = self.write_waiter = self.loop.create_future()
-                    self.loop.add_writer(duplicate, _resolve, writable)
-                    try:
-                        await writable
-                    finally:
-                        self.write_waiter = None
-                        self.loop.remove_writer(duplicate)
-                    continue
-                except OSError:
-                    if self.closed:
-                        break
-                    raise
-                if sent < count and os.fstat(file.fileno()).st_size <= offset + sent:
-                    break  # the file shrank
-        finally:
-            os.close(duplicate)
-            self.file_left = 0
-            if not self.write_paused and not self.closed:
-                self.send_deadline = 0.0
-        return sent
+        """Write ``count`` bytes of ``file`` from ``offset`` (``prefork.workers.file_sending``);
+        returns how many went out."""
+        return await send_file(self, file, count, offset)
 
     def send_continue(self) -> None:
         conn = self.conn
@@ -815,7 +743,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
         # and watched until they are written or the send timeout aborts it: the transport
         # holds them until then, whatever close() says.
         if transport.get_write_buffer_size():
-            self._time_sending()
+            self.time_sending()
         else:
             self.state.connections.discard(self)
         transport.close()
@@ -858,7 +786,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
         transport = self.transport
         return self.file_left + (transport.get_write_buffer_size() if transport is not None else 0)
 
-    def _time_sending(self) -> None:
+    def time_sending(self) -> None:
         """Start the send timeout: the bytes waiting now must become fewer within it."""
         left = self.send_left = self._waiting_bytes()
         self.send_deadline = self.loop.time() + self.state.send_timeout if left else 0.0
@@ -876,7 +804,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
                 cycle.client_gone()
             self.abort()
         elif left:
-            self._time_sending()
+            self.time_sending()
         else:
             self.send_deadline = 0.0
 
@@ -897,10 +825,3 @@ class HttpProtocol(asyncio.Protocol, Watched):
                 self.close()  # the discarded rest of a body stalled
         else:  # _IDLE or _LINGER
             self.close()
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
