@@ -39,7 +39,6 @@ from prefork.arbiter.recycling import RecycleLimits, RecyclePolicy, WorkerFacts
 from prefork.arbiter.relay import relay_broadcast
 from prefork.arbiter.reloading import ReloadProgress, settings_to_apply
 from prefork.arbiter.supervision import (
-    BreakerState,
     RestartPolicy,
     RestartSettings,
     WorkerState,
@@ -113,7 +112,7 @@ class Arbiter:
         self.log = logger
         self.control = control
         self.clock = clock
-        self.policy = RestartPolicy(self._restart_settings(config), clock=clock)
+        self.policy = RestartPolicy(RestartSettings.from_config(config), clock=clock)
         self.workers: dict[int, WorkerRecord] = {}
         self.slots: dict[int, SlotHistory] = {}
         self.target = config.worker_count()
@@ -137,17 +136,6 @@ class Arbiter:
     def _worker_views(self) -> dict[int, WorkerView]:
         return {pid: WorkerView(pid, os.getpid(), w.age, w.slot, self.config, self.log)
                 for pid, w in self.workers.items()}
-
-    @staticmethod
-    def _restart_settings(config: Config) -> RestartSettings:
-        return RestartSettings(
-            backoff_base=config.restart_backoff_base,
-            backoff_cap=config.restart_backoff_cap,
-            backoff_reset=config.restart_backoff_reset,
-            breaker_threshold=config.breaker_threshold,
-            breaker_window=config.breaker_window,
-            breaker_cooldown=config.breaker_cooldown,
-        )
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -299,7 +287,7 @@ class Arbiter:
                     self.scale(config.worker_count())
             except (ConfigError, ValueError) as exc:
                 self.log.error("reload: keeping the running configuration: %s", exc)
-        self.policy = RestartPolicy(self._restart_settings(self.config), clock=self.clock)
+        self.policy = RestartPolicy(RestartSettings.from_config(self.config), clock=self.clock)
         for history in self.slots.values():
             history.next_fork_at = 0.0
         replaced = self._active_workers()
@@ -631,11 +619,14 @@ class Arbiter:
                 continue
             if self.shutdown_at is not None:
                 break  # a stop is announced: what leaves now is not replaced
-            if not self.policy.may_fork() or self._crash_budget_spent():
+            if not self.policy.may_fork() or self.policy.crash_budget_spent(
+                    sum(1 for w in self.workers.values() if w.state is WorkerState.BOOTING)):
                 break
             self._spawn(slot)
-        self._update_accepting()
-        self._release_removed_slots()
+        serving = {w.slot for w in self._serving_workers()}
+        self.hand_off.follow(self.listeners, serving, self.config.dispatch_mode())
+        self.hand_off.release_slots(self.listeners, self.target,
+                                    {w.slot for w in self.workers.values()})
         self._check_breaker(now)
 
     def _check_recycling(self, now: float) -> None:
@@ -654,43 +645,6 @@ class Arbiter:
         return sorted((w for w in self.workers.values()
                        if w.state is WorkerState.SERVING and not w.stop_requested
                        and w.channel_open), key=by_slot)
-
-    def _crash_budget_spent(self) -> bool:
-        """While workers are crashing, count the ones still booting as crashes to come: a boot
-        loop then forks at most --breaker-threshold workers within the window, not threshold
-        plus however many were already on their way."""
-        crashes = self.policy.recent_crashes
-        if not crashes or self.policy.state is not BreakerState.CLOSED:
-            return False  # half-open: the policy itself allows exactly one trial
-        booting = sum(1 for w in self.workers.values() if w.state is WorkerState.BOOTING)
-        return crashes + booting >= self.config.breaker_threshold
-
-    def _update_accepting(self) -> None:
-        """Which listeners the arbiter itself accepts on, and hands over with SCM_RIGHTS.
-
-        ``roundrobin``: all of them. ``reuseport``: those of slots with no serving worker
-        (crashed, backing off, breaker open, being removed), which would otherwise leave the
-        connections the kernel hashes to them waiting. None while no worker can take a
-        connection: then connections wait in the kernel's queue instead of being dropped.
-        """
-        serving = {w.slot for w in self.workers.values()
-                   if w.state is WorkerState.SERVING and not w.stop_requested and w.channel_open}
-        wanted: set[socket.socket] = set()
-        if serving and not self.stopping:
-            if self.config.dispatch_mode() == "roundrobin":
-                wanted = {sock for ls in self.listeners for sock in ls.all_sockets()}
-            elif self.config.dispatch_mode() == "reuseport":
-                wanted = {sock for ls in self.listeners
-                          for slot, sock in ls.slot_sockets().items() if slot not in serving}
-        self.hand_off.serve(wanted)
-
-    def _release_removed_slots(self) -> None:
-        in_use = {w.slot for w in self.workers.values()}
-        for listener in self.listeners:
-            for slot, sock in listener.slot_sockets().items():
-                if slot >= self.target and slot not in in_use:
-                    self.hand_off.drain(sock)
-                    listener.release_slot(slot)
 
     def _check_breaker(self, now: float) -> None:
         if self.policy.may_fork() or any(
