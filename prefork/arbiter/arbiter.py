@@ -9,10 +9,10 @@ unless the app was preloaded, and it never handles a request.
 
 It is longer than the house's 600 lines because it is one state machine: the signal handlers,
 the worker table, the deadlines and the embedder's commands all read and change the same
-records. What stands alone lives elsewhere: the records themselves (``records``), the signal
+records. What stands alone lives elsewhere: the records and their table (``records``), the signal
 queue (``wakeup``), the fork (``forking``), the heartbeat and stop deadlines (``watchdog``), how
-exits are logged (``exits``), a reload's progress (``reloading``), the embedder's commands
-(``embedder``), the restart policy (``supervision``), the hand-off of accepted connections
+exits are logged (``exits``), a reload's progress (``reloading``), the embedder's link and
+commands (``embedder``), the restart policy (``supervision``), the hand-off of accepted connections
 (``dispatch``), the binary upgrade (``upgrade``), the sockets, the control socket
 (``control``), the metrics endpoint and totals (``metrics.collector``), the recycling limits
 (``recycling``) and the /proc samples (``procstat``).
@@ -31,10 +31,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prefork.arbiter.dispatch import HandOff
-from prefork.arbiter.embedder import carry_out
+from prefork.arbiter.embedder import EmbedderLink, carry_out
 from prefork.arbiter.exits import ExitReports
 from prefork.arbiter.forking import fork_worker
-from prefork.arbiter.records import SlotHistory, WorkerRecord, by_slot, describe_status
+from prefork.arbiter.records import (
+    SlotHistory,
+    WorkerRecord,
+    WorkerTable,
+    by_slot,
+    describe_status,
+)
 from prefork.arbiter.recycling import RecycleLimits, RecyclePolicy, WorkerFacts
 from prefork.arbiter.relay import relay_broadcast
 from prefork.arbiter.reloading import ReloadProgress, settings_to_apply
@@ -56,10 +62,8 @@ from prefork.ipc.messages import (
     AppMessage,
     BootFailed,
     BroadcastRequest,
-    Command,
     Heartbeat,
     Ready,
-    Reply,
     Retiring,
     Unready,
 )
@@ -110,10 +114,10 @@ class Arbiter:
         self.listeners = listeners
         self.worker_main = worker_main
         self.log = logger
-        self.control = control
+        self.embedder = EmbedderLink(control)
         self.clock = clock
         self.policy = RestartPolicy(RestartSettings.from_config(config), clock=clock)
-        self.workers: dict[int, WorkerRecord] = {}
+        self.workers = WorkerTable()
         self.slots: dict[int, SlotHistory] = {}
         self.target = config.worker_count()
         self.selector = selectors.DefaultSelector()
@@ -122,8 +126,7 @@ class Arbiter:
         self.stop_deadline = 0.0
         self.exit_code = ARBITER_EXIT_OK
         self.exits = ExitReports(logger)  # the log's lines, the last boot failure's reason
-        self.ready_announced = False
-        self.hand_off = HandOff(self.selector, logger, self._serving_workers,
+        self.hand_off = HandOff(self.selector, logger, self.workers.serving,
                                 self._close_channel)  # type: ignore[arg-type]  # WorkerRecord
         self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
         self.reload_progress = ReloadProgress(self.workers, self._stop_gracefully, logger)
@@ -142,8 +145,7 @@ class Arbiter:
     def run(self) -> int:
         """Serve until stopped; returns the process exit status."""
         self.signals.install(self.selector)
-        if self.control is not None:
-            self.selector.register(self.control.sock, selectors.EVENT_READ, self._on_control)
+        self.embedder.watch(self.selector, self._on_control)
         # gunicorn's wording, which scripts wait for; then prefork's own facts
         for listener in self.view.LISTENERS:
             self.log.info("Listening at: %s (%d)", listener, os.getpid())
@@ -290,7 +292,7 @@ class Arbiter:
         self.policy = RestartPolicy(RestartSettings.from_config(self.config), clock=self.clock)
         for history in self.slots.values():
             history.next_fork_at = 0.0
-        replaced = self._active_workers()
+        replaced = self.workers.active()
         self.log.info("reloading: replacing %d workers", len(replaced))
         self.reload_progress.begin(replaced)
         for worker in replaced:
@@ -312,7 +314,7 @@ class Arbiter:
         for slot in range(old_target, count):
             self.slots.setdefault(slot, SlotHistory())
         for slot in range(count, old_target):
-            for worker in self._workers_in_slot(slot):
+            for worker in self.workers.in_slot(slot):
                 self._stop_worker(worker, graceful=True, grace=self.config.graceful_timeout)
             self.policy.forget_slot(slot)
 
@@ -320,7 +322,7 @@ class Arbiter:
         """Replace worker ``pid``, or every worker for None, one at a time: each old worker
         drains only once its replacement is ready. Returns the pids queued; raises LookupError
         for a pid that is not a live worker (or is already being replaced)."""
-        chosen = [w for w in sorted(self._active_workers(), key=by_slot)
+        chosen = [w for w in sorted(self.workers.active(), key=by_slot)
                   if pid is None or w.pid == pid]
         if pid is not None and not chosen:
             raise LookupError(f"no worker with pid {pid} to recycle")
@@ -345,15 +347,6 @@ class Arbiter:
         }
 
     # -- workers --------------------------------------------------------------------------------
-
-    def _active_workers(self) -> list[WorkerRecord]:
-        return [w for w in self.workers.values() if not w.stop_requested and not w.retiring]
-
-    def _workers_in_slot(self, slot: int) -> list[WorkerRecord]:
-        return [w for w in self.workers.values() if w.slot == slot and not w.stop_requested]
-
-    def _slot_is_filled(self, slot: int) -> bool:
-        return any(not w.retiring for w in self._workers_in_slot(slot))
 
     def _spawn(self, slot: int) -> WorkerRecord:
         for listener in self.listeners:
@@ -390,8 +383,7 @@ class Arbiter:
         self.selector.close()
         for worker in self.workers.values():
             worker.channel.close()
-        if self.control is not None:
-            self.control.close()
+        self.embedder.close()
         if self.control_socket is not None:
             self.control_socket.abandon()
         kept = {sock.fileno() for sock in keep}
@@ -467,14 +459,16 @@ class Arbiter:
         self.log.info("worker %d (slot %d) ready in %.3fs", worker.pid, worker.slot,
                       now - worker.started_at)
         # A worker that replaces a retiring one lets the old one drain only now.
-        for old in self._workers_in_slot(worker.slot):
+        for old in self.workers.in_slot(worker.slot):
             if old is not worker and old.retiring:
                 self._stop_worker(old, graceful=True, grace=self.config.graceful_timeout)
                 self.reload_progress.replaced(old.pid)
         self.reload_progress.check_done()
         if self.shutdown_at is not None:
             self._send_unready(worker)
-        self._announce_ready()
+        self.embedder.announce_ready(
+            sum(w.state is WorkerState.SERVING for w in self.workers.values()) >= self.target,
+            self.stats)
 
     def _on_retiring(self, worker: WorkerRecord, reason: str) -> None:
         if worker.retiring or worker.stop_requested or self.stopping:
@@ -493,19 +487,6 @@ class Arbiter:
                 worker.retiring = True
                 self._spawn(worker.slot)
                 return
-
-    def _announce_ready(self) -> None:
-        if self.ready_announced or self.control is None:
-            return
-        serving = [w for w in self.workers.values() if w.state is WorkerState.SERVING]
-        if len(serving) >= self.target:
-            self.ready_announced = True
-            self._reply("ready", self.stats())
-
-    def _reply(self, name: str, data: dict[str, Any]) -> None:
-        if self.control is not None:
-            with contextlib.suppress(ChannelClosed):
-                self.control.send(Reply(name=name, data=data))
 
     # -- reaping and deadlines ------------------------------------------------------------------
 
@@ -615,15 +596,14 @@ class Arbiter:
         self._check_recycling(now)
         self._start_pending_replacement()
         for slot in range(self.target):
-            if self._slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
+            if self.workers.slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
                 continue
             if self.shutdown_at is not None:
                 break  # a stop is announced: what leaves now is not replaced
-            if not self.policy.may_fork() or self.policy.crash_budget_spent(
-                    sum(1 for w in self.workers.values() if w.state is WorkerState.BOOTING)):
+            if not self.policy.may_fork() or self.policy.crash_budget_spent(self.workers.booting()):
                 break
             self._spawn(slot)
-        serving = {w.slot for w in self._serving_workers()}
+        serving = {w.slot for w in self.workers.serving()}
         self.hand_off.follow(self.listeners, serving, self.config.dispatch_mode())
         self.hand_off.release_slots(self.listeners, self.target,
                                     {w.slot for w in self.workers.values()})
@@ -641,11 +621,6 @@ class Arbiter:
         for pid, reason in self.recycler.review(candidates, limits):
             self._on_retiring(self.workers[pid], reason)
 
-    def _serving_workers(self) -> list[WorkerRecord]:
-        return sorted((w for w in self.workers.values()
-                       if w.state is WorkerState.SERVING and not w.stop_requested
-                       and w.channel_open), key=by_slot)
-
     def _check_breaker(self, now: float) -> None:
         if self.policy.may_fork() or any(
             w.state is not WorkerState.DRAINING for w in self.workers.values()
@@ -656,26 +631,20 @@ class Arbiter:
             self.log, "circuit breaker open: %d worker crashes within %gs and no worker left; "
             "exiting. Last error: %s", self.policy.recent_crashes, self.config.breaker_window,
             reason)
-        self._reply("failed", {"reason": reason})
+        self.embedder.reply("failed", {"reason": reason})
         self.exit_code = ARBITER_EXIT_BOOT_FAILED
         self.stopping = "fast"
 
     # -- embedder control -----------------------------------------------------------------------
 
     def _on_control(self, _key: selectors.SelectorKey) -> None:
-        assert self.control is not None
-        try:
-            messages = self.control.receive()
-        except ChannelClosed:
-            # The embedding process is gone: nobody will stop us, so stop now.
-            self.selector.unregister(self.control.sock)
-            self.control.close()
-            self.control = None
+        commands = self.embedder.commands(self.selector)
+        if commands is None:  # the embedder is gone: nobody will stop us, so stop now
             self.begin_stop(graceful=True)
             return
-        for msg, _fds in messages:
-            if isinstance(msg, Command) and (reply := carry_out(msg, self)) is not None:
-                self._reply(*reply)
+        for command in commands:
+            if (reply := carry_out(command, self)) is not None:
+                self.embedder.reply(*reply)
 
     def _close(self) -> None:
         self.signals.detach()

@@ -1,4 +1,5 @@
-"""What the arbiter knows of its workers: one record per live process, one history per slot.
+"""What the arbiter knows of its workers: one record per live process, kept in a table by pid,
+and one history per slot.
 
 Rule: these are plain data and pure readings of it (a record's figures, how an exit status
 reads); they send no signal and touch no socket. The arbiter alone changes them. They are plain
@@ -63,6 +64,31 @@ class WorkerRecord:
             "rss": self.rss, "cpu_percent": round(self.cpu_percent, 1),
             "restarts": self.restarts, "retiring": self.retiring,
         }
+
+
+class WorkerTable(dict[int, WorkerRecord]):
+    """The live workers by pid, and the questions the arbiter asks of them."""
+
+    def active(self) -> list[WorkerRecord]:
+        """Neither asked to stop nor waiting for a replacement."""
+        return [w for w in self.values() if not w.stop_requested and not w.retiring]
+
+    def in_slot(self, slot: int) -> list[WorkerRecord]:
+        """The workers of ``slot`` not asked to stop (a retiring one and its replacement)."""
+        return [w for w in self.values() if w.slot == slot and not w.stop_requested]
+
+    def slot_is_filled(self, slot: int) -> bool:
+        return any(not w.retiring for w in self.in_slot(slot))
+
+    def serving(self) -> list[WorkerRecord]:
+        """Those that take connections, in slot order."""
+        return sorted((w for w in self.values()
+                       if w.state is WorkerState.SERVING and not w.stop_requested
+                       and w.channel_open), key=by_slot)
+
+    def booting(self) -> int:
+        """How many have not said they are ready yet."""
+        return sum(1 for w in self.values() if w.state is WorkerState.BOOTING)
 
 
 class SlotHistory:
