@@ -14,8 +14,9 @@ queue (``wakeup``), the fork (``forking``), the heartbeat and stop deadlines (``
 exits are logged (``exits``), a reload's progress (``reloading``), the embedder's link and
 commands (``embedder``), the restart policy (``supervision``), the hand-off of accepted connections
 (``dispatch``), the binary upgrade (``upgrade``), the sockets, the control socket
-(``control``), the metrics endpoint and totals (``metrics.collector``), the recycling limits
-(``recycling``) and the /proc samples (``procstat``).
+(``control``), the metrics endpoint and totals (``metrics.collector``), the rolling
+replacement (``rolling``), the recycling limits (``recycling``) and the /proc samples
+(``procstat``).
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from prefork.arbiter.records import (
     by_slot,
     describe_status,
 )
-from prefork.arbiter.recycling import RecycleLimits, RecyclePolicy, WorkerFacts
 from prefork.arbiter.relay import relay_broadcast
 from prefork.arbiter.reloading import ReloadProgress, settings_to_apply
+from prefork.arbiter.rolling import RollingReplacement
 from prefork.arbiter.supervision import (
     RestartPolicy,
     RestartSettings,
@@ -128,12 +129,13 @@ class Arbiter:
         self.exits = ExitReports(logger)  # the log's lines, the last boot failure's reason
         self.hand_off = HandOff(self.selector, logger, self.workers.serving,
                                 self._close_channel)  # type: ignore[arg-type]  # WorkerRecord
-        self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
         self.reload_progress = ReloadProgress(self.workers, self._stop_gracefully, logger)
-        self.recycler = RecyclePolicy()  # --max-worker-lifetime, --max-worker-memory
         self.control_socket = control_socket  # prefork ctl
         # --metrics-bind and --statsd-host (bound by run_arbiter before privileges drop)
         self.metrics = metrics or MetricsCollector(config, logger)
+        self.rolling = RollingReplacement(self.workers, self._spawn, lambda: bool(self.stopping),
+                                          self.metrics.retire_requested, logger)
+        self.replacements_pending = self.rolling.pending  # read by the control socket
         self.shutdown_at: float | None = None  # when the announced shutdown (SIGTERM) begins
 
     def _worker_views(self) -> dict[int, WorkerView]:
@@ -322,14 +324,7 @@ class Arbiter:
         """Replace worker ``pid``, or every worker for None, one at a time: each old worker
         drains only once its replacement is ready. Returns the pids queued; raises LookupError
         for a pid that is not a live worker (or is already being replaced)."""
-        chosen = [w for w in sorted(self.workers.active(), key=by_slot)
-                  if pid is None or w.pid == pid]
-        if pid is not None and not chosen:
-            raise LookupError(f"no worker with pid {pid} to recycle")
-        for worker in chosen:
-            if worker.pid not in self.replacements_pending:
-                self._on_retiring(worker, "recycle requested")
-        return [w.pid for w in chosen if w.pid in self.replacements_pending]
+        return self.rolling.recycle(pid)
 
     def stats(self) -> dict[str, Any]:
         now = self.clock()
@@ -429,7 +424,7 @@ class Arbiter:
             elif isinstance(msg, BootFailed):
                 self.exits.boot_failed(worker, msg.reason, msg.details)
             elif isinstance(msg, Retiring):
-                self._on_retiring(worker, msg.reason)
+                self.rolling.request(worker, msg.reason)
             elif isinstance(msg, AppMessage):
                 call_hook(self.config, "on_message", self.view, WorkerView(
                     worker.pid, os.getpid(), worker.age, worker.slot, self.config, self.log),
@@ -469,24 +464,6 @@ class Arbiter:
         self.embedder.announce_ready(
             sum(w.state is WorkerState.SERVING for w in self.workers.values()) >= self.target,
             self.stats)
-
-    def _on_retiring(self, worker: WorkerRecord, reason: str) -> None:
-        if worker.retiring or worker.stop_requested or self.stopping:
-            return
-        self.log.info("worker %d (slot %d) retiring: %s", worker.pid, worker.slot, reason)
-        self.replacements_pending.append(worker.pid)
-        self.metrics.retire_requested(worker.pid, reason)
-
-    def _start_pending_replacement(self) -> None:
-        """Rolling recycle, one worker at a time: never two replacements booting together."""
-        if any(w.retiring and not w.stop_requested for w in self.workers.values()):
-            return
-        while self.replacements_pending:
-            worker = self.workers.get(self.replacements_pending.pop(0))
-            if worker is not None and not worker.stop_requested:
-                worker.retiring = True
-                self._spawn(worker.slot)
-                return
 
     # -- reaping and deadlines ------------------------------------------------------------------
 
@@ -543,8 +520,7 @@ class Arbiter:
         history = self.slots.setdefault(worker.slot, SlotHistory())
         history.last_exit = describe_status(status)
         description = self.exits.report(worker, status, crashed=crashed, lifetime=lifetime)
-        if worker.pid in self.replacements_pending:
-            self.replacements_pending.remove(worker.pid)
+        self.rolling.gone(worker.pid)
         self.reload_progress.replaced(worker.pid)
         if worker.reloading and crashed:
             # A failed reload stops at its first boot failure and keeps the old workers: no
@@ -593,8 +569,8 @@ class Arbiter:
             self.begin_stop(graceful=True)
             return
         sample_workers(self.workers.values(), now)
-        self._check_recycling(now)
-        self._start_pending_replacement()
+        self.rolling.review(now, self.config)
+        self.rolling.start_next()
         for slot in range(self.target):
             if self.workers.slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
                 continue
@@ -608,18 +584,6 @@ class Arbiter:
         self.hand_off.release_slots(self.listeners, self.target,
                                     {w.slot for w in self.workers.values()})
         self._check_breaker(now)
-
-    def _check_recycling(self, now: float) -> None:
-        """--max-worker-lifetime and --max-worker-memory: queue a rolling replacement."""
-        limits = RecycleLimits.from_config(self.config)
-        if not limits.enabled:
-            return
-        candidates = [WorkerFacts(w.pid, now - w.started_at, w.rss, w.sampled_at)
-                      for w in self.workers.values()
-                      if w.state is WorkerState.SERVING and not w.retiring
-                      and not w.stop_requested and w.pid not in self.replacements_pending]
-        for pid, reason in self.recycler.review(candidates, limits):
-            self._on_retiring(self.workers[pid], reason)
 
     def _check_breaker(self, now: float) -> None:
         if self.policy.may_fork() or any(
