@@ -9,16 +9,19 @@ unless the app was preloaded, and it never handles a request.
 
 It is longer than the house's 600 lines because it is one state machine: the signal handlers,
 the worker table, the deadlines and the embedder's commands all read and change the same
-records. What stands alone lives elsewhere: the restart policy (``supervision``), the hand-off
-of accepted connections (``dispatch``), the binary upgrade (``upgrade``), the sockets, the
-control socket (``control``), the metrics endpoint and totals (``metrics.collector``), the
-recycling limits (``recycling``) and the /proc samples (``procstat``).
+records. What stands alone lives elsewhere: the records and their table (``records``), the signal
+queue (``wakeup``), the fork (``forking``), the heartbeat and stop deadlines (``watchdog``), how
+exits are logged (``exits``), a reload's progress (``reloading``), the embedder's link and
+commands (``embedder``), the restart policy (``supervision``), the hand-off of accepted connections
+(``dispatch``), the binary upgrade (``upgrade``), the sockets, the control socket
+(``control``), the metrics endpoint and totals (``metrics.collector``), the rolling
+replacement (``rolling``), the recycling limits (``recycling``) and the /proc samples
+(``procstat``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import selectors
@@ -29,23 +32,29 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prefork.arbiter.dispatch import HandOff
-from prefork.arbiter.recycling import RecycleLimits, RecyclePolicy, WorkerFacts
+from prefork.arbiter.embedder import EmbedderLink, carry_out
+from prefork.arbiter.exits import ExitReports
+from prefork.arbiter.forking import fork_worker
+from prefork.arbiter.records import (
+    SlotHistory,
+    WorkerRecord,
+    WorkerTable,
+    by_slot,
+    describe_status,
+)
 from prefork.arbiter.relay import relay_broadcast
+from prefork.arbiter.reloading import ReloadProgress, settings_to_apply
+from prefork.arbiter.rolling import RollingReplacement
 from prefork.arbiter.supervision import (
-    BootFailureReports,
-    BreakerState,
     RestartPolicy,
     RestartSettings,
     WorkerState,
 )
-from prefork.arbiter.upgrade import start_new_arbiter, take_back
+from prefork.arbiter.upgrade import BinaryUpgrade
+from prefork.arbiter.wakeup import SignalQueue
+from prefork.arbiter.watchdog import check_deadlines, sample_workers
 from prefork.config import Config
 from prefork.errors import (
-    BOOT_EXIT_CODES,
-    WORKER_EXIT_ABORTED,
-    WORKER_EXIT_APP_LOAD_FAILED,
-    WORKER_EXIT_BOOT_FAILED,
-    WORKER_EXIT_ORPHANED,
     ConfigError,
 )
 from prefork.hooks import ListenerView, ServerView, WorkerView, call_hook
@@ -54,18 +63,14 @@ from prefork.ipc.messages import (
     AppMessage,
     BootFailed,
     BroadcastRequest,
-    Command,
     Heartbeat,
     Ready,
-    Reply,
     Retiring,
     Unready,
 )
 from prefork.logs.error_log import log_stop_reason, reopen_log_files
 from prefork.metrics.collector import MetricsCollector
 from prefork.sockets import ListenerSet
-from prefork.system.procstat import ProcessSample, cpu_percent
-from prefork.system.procstat import sample as sample_process
 
 if TYPE_CHECKING:
     from prefork.arbiter.control import ControlServer
@@ -73,72 +78,11 @@ if TYPE_CHECKING:
 ARBITER_EXIT_OK = 0
 ARBITER_EXIT_BOOT_FAILED = 3  # no worker could be kept alive: the circuit breaker is open
 
-HANDLED_SIGNALS = (
-    signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGTTIN,
-    signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD, signal.SIGWINCH,
-)
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
-SAMPLE_INTERVAL = 1.0  # seconds between /proc samples of each worker (RSS, CPU)
-ABORT_GRACE = 2.0  # seconds between SIGABRT (stack dump) and SIGKILL for a hung worker
 FAST_STOP_GRACE = 2.0  # seconds workers get after SIGQUIT before SIGKILL
 
 # A worker process: receives (the current config, slot, its channel end, listeners for its
 # slot, the hooks' view of itself) after fork, so a reload's settings reach new workers.
 WorkerMain = Callable[[Config, int, Channel, list[socket.socket], WorkerView], int]
-
-
-class WorkerRecord:
-    """What the arbiter knows of one worker process.
-
-    The records are plain classes: a dataclass costs every start-up about 1 ms to generate."""
-
-    def __init__(self, pid: int, slot: int, channel: Channel, started_at: float,
-                 last_seen: float, restarts: int = 0, age: int = 0) -> None:
-        self.pid = pid
-        self.slot = slot
-        self.channel = channel
-        self.started_at = started_at
-        self.last_seen = last_seen
-        self.restarts = restarts
-        self.age = age  # spawn counter, gunicorn's worker.age
-        self.state = WorkerState.BOOTING
-        self.ready_at: float | None = None
-        self.stop_requested = False  # we asked it to stop: its exit is not a crash
-        self.stop_deadline: float | None = None
-        self.abort_sent_at: float | None = None
-        self.retiring = False  # asked for a replacement (max-requests)
-        self.reloading = False  # forked by a reload and not ready yet: its failure fails it
-        self.boot_reason = ""
-        self.boot_details = ""  # the app's traceback, when it failed to load
-        self.requests = 0
-        self.in_flight = 0
-        self.connections = 0
-        self.channel_open = True
-        self.sample: ProcessSample | None = None  # the latest /proc sample (SAMPLE_INTERVAL)
-        self.sampled_at = 0.0
-        self.cpu_percent = 0.0
-
-    @property
-    def rss(self) -> int:
-        return self.sample.rss if self.sample else 0
-
-    def as_dict(self, now: float) -> dict[str, Any]:
-        return {
-            "pid": self.pid, "slot": self.slot, "state": self.state.value,
-            "uptime": round(now - self.started_at, 3), "requests": self.requests,
-            "in_flight": self.in_flight, "connections": self.connections,
-            "rss": self.rss, "cpu_percent": round(self.cpu_percent, 1),
-            "restarts": self.restarts, "retiring": self.retiring,
-        }
-
-
-class SlotHistory:
-    """What outlives the workers of one slot: its restarts and how the last one ended."""
-
-    def __init__(self) -> None:
-        self.restarts = 0
-        self.last_exit = ""
-        self.next_fork_at = 0.0
 
 
 class Arbiter:
@@ -160,10 +104,7 @@ class Arbiter:
     ) -> None:
         self.config = config
         self.reload_config = reload_config  # re-reads every settings source on SIGHUP
-        # argv that starts a new arbiter on SIGUSR2 (the prefork command), and where
-        self.upgrade_command = upgrade_command
-        self.upgrade_cwd = os.getcwd()
-        self.upgrade_pid: int | None = None
+        self.upgrade = BinaryUpgrade(upgrade_command, listeners, logger)  # SIGUSR2
         self.age = 0
         self.view = ServerView(os.getpid(), config, logger, self._worker_views,
                                lambda: self.target,
@@ -174,56 +115,39 @@ class Arbiter:
         self.listeners = listeners
         self.worker_main = worker_main
         self.log = logger
-        self.control = control
+        self.embedder = EmbedderLink(control)
         self.clock = clock
-        self.policy = RestartPolicy(self._restart_settings(config), clock=clock)
-        self.workers: dict[int, WorkerRecord] = {}
+        self.policy = RestartPolicy(RestartSettings.from_config(config), clock=clock)
+        self.workers = WorkerTable()
         self.slots: dict[int, SlotHistory] = {}
         self.target = config.worker_count()
         self.selector = selectors.DefaultSelector()
-        self.pending_signals: list[int] = []
+        self.signals = SignalQueue()
         self.stopping: str | None = None  # "graceful" or "fast" once shutdown began
         self.stop_deadline = 0.0
         self.exit_code = ARBITER_EXIT_OK
-        self.last_boot_reason = ""
-        self.boot_failures = BootFailureReports()  # which ones were logged with a traceback
-        self.ready_announced = False
-        self.hand_off = HandOff(self.selector, logger, self._serving_workers,
+        self.exits = ExitReports(logger)  # the log's lines, the last boot failure's reason
+        self.hand_off = HandOff(self.selector, logger, self.workers.serving,
                                 self._close_channel)  # type: ignore[arg-type]  # WorkerRecord
-        self.replacements_pending: list[int] = []  # pids waiting for a rolling replacement
-        self.reload_replacing: set[int] = set()  # old workers the current reload replaces
-        self.reload_state = {"state": "none", "reason": ""}  # the last reload: in progress,
-        # done or failed (prefork ctl status, the metrics)
-        self.recycler = RecyclePolicy()  # --max-worker-lifetime, --max-worker-memory
+        self.reload_progress = ReloadProgress(self.workers, self._stop_gracefully, logger)
         self.control_socket = control_socket  # prefork ctl
         # --metrics-bind and --statsd-host (bound by run_arbiter before privileges drop)
         self.metrics = metrics or MetricsCollector(config, logger)
+        self.rolling = RollingReplacement(self.workers, self._spawn, lambda: bool(self.stopping),
+                                          self.metrics.retire_requested, logger)
+        self.replacements_pending = self.rolling.pending  # read by the control socket
         self.shutdown_at: float | None = None  # when the announced shutdown (SIGTERM) begins
-        self._wakeup_read = -1
-        self._wakeup_write = -1
 
     def _worker_views(self) -> dict[int, WorkerView]:
         return {pid: WorkerView(pid, os.getpid(), w.age, w.slot, self.config, self.log)
                 for pid, w in self.workers.items()}
 
-    @staticmethod
-    def _restart_settings(config: Config) -> RestartSettings:
-        return RestartSettings(
-            backoff_base=config.restart_backoff_base,
-            backoff_cap=config.restart_backoff_cap,
-            backoff_reset=config.restart_backoff_reset,
-            breaker_threshold=config.breaker_threshold,
-            breaker_window=config.breaker_window,
-            breaker_cooldown=config.breaker_cooldown,
-        )
-
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Serve until stopped; returns the process exit status."""
-        self._install_signals()
-        if self.control is not None:
-            self.selector.register(self.control.sock, selectors.EVENT_READ, self._on_control)
+        self.signals.install(self.selector)
+        self.embedder.watch(self.selector, self._on_control)
         # gunicorn's wording, which scripts wait for; then prefork's own facts
         for listener in self.view.LISTENERS:
             self.log.info("Listening at: %s (%d)", listener, os.getpid())
@@ -268,24 +192,8 @@ class Arbiter:
         # arbiter responsive without measurable CPU (one wakeup per 100 ms).
         return 0.1 if self.workers or self.stopping else 0.5
 
-    def _install_signals(self) -> None:
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(read_fd, False)
-        os.set_blocking(write_fd, False)
-        self._wakeup_read, self._wakeup_write = read_fd, write_fd
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, _record_signal)
-        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-        self.selector.register(read_fd, selectors.EVENT_READ, self._on_wakeup)
-
-    def _on_wakeup(self, _key: selectors.SelectorKey | None) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while data := os.read(self._wakeup_read, 256):
-                self.pending_signals.extend(data)
-
     def _dispatch_signals(self) -> None:
-        signals, self.pending_signals = self.pending_signals, []
-        for signum in signals:
+        for signum in self.signals.take():
             name = signal.Signals(signum).name.lower()
             getattr(self, f"handle_{name}", self.handle_ignored)()
 
@@ -330,19 +238,9 @@ class Arbiter:
     def handle_sigusr2(self) -> None:
         """Binary upgrade: exec a new arbiter that inherits every listener. Both serve until
         the old one is sent TERM (or QUIT); gunicorn's procedure, pidfile renamed to .oldbin."""
-        if self.upgrade_command is None:
-            self.log.warning("SIGUSR2: a binary upgrade needs the prefork command; ignored")
-            return
-        if self.upgrade_pid is not None or self.stopping:
-            self.log.warning("SIGUSR2: an upgrade is already running; ignored")
-            return
-        pid = start_new_arbiter(
-            self.listeners, self.upgrade_command, self.upgrade_cwd, self.config.pidfile,
-            lambda: call_hook(self.config, "pre_exec", self.view, log=self.log),
-            HANDLED_SIGNALS)
-        self.upgrade_pid = pid
-        self.log.info("SIGUSR2: started new arbiter %d on the same listeners; send SIGTERM to "
-                      "%d once it serves", pid, os.getpid())
+        self.upgrade.start(self.config.pidfile,
+                           lambda: call_hook(self.config, "pre_exec", self.view, log=self.log),
+                           stopping=bool(self.stopping))
 
     # -- operations shared by signals and the embedding API -------------------------------------
 
@@ -382,64 +280,27 @@ class Arbiter:
         stopped, and the boot failures of a failed one no longer hold forks back."""
         if self.stopping:
             return []
-        self._abandon_reload()
+        self.reload_progress.abandon()
         call_hook(self.config, "on_reload", self.view, log=self.log)
         if self.reload_config is not None:
             try:
-                config = self.reload_config()
-                if self._restart_settings(config) != self._restart_settings(self.config):
-                    self.policy = RestartPolicy(self._restart_settings(config), clock=self.clock)
-                if (config.bind != self.config.bind
-                        or config.dispatch_mode() != self.config.dispatch_mode()):
-                    self.log.warning("reload: bind and dispatch changes need a restart; "
-                                     "keeping %s", ", ".join(self.config.bind))
-                    config = config.replace(bind=self.config.bind,
-                                            dispatch=self.config.dispatch_mode(),
-                                            reuse_port=False)
+                config = settings_to_apply(self.config, self.reload_config, self.log)
                 workers_changed = config.worker_count() != self.config.worker_count()
                 self.config = self.view.cfg = config
                 if workers_changed:
                     self.scale(config.worker_count())
             except (ConfigError, ValueError) as exc:
                 self.log.error("reload: keeping the running configuration: %s", exc)
-        self.policy = RestartPolicy(self._restart_settings(self.config), clock=self.clock)
+        self.policy = RestartPolicy(RestartSettings.from_config(self.config), clock=self.clock)
         for history in self.slots.values():
             history.next_fork_at = 0.0
-        replaced = self._active_workers()
+        replaced = self.workers.active()
         self.log.info("reloading: replacing %d workers", len(replaced))
-        self.reload_state = {"state": "in progress", "reason": ""}
+        self.reload_progress.begin(replaced)
         for worker in replaced:
-            worker.retiring = True
-            self.reload_replacing.add(worker.pid)
             self._spawn(worker.slot).reloading = True
-        self._check_reload_done()
+        self.reload_progress.check_done()
         return [worker.pid for worker in replaced]
-
-    def _abandon_reload(self) -> None:
-        """Stop what an unfinished reload still boots; the workers it was to replace serve on
-        as if it never happened."""
-        for worker in list(self.workers.values()):
-            if worker.reloading and not worker.stop_requested:
-                worker.reloading = False
-                self._stop_worker(worker, graceful=True, grace=self.config.graceful_timeout)
-            elif worker.pid in self.reload_replacing and not worker.stop_requested:
-                worker.retiring = False
-        self.reload_replacing.clear()
-
-    def _reload_failed(self, worker: WorkerRecord, description: str) -> None:
-        kept = sum(1 for w in self.workers.values()
-                   if w.pid in self.reload_replacing and not w.stop_requested)
-        self._abandon_reload()
-        self.reload_state = {"state": "failed", "reason": description}
-        self.log.error("reload failed: new worker %d (slot %d) did not boot (%s); the %d old "
-                       "workers keep serving. Reload again (HUP, prefork ctl reload) once it is "
-                       "fixed", worker.pid, worker.slot, description, kept)
-
-    def _check_reload_done(self) -> None:
-        if self.reload_state["state"] != "in progress":
-            return
-        if not self.reload_replacing and not any(w.reloading for w in self.workers.values()):
-            self.reload_state = {"state": "done", "reason": ""}
 
     def scale(self, count: int) -> None:
         """Run ``count`` workers (at least 1); raises ValueError above ``max_workers``."""
@@ -455,7 +316,7 @@ class Arbiter:
         for slot in range(old_target, count):
             self.slots.setdefault(slot, SlotHistory())
         for slot in range(count, old_target):
-            for worker in self._workers_in_slot(slot):
+            for worker in self.workers.in_slot(slot):
                 self._stop_worker(worker, graceful=True, grace=self.config.graceful_timeout)
             self.policy.forget_slot(slot)
 
@@ -463,23 +324,16 @@ class Arbiter:
         """Replace worker ``pid``, or every worker for None, one at a time: each old worker
         drains only once its replacement is ready. Returns the pids queued; raises LookupError
         for a pid that is not a live worker (or is already being replaced)."""
-        chosen = [w for w in sorted(self._active_workers(), key=_by_slot)
-                  if pid is None or w.pid == pid]
-        if pid is not None and not chosen:
-            raise LookupError(f"no worker with pid {pid} to recycle")
-        for worker in chosen:
-            if worker.pid not in self.replacements_pending:
-                self._on_retiring(worker, "recycle requested")
-        return [w.pid for w in chosen if w.pid in self.replacements_pending]
+        return self.rolling.recycle(pid)
 
     def stats(self) -> dict[str, Any]:
         now = self.clock()
         return {
             "pid": os.getpid(),
-            "workers": [w.as_dict(now) for w in sorted(self.workers.values(), key=_by_slot)],
+            "workers": [w.as_dict(now) for w in sorted(self.workers.values(), key=by_slot)],
             "target": self.target,
             "breaker": self.policy.state.value,
-            "reload": dict(self.reload_state),
+            "reload": dict(self.reload_progress.state),
             "restarts": {slot: history.restarts for slot, history in self.slots.items()},
             "slots": {slot: {"restarts": history.restarts, "last_exit": history.last_exit}
                       for slot, history in sorted(self.slots.items())},
@@ -488,15 +342,6 @@ class Arbiter:
         }
 
     # -- workers --------------------------------------------------------------------------------
-
-    def _active_workers(self) -> list[WorkerRecord]:
-        return [w for w in self.workers.values() if not w.stop_requested and not w.retiring]
-
-    def _workers_in_slot(self, slot: int) -> list[WorkerRecord]:
-        return [w for w in self.workers.values() if w.slot == slot and not w.stop_requested]
-
-    def _slot_is_filled(self, slot: int) -> bool:
-        return any(not w.retiring for w in self._workers_in_slot(slot))
 
     def _spawn(self, slot: int) -> WorkerRecord:
         for listener in self.listeners:
@@ -507,35 +352,15 @@ class Arbiter:
         view = WorkerView(0, os.getpid(), self.age, slot, self.config, self.log)
         call_hook(self.config, "pre_fork", self.view, view, log=self.log)
         block = self.metrics.before_fork()
-        # The worker inherits every object as permanent: its collections never walk them, so
-        # never write to (and copy) the pages it shares with the arbiter.
-        gc.freeze()
-        # Until the child has dropped the arbiter's handlers, a signal would run them there: a
-        # TERM sent to it (a stop begun right after the fork) would only write to the
-        # arbiter's wakeup pipe and be lost, and the worker would serve on until SIGKILL.
-        # Blocked, it stays pending and the child meets it under its own disposition.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-        pid = -1
-        try:
-            pid = os.fork()
-        finally:
-            if pid != 0:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-                gc.unfreeze()  # the arbiter itself keeps collecting as before
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                self._forget_arbiter_state(keep=slot_sockets)
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-                self.metrics.in_worker(block)
-                arbiter_end.close()
-                view.pid = os.getpid()
-                call_hook(self.config, "post_fork", self.view, view, log=self.log)
-                code = self.worker_main(self.config, slot, worker_end, slot_sockets, view)
-            except BaseException:
-                logging.getLogger("prefork.error").exception("worker %d crashed", os.getpid())
-            finally:
-                os._exit(code)
+
+        def start_worker() -> int:
+            self.metrics.in_worker(block)
+            arbiter_end.close()
+            view.pid = os.getpid()
+            call_hook(self.config, "post_fork", self.view, view, log=self.log)
+            return self.worker_main(self.config, slot, worker_end, slot_sockets, view)
+
+        pid = fork_worker(lambda: self._forget_arbiter_state(keep=slot_sockets), start_worker)
         worker_end.close()
         self.metrics.forked(pid, block)
         now = self.clock()
@@ -549,17 +374,11 @@ class Arbiter:
 
     def _forget_arbiter_state(self, keep: list[socket.socket]) -> None:
         """In a fresh worker: drop everything that belongs to the arbiter."""
-        signal.set_wakeup_fd(-1)
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        with contextlib.suppress(OSError):
-            os.close(self._wakeup_read)
-            os.close(self._wakeup_write)
+        self.signals.forget()
         self.selector.close()
         for worker in self.workers.values():
             worker.channel.close()
-        if self.control is not None:
-            self.control.close()
+        self.embedder.close()
         if self.control_socket is not None:
             self.control_socket.abandon()
         kept = {sock.fileno() for sock in keep}
@@ -575,6 +394,9 @@ class Arbiter:
         worker.state = WorkerState.DRAINING
         worker.stop_deadline = self.clock() + grace
         self._signal_worker(worker, signal.SIGTERM if graceful else signal.SIGQUIT)
+
+    def _stop_gracefully(self, worker: WorkerRecord) -> None:
+        self._stop_worker(worker, graceful=True, grace=self.config.graceful_timeout)
 
     def _signal_worker(self, worker: WorkerRecord, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -600,9 +422,9 @@ class Arbiter:
             elif isinstance(msg, Ready):
                 self._on_ready(worker, now)
             elif isinstance(msg, BootFailed):
-                self._on_boot_failed(worker, msg)
+                self.exits.boot_failed(worker, msg.reason, msg.details)
             elif isinstance(msg, Retiring):
-                self._on_retiring(worker, msg.reason)
+                self.rolling.request(worker, msg.reason)
             elif isinstance(msg, AppMessage):
                 call_hook(self.config, "on_message", self.view, WorkerView(
                     worker.pid, os.getpid(), worker.age, worker.slot, self.config, self.log),
@@ -632,45 +454,16 @@ class Arbiter:
         self.log.info("worker %d (slot %d) ready in %.3fs", worker.pid, worker.slot,
                       now - worker.started_at)
         # A worker that replaces a retiring one lets the old one drain only now.
-        for old in self._workers_in_slot(worker.slot):
+        for old in self.workers.in_slot(worker.slot):
             if old is not worker and old.retiring:
                 self._stop_worker(old, graceful=True, grace=self.config.graceful_timeout)
-                self.reload_replacing.discard(old.pid)
-        self._check_reload_done()
+                self.reload_progress.replaced(old.pid)
+        self.reload_progress.check_done()
         if self.shutdown_at is not None:
             self._send_unready(worker)
-        self._announce_ready()
-
-    def _on_retiring(self, worker: WorkerRecord, reason: str) -> None:
-        if worker.retiring or worker.stop_requested or self.stopping:
-            return
-        self.log.info("worker %d (slot %d) retiring: %s", worker.pid, worker.slot, reason)
-        self.replacements_pending.append(worker.pid)
-        self.metrics.retire_requested(worker.pid, reason)
-
-    def _start_pending_replacement(self) -> None:
-        """Rolling recycle, one worker at a time: never two replacements booting together."""
-        if any(w.retiring and not w.stop_requested for w in self.workers.values()):
-            return
-        while self.replacements_pending:
-            worker = self.workers.get(self.replacements_pending.pop(0))
-            if worker is not None and not worker.stop_requested:
-                worker.retiring = True
-                self._spawn(worker.slot)
-                return
-
-    def _announce_ready(self) -> None:
-        if self.ready_announced or self.control is None:
-            return
-        serving = [w for w in self.workers.values() if w.state is WorkerState.SERVING]
-        if len(serving) >= self.target:
-            self.ready_announced = True
-            self._reply("ready", self.stats())
-
-    def _reply(self, name: str, data: dict[str, Any]) -> None:
-        if self.control is not None:
-            with contextlib.suppress(ChannelClosed):
-                self.control.send(Reply(name=name, data=data))
+        self.embedder.announce_ready(
+            sum(w.state is WorkerState.SERVING for w in self.workers.values()) >= self.target,
+            self.stats)
 
     # -- reaping and deadlines ------------------------------------------------------------------
 
@@ -697,7 +490,7 @@ class Arbiter:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(pid, signal.SIGKILL)
                 self._on_worker_exit(worker, status)
-            elif pid == self.upgrade_pid:
+            elif pid == self.upgrade.pid:
                 self._on_upgrade_exit(status)
 
     def _take_stop_signals(self) -> None:
@@ -708,14 +501,7 @@ class Arbiter:
         kernel made it pending here when it did there, and delivers pending signals on the
         return from ``waitpid``, so the signal's byte is already in the wakeup pipe when an
         exit it caused is reaped: read it first, and those exits are stops, not crashes."""
-        if self._wakeup_read < 0:
-            return
-        self._on_wakeup(None)
-        stops = [signum for signum in self.pending_signals if signum in STOP_SIGNALS]
-        if not stops:
-            return
-        self.pending_signals = [s for s in self.pending_signals if s not in STOP_SIGNALS]
-        for signum in stops:
+        for signum in self.signals.take_stops():
             getattr(self, f"handle_{signal.Signals(signum).name.lower()}")()
 
     def _on_worker_exit(self, worker: WorkerRecord, status: int) -> None:
@@ -725,43 +511,23 @@ class Arbiter:
             with contextlib.suppress(ChannelClosed):
                 for msg, _fds in worker.channel.receive():
                     if isinstance(msg, BootFailed):
-                        self._on_boot_failed(worker, msg)
+                        self.exits.boot_failed(worker, msg.reason, msg.details)
         self._close_channel(worker)
         lifetime = now - worker.started_at
         # Once a stop is announced or begun, workers that leave were told to (or got the same
         # group signal as the arbiter): never a crash, never refilled.
         crashed = not (worker.stop_requested or self.stopping or self.shutdown_at is not None)
-        description = _describe_status(status)
         history = self.slots.setdefault(worker.slot, SlotHistory())
-        history.last_exit = description
-        app_traceback, logged = "", description
-        if worker.boot_reason:
-            # the log says a repeated failure in one line; a failed reload reports it whole
-            reason, app_traceback = self._boot_failure_text(worker)
-            logged = f"{description}: {reason}"
-            description = f"{description}: {worker.boot_reason}"
-        code = os.waitstatus_to_exitcode(status)
-        if crashed and code == 0:
-            # a TERM or INT sent to this one worker (gunicorn's way to restart one): a clean
-            # stop nobody here asked for, replaced like any exit, but no failure
-            self.log.warning("worker %d (slot %d) exited by itself after %.1fs (%s); replacing "
-                             "it", worker.pid, worker.slot, lifetime, logged)
-        elif crashed:
-            level = logging.ERROR if code not in BOOT_EXIT_CODES else logging.CRITICAL
-            self.log.log(level, "worker %d (slot %d) died after %.1fs (%s)%s", worker.pid,
-                         worker.slot, lifetime, logged, app_traceback)
-        else:
-            self.log.info("worker %d (slot %d) stopped (%s)%s", worker.pid, worker.slot,
-                          logged, app_traceback)
-        if worker.pid in self.replacements_pending:
-            self.replacements_pending.remove(worker.pid)
-        self.reload_replacing.discard(worker.pid)
+        history.last_exit = describe_status(status)
+        description = self.exits.report(worker, status, crashed=crashed, lifetime=lifetime)
+        self.rolling.gone(worker.pid)
+        self.reload_progress.replaced(worker.pid)
         if worker.reloading and crashed:
             # A failed reload stops at its first boot failure and keeps the old workers: no
             # loop for the breaker to catch, and no backoff for the slot they still fill.
-            self._reload_failed(worker, description)
+            self.reload_progress.failed(worker, description)
             crashed = False
-        self._check_reload_done()
+        self.reload_progress.check_done()
         self.policy.record_exit(worker.slot, crashed=crashed, lifetime=lifetime,
                                 was_ready=worker.ready_at is not None)
         self.metrics.worker_exited(worker, crashed=crashed, stopping=bool(self.stopping),
@@ -776,50 +542,19 @@ class Arbiter:
             if delay > 0 and not self.stopping:
                 self.log.info("slot %d will be refilled in %.1fs", worker.slot, delay)
 
-    def _on_boot_failed(self, worker: WorkerRecord, msg: BootFailed) -> None:
-        worker.boot_reason = self.last_boot_reason = msg.reason
-        worker.boot_details = msg.details
-
-    def _boot_failure_text(self, worker: WorkerRecord) -> tuple[str, str]:
-        """Why a worker could not boot, and the app's traceback on lines of its own, the first
-        time; a failure seen before is one line (every replacement fails the same way)."""
-        if not self.boot_failures.is_new(worker.boot_reason, worker.boot_details):
-            return "same error as before", ""
-        return worker.boot_reason, f"\n{worker.boot_details}" if worker.boot_details else ""
-
     def _on_upgrade_exit(self, status: int) -> None:
         """The new arbiter of a binary upgrade died while this one still runs: take back."""
-        self.upgrade_pid = None
-        take_back(self.listeners, self.config.pidfile)
+        self.upgrade.new_arbiter_exited(self.config.pidfile)
         if self.control_socket is not None:
             self.control_socket.reclaim()
         self.log.error("the new arbiter of the binary upgrade exited (%s); still serving",
-                       _describe_status(status))
-
-    def _check_deadlines(self, now: float) -> None:
-        timeout = self.config.timeout
-        for worker in list(self.workers.values()):
-            if worker.abort_sent_at is not None:
-                if now - worker.abort_sent_at > ABORT_GRACE:
-                    self._signal_worker(worker, signal.SIGKILL)
-                continue
-            if worker.stop_deadline is not None and now > worker.stop_deadline:
-                self.log.warning("worker %d (slot %d) did not stop in time; killing it",
-                                 worker.pid, worker.slot)
-                worker.abort_sent_at = now
-                self._signal_worker(worker, signal.SIGKILL)
-            elif timeout and not worker.stop_requested and now - worker.last_seen > timeout:
-                self.log.critical(
-                    "worker %d (slot %d) timed out: no heartbeat for %.1fs (--timeout %g); "
-                    "sending SIGABRT", worker.pid, worker.slot, now - worker.last_seen, timeout)
-                worker.abort_sent_at = now
-                worker.state = WorkerState.DRAINING
-                self._signal_worker(worker, signal.SIGABRT)
+                       describe_status(status))
 
     def _maintain(self) -> None:
         self._reap()
         now = self.clock()
-        self._check_deadlines(now)
+        check_deadlines(self.workers.values(), now, self.config.timeout, self._signal_worker,
+                        self.log)
         if self.control_socket is not None:
             self.control_socket.expire(now)
         self.metrics.tick(now)
@@ -833,174 +568,59 @@ class Arbiter:
         if self.shutdown_at is not None and now >= self.shutdown_at:
             self.begin_stop(graceful=True)
             return
-        self._sample_workers(now)
-        self._check_recycling(now)
-        self._start_pending_replacement()
+        sample_workers(self.workers.values(), now)
+        self.rolling.review(now, self.config)
+        self.rolling.start_next()
         for slot in range(self.target):
-            if self._slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
+            if self.workers.slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
                 continue
             if self.shutdown_at is not None:
                 break  # a stop is announced: what leaves now is not replaced
-            if not self.policy.may_fork() or self._crash_budget_spent():
+            if not self.policy.may_fork() or self.policy.crash_budget_spent(self.workers.booting()):
                 break
             self._spawn(slot)
-        self._update_accepting()
-        self._release_removed_slots()
+        serving = {w.slot for w in self.workers.serving()}
+        self.hand_off.follow(self.listeners, serving, self.config.dispatch_mode())
+        self.hand_off.release_slots(self.listeners, self.target,
+                                    {w.slot for w in self.workers.values()})
         self._check_breaker(now)
-
-    def _sample_workers(self, now: float) -> None:
-        """Resident memory and CPU of each worker, once a second."""
-        for worker in self.workers.values():
-            if now - worker.sampled_at < SAMPLE_INTERVAL:
-                continue
-            current = sample_process(worker.pid)
-            if current is None:
-                continue
-            if worker.sample is not None:
-                worker.cpu_percent = cpu_percent(worker.sample, current, now - worker.sampled_at)
-            worker.sample, worker.sampled_at = current, now
-
-    def _check_recycling(self, now: float) -> None:
-        """--max-worker-lifetime and --max-worker-memory: queue a rolling replacement."""
-        limits = RecycleLimits.from_config(self.config)
-        if not limits.enabled:
-            return
-        candidates = [WorkerFacts(w.pid, now - w.started_at, w.rss, w.sampled_at)
-                      for w in self.workers.values()
-                      if w.state is WorkerState.SERVING and not w.retiring
-                      and not w.stop_requested and w.pid not in self.replacements_pending]
-        for pid, reason in self.recycler.review(candidates, limits):
-            self._on_retiring(self.workers[pid], reason)
-
-    def _serving_workers(self) -> list[WorkerRecord]:
-        return sorted((w for w in self.workers.values()
-                       if w.state is WorkerState.SERVING and not w.stop_requested
-                       and w.channel_open), key=_by_slot)
-
-    def _crash_budget_spent(self) -> bool:
-        """While workers are crashing, count the ones still booting as crashes to come: a boot
-        loop then forks at most --breaker-threshold workers within the window, not threshold
-        plus however many were already on their way."""
-        crashes = self.policy.recent_crashes
-        if not crashes or self.policy.state is not BreakerState.CLOSED:
-            return False  # half-open: the policy itself allows exactly one trial
-        booting = sum(1 for w in self.workers.values() if w.state is WorkerState.BOOTING)
-        return crashes + booting >= self.config.breaker_threshold
-
-    def _update_accepting(self) -> None:
-        """Which listeners the arbiter itself accepts on, and hands over with SCM_RIGHTS.
-
-        ``roundrobin``: all of them. ``reuseport``: those of slots with no serving worker
-        (crashed, backing off, breaker open, being removed), which would otherwise leave the
-        connections the kernel hashes to them waiting. None while no worker can take a
-        connection: then connections wait in the kernel's queue instead of being dropped.
-        """
-        serving = {w.slot for w in self.workers.values()
-                   if w.state is WorkerState.SERVING and not w.stop_requested and w.channel_open}
-        wanted: set[socket.socket] = set()
-        if serving and not self.stopping:
-            if self.config.dispatch_mode() == "roundrobin":
-                wanted = {sock for ls in self.listeners for sock in ls.all_sockets()}
-            elif self.config.dispatch_mode() == "reuseport":
-                wanted = {sock for ls in self.listeners
-                          for slot, sock in ls.slot_sockets().items() if slot not in serving}
-        self.hand_off.serve(wanted)
-
-    def _release_removed_slots(self) -> None:
-        in_use = {w.slot for w in self.workers.values()}
-        for listener in self.listeners:
-            for slot, sock in listener.slot_sockets().items():
-                if slot >= self.target and slot not in in_use:
-                    self.hand_off.drain(sock)
-                    listener.release_slot(slot)
 
     def _check_breaker(self, now: float) -> None:
         if self.policy.may_fork() or any(
             w.state is not WorkerState.DRAINING for w in self.workers.values()
         ):
             return
-        reason = self.last_boot_reason or "workers keep crashing"
+        reason = self.exits.last_boot_reason or "workers keep crashing"
         log_stop_reason(
             self.log, "circuit breaker open: %d worker crashes within %gs and no worker left; "
             "exiting. Last error: %s", self.policy.recent_crashes, self.config.breaker_window,
             reason)
-        self._reply("failed", {"reason": reason})
+        self.embedder.reply("failed", {"reason": reason})
         self.exit_code = ARBITER_EXIT_BOOT_FAILED
         self.stopping = "fast"
 
     # -- embedder control -----------------------------------------------------------------------
 
     def _on_control(self, _key: selectors.SelectorKey) -> None:
-        assert self.control is not None
-        try:
-            messages = self.control.receive()
-        except ChannelClosed:
-            # The embedding process is gone: nobody will stop us, so stop now.
-            self.selector.unregister(self.control.sock)
-            self.control.close()
-            self.control = None
+        commands = self.embedder.commands(self.selector)
+        if commands is None:  # the embedder is gone: nobody will stop us, so stop now
             self.begin_stop(graceful=True)
             return
-        for msg, _fds in messages:
-            if not isinstance(msg, Command):
-                continue
-            if msg.name == "stats":
-                self._reply("stats", self.stats())
-            elif msg.name == "reload":
-                self.reload()
-                self._reply("reload", {})
-            elif msg.name == "scale":
-                try:
-                    self.scale(msg.argument)
-                except ValueError as exc:
-                    self._reply("scale", {"target": self.target, "error": str(exc)})
-                else:
-                    self._reply("scale", {"target": self.target})
-            elif msg.name == "stop":
-                self.begin_stop(graceful=bool(msg.argument))
-                self._reply("stop", {})
-            elif msg.name == "recycle":  # argument: a worker's pid, 0 for all
-                try:
-                    self._reply("recycle", {"recycling": self.recycle(msg.argument or None)})
-                except LookupError as exc:
-                    self._reply("recycle", {"error": str(exc)})
+        for command in commands:
+            if (reply := carry_out(command, self)) is not None:
+                self.embedder.reply(*reply)
 
     def _close(self) -> None:
-        signal.set_wakeup_fd(-1)
+        self.signals.detach()
         for listener in self.listeners:
             listener.close()
         if self.control_socket is not None:
             self.control_socket.close()
         self.metrics.close()
         self.selector.close()
-        for fd in (self._wakeup_read, self._wakeup_write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self.signals.close()
         failure = ""
         if self.exit_code == ARBITER_EXIT_BOOT_FAILED:  # the last line says why, for tail -1
-            failure = f": {self.last_boot_reason or 'workers keep crashing'}"
+            failure = f": {self.exits.last_boot_reason or 'workers keep crashing'}"
         self.log.info("arbiter %d exiting with status %d%s", os.getpid(), self.exit_code, failure)
 
-
-def _record_signal(_signum: int, _frame: object) -> None:
-    """The number already went to the wakeup fd; nothing else may happen in signal context."""
-
-
-def _by_slot(worker: WorkerRecord) -> tuple[int, float]:
-    return worker.slot, worker.started_at
-
-
-EXIT_MEANINGS = {
-    WORKER_EXIT_BOOT_FAILED: "boot failed",
-    WORKER_EXIT_APP_LOAD_FAILED: "application failed to load",
-    WORKER_EXIT_ORPHANED: "arbiter gone",
-    WORKER_EXIT_ABORTED: "aborted on SIGABRT",
-}
-
-
-def _describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    code = os.waitstatus_to_exitcode(status)
-    meaning = EXIT_MEANINGS.get(code)
-    return f"exit code {code}, {meaning}" if meaning else f"exit code {code}"

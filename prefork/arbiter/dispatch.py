@@ -4,7 +4,8 @@ In ``roundrobin`` mode every listener is served this way; in ``reuseport`` mode 
 listeners of slots that have no serving worker for the moment. Each accepted socket goes to the
 next worker in rotation over its control channel (``SCM_RIGHTS``), skipping a worker whose
 channel is full or closed; the arbiter's copy of the fd is closed right after the hand-off.
-Which listeners to serve is the arbiter's decision (``wanted``); this class only does it.
+Which listeners to serve follows from which slots have a serving worker (``follow``); the
+arbiter says which those are.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Protocol
 from prefork.ipc.channel import Channel, ChannelClosed
 from prefork.ipc.messages import Connections
 from prefork.logs.error_log import OncePerSecond
-from prefork.sockets import RESOURCE_ERRORS
+from prefork.sockets import RESOURCE_ERRORS, ListenerSet
 
 ACCEPT_BATCH = 64  # connections accepted per wake-up, so one busy listener cannot starve others
 
@@ -53,6 +54,31 @@ class HandOff:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(sock)
         self.accepting = wanted
+
+    def follow(self, listeners: Sequence[ListenerSet], serving: set[int], mode: str) -> None:
+        """Accept on what the workers serving the slots ``serving`` leave (``mode``: the
+        dispatch mode): in ``roundrobin``, every listener; in ``reuseport``, the listeners of
+        slots with no serving worker (crashed, backing off, breaker open, being removed), which
+        would otherwise leave the connections the kernel hashes to them waiting. Nothing while
+        no worker can take a connection: those wait in the kernel's queue instead of being
+        dropped."""
+        wanted: set[socket.socket] = set()
+        if serving and mode == "roundrobin":
+            wanted = {sock for ls in listeners for sock in ls.all_sockets()}
+        elif serving and mode == "reuseport":
+            wanted = {sock for ls in listeners
+                      for slot, sock in ls.slot_sockets().items() if slot not in serving}
+        self.serve(wanted)
+
+    def release_slots(self, listeners: Sequence[ListenerSet], target: int,
+                      in_use: set[int]) -> None:
+        """Close the listeners of slots removed by a scale-down (``target`` and above) once no
+        worker uses them, after handing over what they still queue."""
+        for listener in listeners:
+            for slot, sock in listener.slot_sockets().items():
+                if slot >= target and slot not in in_use:
+                    self.drain(sock)
+                    listener.release_slot(slot)
 
     def stop(self) -> None:
         self.serve(set())

@@ -33,8 +33,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prefork.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prefork.config import Config
 
 __all__ = [
     "WORKER_TRANSITIONS",
@@ -105,6 +109,17 @@ class RestartSettings:
     breaker_threshold: int = 5
     breaker_window: float = 60.0
     breaker_cooldown: float = 30.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> RestartSettings:
+        return cls(
+            backoff_base=config.restart_backoff_base,
+            backoff_cap=config.restart_backoff_cap,
+            backoff_reset=config.restart_backoff_reset,
+            breaker_threshold=config.breaker_threshold,
+            breaker_window=config.breaker_window,
+            breaker_cooldown=config.breaker_cooldown,
+        )
 
     def __post_init__(self) -> None:
         for name in ("backoff_base", "backoff_cap", "backoff_reset", "breaker_cooldown"):
@@ -251,6 +266,15 @@ class RestartPolicy:
         """Crashes within the last ``breaker_window`` seconds."""
         self._prune(self._clock())
         return len(self._crash_times)
+
+    def crash_budget_spent(self, booting: int) -> bool:
+        """While workers are crashing, count the ``booting`` ones as crashes to come: a boot
+        loop then forks at most ``breaker_threshold`` workers within the window, not the
+        threshold plus however many were already on their way."""
+        crashes = self.recent_crashes
+        if not crashes or self.state is not BreakerState.CLOSED:
+            return False  # half-open: the policy itself allows exactly one trial
+        return crashes + booting >= self._settings.breaker_threshold
 
     @property
     def trial_slot(self) -> int | None:

@@ -427,3 +427,19 @@ def test_boot_failures_among_served_crashes_still_open_the_breaker(policy: Resta
         crash(policy, slot, was_ready=True)
         crash(policy, slot)
     assert breaker(policy) is BreakerState.OPEN
+
+
+def test_booting_workers_count_against_the_crash_budget(policy: RestartPolicy) -> None:
+    assert not policy.crash_budget_spent(booting=10)  # no crash: booting is no sign of a loop
+    crash(policy)
+    assert not policy.crash_budget_spent(booting=1)  # 1 crash + 1 on its way < 3
+    assert policy.crash_budget_spent(booting=2)  # 1 crash + 2 on their way reach 3
+
+
+def test_a_half_open_breaker_leaves_the_trial_to_the_policy(
+        policy: RestartPolicy, clock: FakeClock) -> None:
+    open_breaker(policy)
+    clock.advance(SETTINGS.breaker_cooldown + 1)
+    assert policy.may_fork()
+    assert breaker(policy) is BreakerState.HALF_OPEN
+    assert not policy.crash_budget_spent(booting=5)
