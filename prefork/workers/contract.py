@@ -17,6 +17,7 @@ mypyc ``trait`` is a plain base class.
 from __future__ import annotations
 
 import asyncio
+from abc import abstractmethod
 from collections.abc import Coroutine
 from typing import IO, Any, Final, Protocol, TypeVar
 
@@ -50,53 +51,66 @@ class Connection:
     write_paused: bool  # the transport's buffer is above its high-water mark: see drain
     reading_paused: bool
 
+    @abstractmethod
     def write(self, data: bytes) -> None:
         """Write ``data`` (small writes are held for the loop's pass; order is kept)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def write_apart(self, head: bytes, body: bytes) -> None:
         """Write a head and a large body without joining them."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def drain(self) -> None:
         """Wait while the transport's buffer is above its high-water mark."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def send_file(self, file: IO[bytes], count: int, offset: int = 0) -> int:
         """Write ``count`` bytes of ``file`` from ``offset``; how many went out."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def send_continue(self) -> None:
         """Send ``100 Continue`` if the client waits for it."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def body_consumed(self, size: int) -> None:
         """The app took ``size`` bytes of body: reading may resume."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def pause_reading(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def resume_reading(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def response_complete(self) -> None:
         """The response's last byte was handed to :meth:`write` (or :meth:`write_apart`)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def cycle_finished(self, cycle: Cycle) -> None:
         """The app's call returned (or raised) and the cycle answered for it."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def session_finished(self) -> None:
         """A :class:`Session`'s app returned: it counts as one request served."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def abort(self) -> None:
-        raise NotImplementedError
+        ...
 
 
 @trait
@@ -107,27 +121,33 @@ class Cycle:
     task: asyncio.Task[None] | None
 
     @property
+    @abstractmethod
     def body_size(self) -> int:
         """Received body bytes the app has not taken yet."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def body_received(self, data: bytes) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def request_complete(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def client_finished_sending(self) -> None:
         """EOF after a complete request: maybe a half-close, the response still goes out."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def client_gone(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def begin(self, app: Any) -> Coroutine[Any, Any, None] | None:
         """Start the cycle: the coroutine to run as its task, or None when it already ran to
         its end (and called ``cycle_finished``) without one."""
-        raise NotImplementedError
+        ...
 
 
 class Session(Protocol):
@@ -160,9 +180,11 @@ class Serving:
     # (ASGI, as uvicorn's --proxy-headers), or the scheme alone (WSGI, as gunicorn).
     forwarded_client: bool
 
+    @abstractmethod
     def cycle(self, connection: Connection, request: Request) -> Cycle:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def upgrade(self, connection: Connection, request: Request) -> Upgraded:
         """A session for an upgrade request the engine accepted (only those in ``upgrades``)."""
-        raise NotImplementedError
+        ...
