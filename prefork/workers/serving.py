@@ -19,6 +19,7 @@ import logging
 import socket
 import sys
 import time
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -60,7 +61,6 @@ MAX_SWEEP_INTERVAL: Final = 0.25
 NO_DEADLINE: Final = 0
 
 
-
 @trait
 class Watched(Connection):
     """What the worker's state may use of a connection: its deadlines and held writes."""
@@ -69,19 +69,23 @@ class Watched(Connection):
     deadline: float
     send_deadline: float  # 0.0 while nothing waits on the client
 
+    @abstractmethod
     def deadline_passed(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def send_deadline_passed(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def release_held(self) -> None:
         """Write what was held for the loop's pass."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def shutdown(self) -> None:
         """The worker drains."""
-        raise NotImplementedError
+        ...
 
 
 @dataclass
