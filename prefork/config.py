@@ -287,6 +287,7 @@ _log_level = _choice("critical", "error", "warning", "info", "debug")
 
 DISPATCH_MODES = ("reuseport", "roundrobin", "shared")
 INTERFACES = ("auto", "asgi", "asgi2", "wsgi")
+RELOAD_ENGINES = ("auto", "poll", "inotify")
 
 SETTINGS: tuple[Setting, ...] = (
     # -- server socket --------------------------------------------------------------------------
@@ -623,6 +624,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sendfile", ("--sendfile",), _to_bool, True,
             "Send file bodies with sendfile(2) (wsgi.file_wrapper, ASGI pathsend).", "HTTP",
             is_flag=True, negatable=True),
+    # -- development ----------------------------------------------------------------------------
+    Setting("reload", ("--reload",), _to_bool, False,
+            "Development: watch the source and replace the workers (rolling, as on HUP) when a "
+            "watched file changes; a change that does not import keeps the old workers. Not "
+            "with --preload.", "Development", is_flag=True),
+    Setting("reload_dirs", ("--reload-dir",), _string_list, (),
+            "Directory to watch with --reload, recursively. Repeatable. Default: the current "
+            "directory.", "Development", metavar="DIR", multiple=True),
+    Setting("reload_includes", ("--reload-include",), _string_list, (),
+            "File name pattern whose changes reload, beside the default *.py. Repeatable.",
+            "Development", metavar="PATTERN", multiple=True),
+    Setting("reload_excludes", ("--reload-exclude",), _string_list, (),
+            "File or directory name pattern (or a directory) whose changes never reload, beside "
+            "the defaults .*, .py[cod], .sw.* and ~*. Repeatable.", "Development",
+            metavar="PATTERN", multiple=True),
+    Setting("reload_extra_files", ("--reload-extra-file",), _string_list, (),
+            "A file (or a glob pattern) whose changes reload whatever its name, inside the "
+            "watched directories or not (templates, settings). Repeatable.", "Development",
+            metavar="FILE", multiple=True),
+    Setting("reload_engine", ("--reload-engine",), _choice(*RELOAD_ENGINES), "auto",
+            "How --reload learns of changes: auto (the kernel's notifications, inotify on "
+            "Linux, polling where they are missing), inotify (notifications only) or poll "
+            "(stat every file every 300 ms: network and container-mounted file systems).",
+            "Development", choices=RELOAD_ENGINES),
     Setting("check_config", ("--check-config",), _to_bool, False,
             "Check the configuration and that the application loads, then exit (0 if fine).",
             "Configuration", is_flag=True),
@@ -718,6 +743,12 @@ class Config:
     ciphers: str | None
     reuse_port: bool
     sendfile: bool
+    reload: bool
+    reload_dirs: tuple[str, ...]
+    reload_includes: tuple[str, ...]
+    reload_excludes: tuple[str, ...]
+    reload_extra_files: tuple[str, ...]
+    reload_engine: str
     check_config: bool
     print_config: bool
     config: str | None
@@ -799,6 +830,10 @@ class Config:
             raise ConfigError("certfile: --keyfile was given without --certfile")
         if (self.ca_certs or self.cert_reqs) and not self.certfile:
             raise ConfigError("certfile: client certificate settings need --certfile")
+        if self.reload and self.preload_app:
+            # the workers would fork from the arbiter's copy of the app, never the edited one
+            raise ConfigError("reload: not with preload_app (--preload): the workers would "
+                              "keep the code the arbiter imported")
         if self.proxy_protocol and self.certfile:
             # the header precedes the TLS handshake, which the loop's TLS transport runs before
             # any byte reaches the protocol: terminate TLS at the balancer instead

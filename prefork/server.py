@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import select
 import signal
@@ -29,6 +30,8 @@ from prefork.app import (
 )
 from prefork.arbiter.arbiter import Arbiter, WorkerMain
 from prefork.arbiter.control import open_control_socket
+from prefork.arbiter.watcher import CodeWatcher
+from prefork.arbiter.watchplan import plan_watch
 from prefork.config import SETTINGS_BY_NAME, Config
 from prefork.errors import AppLoadError, BootError, ConfigError, PreforkError
 from prefork.hooks import ServerView, WorkerView, call_hook
@@ -132,6 +135,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         if details := app_traceback(exc):  # once; the error itself is the caller's last line
             logger.error("cannot load the application:\n%s", details)
         raise
+    watcher = code_watcher(config, app, logger)
     listeners = open_listeners(config.listen_addresses(), config.backlog,
                                config.dispatch_mode())
     if config.pidfile:
@@ -163,7 +167,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
         arbiter = Arbiter(config, listeners, _worker_main(source, parser, label), logger, control,
                           reload_config=reload_config, upgrade_command=upgrade_command,
                           control_socket=control_socket, metrics=metrics,
-                          proc_name=process_name(config, label))
+                          proc_name=process_name(config, label), watcher=watcher)
         return arbiter.run()
     finally:
         metrics.close()  # closed by the arbiter already, unless it failed to start
@@ -173,6 +177,33 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
             # after a binary upgrade the pidfile is the new arbiter's; ours is .oldbin
             for path in (config.pidfile, config.pidfile + ".oldbin"):
                 _remove_if_ours(path)
+
+
+def check_reload(config: Config, app: AppSource) -> None:
+    """--reload needs workers that import the app themselves: raises ConfigError for an app
+    object, or for an import string whose module this process imported already (each worker,
+    forked from it, would find the old module in ``sys.modules``)."""
+    if not config.reload:
+        return
+    if not isinstance(app, str):
+        raise ConfigError("reload: needs the application as an import string (module:attribute); "
+                          "an app object cannot be imported again")
+    module = parse_app_spec(app).module
+    if module in sys.modules:
+        raise ConfigError(f"reload: module {module!r} is already imported in this process, "
+                          "so the workers would keep its old code; serve it from a process "
+                          "that does not import it")
+
+
+def code_watcher(config: Config, app: AppSource, logger: logging.Logger) -> CodeWatcher | None:
+    """The watcher of --reload (not started yet), the watched directories taken from the
+    current directory (``chdir`` applied); None without --reload. Raises ConfigError."""
+    if not config.reload:
+        return None
+    check_reload(config, app)
+    plan = plan_watch(config.reload_dirs, config.reload_includes, config.reload_excludes,
+                      config.reload_extra_files, os.getcwd())
+    return CodeWatcher(plan, config.reload_engine, logger)
 
 
 OCTAL_SETTINGS = frozenset({"umask", "control_socket_mode"})
@@ -293,6 +324,7 @@ class Server:
             settings["bind"] = (settings["bind"],)
         self.app = app
         self.config = config_from_settings(settings)
+        check_reload(self.config, app)
         self.pid: int | None = None
         self.exit_status: int | None = None
         self.info: dict[str, Any] = {}

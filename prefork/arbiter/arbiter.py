@@ -53,6 +53,7 @@ from prefork.arbiter.supervision import (
 from prefork.arbiter.upgrade import BinaryUpgrade
 from prefork.arbiter.wakeup import SignalQueue
 from prefork.arbiter.watchdog import check_deadlines, sample_workers
+from prefork.arbiter.watcher import CodeWatcher
 from prefork.config import Config
 from prefork.errors import (
     ConfigError,
@@ -101,6 +102,7 @@ class Arbiter:
         control_socket: ControlServer | None = None,
         metrics: MetricsCollector | None = None,
         proc_name: str = "prefork",
+        watcher: CodeWatcher | None = None,
     ) -> None:
         self.config = config
         self.reload_config = reload_config  # re-reads every settings source on SIGHUP
@@ -137,6 +139,7 @@ class Arbiter:
                                           self.metrics.retire_requested, logger)
         self.replacements_pending = self.rolling.pending  # read by the control socket
         self.shutdown_at: float | None = None  # when the announced shutdown (SIGTERM) begins
+        self.watcher = watcher  # --reload
 
     def _worker_views(self) -> dict[int, WorkerView]:
         return {pid: WorkerView(pid, os.getpid(), w.age, w.slot, self.config, self.log)
@@ -162,6 +165,8 @@ class Arbiter:
         if self.control_socket is not None:
             self.control_socket.attach(self.selector, self, self.clock)
         self.metrics.start(self.selector, self.stats)
+        if self.watcher is not None:
+            self.watcher.start(self.selector)
         for slot in range(self.target):
             self.slots.setdefault(slot, SlotHistory())
         call_hook(self.config, "when_ready", self.view, log=self.log)
@@ -253,6 +258,8 @@ class Arbiter:
         self.stopping = mode
         self.log.info("%s shutdown of %d workers", mode, len(self.workers))
         self.hand_off.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
         grace = self.config.graceful_timeout if graceful else FAST_STOP_GRACE
         self.stop_deadline = now + grace
         for worker in list(self.workers.values()):
@@ -301,6 +308,13 @@ class Arbiter:
             self._spawn(worker.slot).reloading = True
         self.reload_progress.check_done()
         return [worker.pid for worker in replaced]
+
+    def reload_for_changes(self, changed: list[str]) -> None:
+        """--reload: watched files changed; a reload as on HUP."""
+        shown = ", ".join(os.path.relpath(path) for path in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        self.log.info("reload: %s changed%s", shown, more)
+        self.reload()
 
     def scale(self, count: int) -> None:
         """Run ``count`` workers (at least 1); raises ValueError above ``max_workers``."""
@@ -379,6 +393,8 @@ class Arbiter:
         for worker in self.workers.values():
             worker.channel.close()
         self.embedder.close()
+        if self.watcher is not None:
+            self.watcher.forget()
         if self.control_socket is not None:
             self.control_socket.abandon()
         kept = {sock.fileno() for sock in keep}
@@ -492,6 +508,8 @@ class Arbiter:
                 self._on_worker_exit(worker, status)
             elif pid == self.upgrade.pid:
                 self._on_upgrade_exit(status)
+            elif self.watcher is not None and pid == self.watcher.pid:
+                self.watcher.exited(status, stopping=bool(self.stopping))
 
     def _take_stop_signals(self) -> None:
         """Begin a stop that is already on its way before judging the exits just reaped.
@@ -568,6 +586,8 @@ class Arbiter:
         if self.shutdown_at is not None and now >= self.shutdown_at:
             self.begin_stop(graceful=True)
             return
+        if self.watcher is not None and (changed := self.watcher.take_due(now)):
+            self.reload_for_changes(changed)
         sample_workers(self.workers.values(), now)
         self.rolling.review(now, self.config)
         self.rolling.start_next()
@@ -617,6 +637,8 @@ class Arbiter:
         if self.control_socket is not None:
             self.control_socket.close()
         self.metrics.close()
+        if self.watcher is not None:
+            self.watcher.close()
         self.selector.close()
         self.signals.close()
         failure = ""

@@ -122,11 +122,11 @@ def test_gunicorn_names_are_mapped_reported_or_refused(tmp_path) -> None:
 
 def test_ignored_settings_are_announced(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "gunicorn.conf.py").write_text("reload = True\nworkers = 3\n")
+    (tmp_path / "gunicorn.conf.py").write_text("spew = True\nworkers = 3\n")
     _, config, notices = resolve(["m:app"], {})
     assert config.workers == 3
-    assert notices == ["config: gunicorn.conf.py: gunicorn setting 'reload' ignored: code "
-                       "reloading is not built yet"]
+    assert notices == ["config: gunicorn.conf.py: gunicorn setting 'spew' ignored: no "
+                       "tracing mode"]
 
 
 def test_json_error_log_lines_carry_the_exception() -> None:

@@ -188,8 +188,6 @@ IGNORED_ON_THE_COMMAND_LINE = [
     (["--log-syslog"], "syslog"),
     (["-R"], "enable_stdio_inheritance"),
     (["--enable-stdio-inheritance"], "enable_stdio_inheritance"),
-    (["--reload"], "reload"),
-    (["--reload-extra-file", "a.html", "--reload-extra-file", "b.html"], "reload_extra_files"),
     (["--log-syslog-to", "udp://localhost:514"], "syslog_addr"),
     (["--paste", "production.ini"], "paste"),
     (["--spew"], "spew"),
