@@ -537,13 +537,16 @@ class Arbiter:
         crashed = not (worker.stop_requested or self.stopping or self.shutdown_at is not None)
         history = self.slots.setdefault(worker.slot, SlotHistory())
         history.last_exit = describe_status(status)
-        description = self.exits.report(worker, status, crashed=crashed, lifetime=lifetime)
+        failed_reload = worker.reloading and crashed
+        description = self.exits.report(worker, status, crashed=crashed, lifetime=lifetime,
+                                        failed_reload=failed_reload)
         self.rolling.gone(worker.pid)
         self.reload_progress.replaced(worker.pid)
-        if worker.reloading and crashed:
+        if failed_reload:
             # A failed reload stops at its first boot failure and keeps the old workers: no
             # loop for the breaker to catch, and no backoff for the slot they still fill.
-            self.reload_progress.failed(worker, description)
+            self.reload_progress.failed(worker, description,
+                                        self.exits.reload_failure_details(worker))
             crashed = False
         self.reload_progress.check_done()
         self.policy.record_exit(worker.slot, crashed=crashed, lifetime=lifetime,

@@ -30,10 +30,15 @@ class ExitReports:
         worker.boot_details = details
 
     def report(self, worker: WorkerRecord, status: int, *, crashed: bool,
-               lifetime: float) -> str:
+               lifetime: float, failed_reload: bool = False) -> str:
         """Log the exit of ``worker`` (``status`` from ``waitpid``); returns how it ended, with
-        its boot failure's reason if it had one."""
+        its boot failure's reason if it had one. The replacement that fails a reload gets a
+        short line: the reload's failure line carries the reason (``reload_failure_details``)."""
         description = describe_status(status)
+        if failed_reload:
+            self.log.info("worker %d (slot %d) did not boot (%s)", worker.pid, worker.slot,
+                          description)
+            return f"{description}: {worker.boot_reason}" if worker.boot_reason else description
         app_traceback, logged = "", description
         if worker.boot_reason:
             # the log says a repeated failure in one line; a failed reload reports it whole
@@ -54,6 +59,11 @@ class ExitReports:
             self.log.info("worker %d (slot %d) stopped (%s)%s", worker.pid, worker.slot,
                           logged, app_traceback)
         return description
+
+    def reload_failure_details(self, worker: WorkerRecord) -> str:
+        """The app's traceback of the replacement that failed a reload, on lines of its own,
+        the first time it is seen; "" for a repeat."""
+        return self._boot_failure_text(worker)[1] if worker.boot_reason else ""
 
     def _boot_failure_text(self, worker: WorkerRecord) -> tuple[str, str]:
         """Why a worker could not boot, and the app's traceback on lines of its own, the first

@@ -77,15 +77,16 @@ class ReloadProgress(Generic[Worker]):
         """Old worker ``pid`` drains or is gone: it no longer holds the reload open."""
         self.replacing.discard(pid)
 
-    def failed(self, worker: Worker, description: str) -> None:
-        """Replacement ``worker`` could not boot (``description``): the reload has failed."""
+    def failed(self, worker: Worker, description: str, details: str = "") -> None:
+        """Replacement ``worker`` could not boot (``description``; the app's traceback in
+        ``details``, on lines of its own, or ""): the reload has failed."""
         kept = sum(1 for w in self._workers.values()
                    if w.pid in self.replacing and not w.stop_requested)
         self.abandon()
         self.state = {"state": "failed", "reason": description}
         self._log.error("reload failed: new worker %d (slot %d) did not boot (%s); the %d old "
                         "workers keep serving. Reload again (HUP, prefork ctl reload) once it "
-                        "is fixed", worker.pid, worker.slot, description, kept)
+                        "is fixed%s", worker.pid, worker.slot, description, kept, details)
 
     def check_done(self) -> None:
         if self.state["state"] != "in progress":

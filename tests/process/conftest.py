@@ -20,14 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 class CliProcess:
     """``python -m prefork ...`` in its own session, stderr captured to a file."""
 
-    def __init__(self, args: list[str], tmp_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, args: list[str], tmp_path: Path, env: dict[str, str] | None = None,
+                 cwd: Path = ROOT):
         self.log_path = tmp_path / f"prefork-{len(list(tmp_path.iterdir()))}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT),
                                                                full_env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "prefork", *args], cwd=ROOT, env=full_env,
+            [sys.executable, "-m", "prefork", *args], cwd=cwd, env=full_env,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.pid = self.proc.pid
@@ -57,8 +58,8 @@ class CliProcess:
 def cli(tmp_path: Path) -> Iterator[object]:
     started: list[CliProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> CliProcess:
-        process = CliProcess(list(args), tmp_path, env)
+    def start(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> CliProcess:
+        process = CliProcess(list(args), tmp_path, env, cwd)
         started.append(process)
         return process
 

@@ -37,6 +37,11 @@ CASES = [
     (["tests.apps.not_callable:app"], "not callable"),
     (["tests.apps.pidapp:app", "--dispatch", "carrier-pigeon"], "dispatch"),
     ([], "APP"),
+    (["tests.apps.pidapp:app", "--reload", "--preload"], "preload"),
+    (["tests.apps.pidapp:app", "--reload", "--reload-dir", "no/such/dir"], "reload_dirs"),
+    (["tests.apps.pidapp:app", "--reload", "--reload-extra-file", "no-such.html"],
+     "reload_extra_files"),
+    (["tests.apps.pidapp:app", "--reload", "--reload-engine", "fsevents"], "reload-engine"),
 ]
 
 
