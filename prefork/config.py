@@ -644,9 +644,10 @@ SETTINGS: tuple[Setting, ...] = (
             "watched directories or not (templates, settings). Repeatable.", "Development",
             metavar="FILE", multiple=True),
     Setting("reload_engine", ("--reload-engine",), _choice(*RELOAD_ENGINES), "auto",
-            "How --reload learns of changes: auto (the kernel's notifications, inotify on "
-            "Linux, polling where they are missing), inotify (notifications only) or poll "
-            "(stat every file every 300 ms: network and container-mounted file systems).",
+            "How --reload learns of changes (watchfiles): auto (the kernel's notifications, "
+            "inotify on Linux; polling under WSL or with WATCHFILES_FORCE_POLLING set), "
+            "inotify (notifications, always) or poll (scan every 300 ms: network and "
+            "container-mounted file systems, where notifications do not come).",
             "Development", choices=RELOAD_ENGINES),
     Setting("check_config", ("--check-config",), _to_bool, False,
             "Check the configuration and that the application loads, then exit (0 if fine).",
