@@ -102,7 +102,7 @@ def test_plan_watch_resolves_roots_directories_and_extra_files(tmp_path: Path) -
 def test_plan_watch_refuses_what_it_cannot_watch(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="reload_dirs: 'missing'"):
         plan_watch(("missing",), (), (), (), str(tmp_path))
-    with pytest.raises(ConfigError, match="reload_extra_files: 'gone.html'"):
+    with pytest.raises(ConfigError, match=r"reload_extra_files: 'gone\.html'"):
         plan_watch((), (), (), ("gone.html",), str(tmp_path))
     # a pattern may match nothing yet: the file it names may be created later
     assert plan_watch((), (), (), ("*.html",), str(tmp_path)).extra_files
