@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import logging
 import os
 import select
@@ -201,6 +202,8 @@ def code_watcher(config: Config, app: AppSource, logger: logging.Logger) -> Code
     if not config.reload:
         return None
     check_reload(config, app)
+    if importlib.util.find_spec("watchfiles") is None:
+        raise ConfigError("reload: needs the watchfiles package (pip install watchfiles)")
     plan = plan_watch(config.reload_dirs, config.reload_includes, config.reload_excludes,
                       config.reload_extra_files, os.getcwd())
     return CodeWatcher(plan, config.reload_engine, logger)
