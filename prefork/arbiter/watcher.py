@@ -124,20 +124,19 @@ class CodeWatcher:
 
     def close(self) -> None:
         """The arbiter exits: the child is gone or made to go, and reaped."""
+        self.stop()
         deadline = self._clock() + STOP_WAIT
         while self.pid:
-            self.stop()
+            late = self._clock() > deadline
+            if late:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
             try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
+                pid, status = os.waitpid(self.pid, 0 if late else os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere
                 pid, status = self.pid, 0
             if pid:
                 self.exited(status, stopping=True)
-            elif self._clock() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-                deadline = float("inf")
-                time.sleep(0.01)
             else:
                 time.sleep(0.01)
         if self._process is not None and self._process.stdout is not None:
