@@ -195,7 +195,10 @@ class Arbiter:
     def _next_timeout(self) -> float:
         # The loop has only a handful of deadlines; a short tick keeps the code plain and the
         # arbiter responsive without measurable CPU (one wakeup per 100 ms).
-        return 0.1 if self.workers or self.stopping else 0.5
+        tick = 0.1 if self.workers or self.stopping else 0.5
+        if self.watcher is not None and (due := self.watcher.due_at()) is not None:
+            return max(0.0, min(tick, due - self.clock()))  # --reload's wait for quiet
+        return tick
 
     def _dispatch_signals(self) -> None:
         for signum in self.signals.take():
@@ -589,7 +592,8 @@ class Arbiter:
         if self.shutdown_at is not None and now >= self.shutdown_at:
             self.begin_stop(graceful=True)
             return
-        if self.watcher is not None and (changed := self.watcher.take_due(now)):
+        if self.watcher is not None and (changed := self.watcher.take_due(now)) \
+                and self.shutdown_at is None:
             self.reload_for_changes(changed)
         sample_workers(self.workers.values(), now)
         self.rolling.review(now, self.config)

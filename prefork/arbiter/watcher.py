@@ -95,6 +95,10 @@ class CodeWatcher:
             self._changed.update(str(path) for path in changed)
             self._due_at = self._clock() + QUIET
 
+    def due_at(self) -> float | None:
+        """When the changes seen so far are due, or None without any."""
+        return self._due_at if self._changed else None
+
     def take_due(self, now: float) -> list[str]:
         """The paths changed, once no batch came for ``QUIET`` seconds; [] until then."""
         if not self._changed or now < self._due_at:
