@@ -147,6 +147,17 @@ def test_extra_files_reload_and_excluded_files_do_not(cli, tmp_path: Path) -> No
     changed = [line.split("reload: ", 1)[1] for line in changes if "changed" in line]
     assert changed == ["settings.toml changed"], changes
 
+    # an editor's save, a formatter's run: a burst of writes is one reload
+    wait_until(lambda: process.output().count("ready in") >= 4, timeout=20)  # first reload done
+    for name in ("helper_a.py", "helper_b.py"):
+        (tmp_path / name).write_text("VALUE = 1\n")
+    (tmp_path / "watched_app.py").write_text(APP_SOURCE.format(version="v2"))
+    wait_until(lambda: _answer(port) == "v2 second", timeout=20)
+    changes = [line.split("reload: ", 1)[1] for line in _log_records(process.output(), "reload: ")
+               if "changed" in line]
+    assert changes[1:] == ["helper_a.py, helper_b.py, watched_app.py changed"], changes
+    assert process.output().count("reloading: replacing") == 2
+
 
 @pytest.mark.timeout(60)
 def test_a_watcher_killed_is_reported_and_the_server_serves_on(cli, tmp_path: Path) -> None:
