@@ -171,3 +171,27 @@ def test_a_watcher_killed_is_reported_and_the_server_serves_on(cli, tmp_path: Pa
                timeout=10)
     assert _answer(port) == "v1"
     assert process.output().count("Booting worker with pid") == 2
+
+
+@pytest.mark.timeout(60)
+def test_the_python_api_reloads_an_import_string(tmp_path: Path) -> None:
+    from prefork import Server
+
+    module = tmp_path / "embedded_app.py"
+    module.write_text(APP_SOURCE.format(version="v1"))
+    with Server("embedded_app:app", bind="127.0.0.1:0", workers=1, reload=True,
+                chdir=str(tmp_path), control_socket_disable=True) as server:
+        assert _answer(server.port) == "v1"
+        arbiter = server.pid
+
+        def rolled_out() -> bool:
+            # written again until seen: the watcher may still be starting at the first write
+            module.write_text(APP_SOURCE.format(version="v2"))
+            try:
+                return bool(wait_until(lambda: _answer(server.port) == "v2", timeout=1.0,
+                                       interval=0.05))
+            except TimeoutError:
+                return False
+
+        wait_until(rolled_out, timeout=30, interval=0)
+        assert server.pid == arbiter
