@@ -15,8 +15,8 @@ exits are logged (``exits``), a reload's progress (``reloading``), the embedder'
 commands (``embedder``), the restart policy (``supervision``), the hand-off of accepted connections
 (``dispatch``), the binary upgrade (``upgrade``), the sockets, the control socket
 (``control``), the metrics endpoint and totals (``metrics.collector``), the rolling
-replacement (``rolling``), the recycling limits (``recycling``) and the /proc samples
-(``procstat``).
+replacement (``rolling``), the recycling limits (``recycling``), the /proc samples
+(``procstat``) and the code watcher of ``--reload`` (``watcher``).
 """
 
 from __future__ import annotations

@@ -82,7 +82,13 @@ class CodeWatcher:
             return
         *lines, self._partial = (self._partial + data).split(b"\n")
         for line in lines:
-            self._on_report(json.loads(line))
+            try:
+                report = json.loads(line)
+            except ValueError:  # not one of ours: a line something else wrote to its stdout
+                self._log.warning("reload: the file watcher wrote %r", line[:200])
+                continue
+            if isinstance(report, dict):
+                self._on_report(report)
 
     def _on_report(self, report: dict[str, object]) -> None:
         if "ready" in report:
