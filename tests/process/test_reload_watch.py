@@ -158,12 +158,19 @@ def test_extra_files_reload_and_excluded_files_do_not(cli, tmp_path: Path) -> No
 
 
 @pytest.mark.timeout(60)
-def test_a_watcher_killed_is_reported_and_the_server_serves_on(cli, tmp_path: Path) -> None:
+def test_the_watcher_stays_out_of_the_workers_and_its_death_is_reported(
+        cli, tmp_path: Path) -> None:
     (tmp_path / "watched_app.py").write_text(APP_SOURCE.format(version="v1"))
     process, port = _start(cli, tmp_path)
     workers = {int(line.split("pid: ")[1].split(" ")[0])
                for line in _log_records(process.output(), "Booting worker with pid")}
     watcher = next(pid for pid in process.descendants() if pid not in workers)
+    # the workers were forked after the watcher started: none holds its pipe
+    pipe = os.readlink(f"/proc/{watcher}/fd/1")
+    assert pipe.startswith("pipe:"), pipe
+    for worker in workers:
+        held = {os.readlink(f"/proc/{worker}/fd/{fd}") for fd in os.listdir(f"/proc/{worker}/fd")}
+        assert pipe not in held, worker
     os.kill(watcher, signal.SIGKILL)
     wait_until(lambda: "the file watcher exited (killed by SIGKILL)" in process.output(),
                timeout=10)
