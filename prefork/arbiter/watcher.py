@@ -93,7 +93,7 @@ class CodeWatcher:
     def _on_report(self, report: dict[str, object]) -> None:
         if "ready" in report:
             self.ready = True
-            self._log.info("reload: watching %s", self.plan.describe())
+            self._log.info("reload: watching %s; engine %s", self.plan.describe(), self.engine)
         elif "error" in report:
             self._log.error("reload: the file watcher failed: %s; changes no longer reload",
                             report["error"])
