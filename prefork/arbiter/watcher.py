@@ -55,7 +55,6 @@ class CodeWatcher:
         self._changed: set[str] = set()
         self._due_at = 0.0
         self.pid = 0  # 0 once reaped (or before the start)
-        self.ready = False
 
     def start(self, selector: selectors.BaseSelector) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -92,7 +91,6 @@ class CodeWatcher:
 
     def _on_report(self, report: dict[str, object]) -> None:
         if "ready" in report:
-            self.ready = True
             self._log.info("reload: watching %s; engine %s", self.plan.describe(), self.engine)
         elif "error" in report:
             self._log.error("reload: the file watcher failed: %s; changes no longer reload",
@@ -123,7 +121,7 @@ class CodeWatcher:
         self.pid = 0
         if self._process is not None:
             self._process.returncode = os.waitstatus_to_exitcode(status)  # reaped already
-        if not stopping and status != 0:
+        if not stopping:
             self._log.error("reload: the file watcher exited (%s); changes no longer reload",
                             describe_status(status))
 
