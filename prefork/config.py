@@ -479,6 +479,10 @@ SETTINGS: tuple[Setting, ...] = (
             negatable=True),
     Setting("date_header", ("--date-header",), _to_bool, True,
             "Send a 'Date' header when the app sets none.", "HTTP", is_flag=True, negatable=True),
+    Setting("http1_early_hints", ("--http1-early-hints",), _to_bool, False,
+            "Offer ASGI apps the early hints extension on HTTP/1.1 as well: their "
+            "'103 Early Hints' reach HTTP/1.1 clients (some older clients take a 103 for the "
+            "final response; HTTP/1.0 clients never get one).", "HTTP", is_flag=True),
     # -- process and logging --------------------------------------------------------------------
     Setting("user", ("-u", "--user"), _optional_text, None,
             "Run as this user (name or uid) once the sockets are bound.", "Process",
@@ -698,6 +702,7 @@ class Config:
     proxy_allow_ips: str
     server_header: bool
     date_header: bool
+    http1_early_hints: bool
     user: str | None
     group: str | None
     umask: int
