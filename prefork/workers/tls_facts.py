@@ -93,9 +93,9 @@ def client_chain(ssl_object: ssl.SSLObject) -> list[str]:
 
     verified_chain = getattr(ssl_object, "get_verified_chain", None)  # Python 3.13+
     if verified_chain is not None:
-        chain = verified_chain()
+        chain = verified_chain()  # DER, as the SSLObject gives it (not _ssl's Certificate)
         if chain:
-            return [str(cert.public_bytes()) for cert in chain]  # PEM unless told otherwise
+            return [ssl.DER_cert_to_PEM_cert(der) for der in chain]
     der = ssl_object.getpeercert(binary_form=True)
     return [ssl.DER_cert_to_PEM_cert(der)] if der else []
 
