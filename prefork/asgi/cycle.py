@@ -111,7 +111,7 @@ class AsgiServing(Serving):
     def cycle(self, connection: Connection, request: Request) -> Cycle:
         extensions = self.extensions
         older = self.extensions_http10
-        if older is not None and request.http_version != b"1.1":
+        if older is not None and request.http_version == b"1.0":
             extensions = older
         scope = http_scope(request, connection.scheme, connection.client, connection.server,
                            self.root_path, self.lifespan_state, extensions, connection.tls)
