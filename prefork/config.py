@@ -625,7 +625,8 @@ SETTINGS: tuple[Setting, ...] = (
             "gunicorn's flag: the same as --dispatch reuseport (prefork's default).",
             "Server socket", is_flag=True),
     Setting("sendfile", ("--sendfile",), _to_bool, True,
-            "Send file bodies with sendfile(2) (wsgi.file_wrapper, ASGI pathsend).", "HTTP",
+            "Send file bodies with sendfile(2) (wsgi.file_wrapper, ASGI pathsend and "
+            "zerocopysend; TLS connections always read and write them).", "HTTP",
             is_flag=True, negatable=True),
     Setting("check_config", ("--check-config",), _to_bool, False,
             "Check the configuration and that the application loads, then exit (0 if fine).",
