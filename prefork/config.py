@@ -480,6 +480,10 @@ SETTINGS: tuple[Setting, ...] = (
             negatable=True),
     Setting("date_header", ("--date-header",), _to_bool, True,
             "Send a 'Date' header when the app sets none.", "HTTP", is_flag=True, negatable=True),
+    Setting("http1_early_hints", ("--http1-early-hints",), _to_bool, False,
+            "Offer ASGI apps the early hints extension on HTTP/1.1 as well: their "
+            "'103 Early Hints' reach HTTP/1.1 clients (some older clients take a 103 for the "
+            "final response; HTTP/1.0 clients never get one).", "HTTP", is_flag=True),
     # -- process and logging --------------------------------------------------------------------
     Setting("user", ("-u", "--user"), _optional_text, None,
             "Run as this user (name or uid) once the sockets are bound.", "Process",
@@ -622,7 +626,8 @@ SETTINGS: tuple[Setting, ...] = (
             "gunicorn's flag: the same as --dispatch reuseport (prefork's default).",
             "Server socket", is_flag=True),
     Setting("sendfile", ("--sendfile",), _to_bool, True,
-            "Send file bodies with sendfile(2) (wsgi.file_wrapper, ASGI pathsend).", "HTTP",
+            "Send file bodies with sendfile(2) (wsgi.file_wrapper, ASGI pathsend and "
+            "zerocopysend; TLS connections always read and write them).", "HTTP",
             is_flag=True, negatable=True),
     # -- development ----------------------------------------------------------------------------
     Setting("reload", ("--reload",), _to_bool, False,
@@ -724,6 +729,7 @@ class Config:
     proxy_allow_ips: str
     server_header: bool
     date_header: bool
+    http1_early_hints: bool
     user: str | None
     group: str | None
     umask: int

@@ -10,8 +10,12 @@ independently the request body is streaming, complete, or the client is gone.
 waits; it answers ``http.disconnect`` only once the response is complete or the client left.
 ``send`` raises :class:`ClientDisconnected` (an ``OSError``) once the client left and
 ``RuntimeError`` for a message out of order, including anything after the response completed.
-Extensions: ``http.response.pathsend`` and ``http.response.trailers`` (trailers reach the wire
-only when the request said ``TE: trailers``; otherwise they are accepted and dropped).
+Extensions: ``http.response.pathsend``, ``http.response.zerocopysend`` (mixed with body
+messages, chunked or with a ``Content-Length``), ``http.response.trailers`` (trailers reach the
+wire only when the request said ``TE: trailers``; otherwise they are accepted and dropped),
+``tls`` over TLS (``prefork.workers.tls_facts``) and, with ``--http1-early-hints``,
+``http.response.early_hint`` (a ``103 Early Hints`` before the final head; never to an
+HTTP/1.0 client, and ignored once the final head is out, as the spec allows).
 
 The application can never break the wire, and each failure writes one record to
 ``prefork.error``:
@@ -65,6 +69,13 @@ _NO_TRAILERS: Final = 0
 _FORWARD_TRAILERS: Final = 1
 _DROP_TRAILERS: Final = 2
 
+# The extensions' names, as the scope lists them and as their messages' types.
+PATHSEND: Final = "http.response.pathsend"
+ZEROCOPYSEND: Final = "http.response.zerocopysend"
+TRAILERS: Final = "http.response.trailers"
+EARLY_HINT: Final = "http.response.early_hint"
+_EARLY_HINTS: Final = 103
+
 _END: Final = EndOfMessage()
 _DISCONNECT: Final = "http.disconnect"
 # The empty list a cycle starts with for its body and trailers; never appended to (a cycle
@@ -85,10 +96,25 @@ class AsgiServing(Serving):
         self.forwarded_client = True
         # What a send that had nothing to wait for returns (prefork.asgi.ready).
         self.done = ready(loop, None)
+        # The extensions every http scope names (copied into each); tls is the connection's.
+        self.extensions: dict[str, Any] = {
+            PATHSEND: {}, ZEROCOPYSEND: {}, TRAILERS: {},
+        }
+        # Early hints go to HTTP/1.1 clients only when asked for (docs/asgi.md says why), and
+        # never to HTTP/1.0 ones (RFC 9110 §15.2: no 1xx before HTTP/1.1): those get
+        # ``extensions_http10``, the set without them (None while hints are off).
+        self.extensions_http10: dict[str, Any] | None = None
+        if config.http1_early_hints:
+            self.extensions_http10 = self.extensions.copy()
+            self.extensions[EARLY_HINT] = {}
 
     def cycle(self, connection: Connection, request: Request) -> Cycle:
+        extensions = self.extensions
+        older = self.extensions_http10
+        if older is not None and request.http_version == b"1.0":
+            extensions = older
         scope = http_scope(request, connection.scheme, connection.client, connection.server,
-                           self.root_path, self.lifespan_state)
+                           self.root_path, self.lifespan_state, extensions, connection.tls)
         return HttpCycle(connection, scope, request.expect_continue, self.done)
 
     def upgrade(self, connection: Connection, request: Request) -> Upgraded:
@@ -98,7 +124,7 @@ class AsgiServing(Serving):
         scheme = "wss" if connection.scheme == "https" else "ws"
         scope = websocket_scope(request, scheme=scheme, client=connection.client,
                                 server=connection.server, root_path=self.root_path,
-                                state=self.lifespan_state)
+                                state=self.lifespan_state, tls=connection.tls)
         return WebSocketCycle(connection, request, scope, self.config)
 
 
@@ -322,9 +348,13 @@ class HttpCycle(Cycle):
             if not message.get("more_trailers", False):
                 fields = self.trailer_fields
                 self._complete(self._end(EndOfMessage(fields) if fields else _END))
-        elif state == RESPONSE_STARTED and kind == "http.response.pathsend" and \
+        elif state == RESPONSE_STARTED and kind == PATHSEND and \
                 self.head is not None:
             return self._send_path(message["path"])
+        elif state == RESPONSE_STARTED and kind == ZEROCOPYSEND and not self.awaiting_trailers:
+            return self._send_zero_copy(message)
+        elif kind == EARLY_HINT and state != RESPONSE_COMPLETE:
+            self._early_hint(message)
         elif state == RESPONSE_COMPLETE:
             raise RuntimeError(f"cannot send {kind!r}: the response is already complete")
         else:
@@ -436,6 +466,76 @@ class HttpCycle(Cycle):
         if self.disconnected:
             raise ClientDisconnected("the client disconnected")
         self._complete(self._end(_END))
+
+    async def _send_zero_copy(self, message: Any) -> None:
+        """``http.response.zerocopysend``: ``count`` bytes of the message's file from ``offset``
+        (by default from the file's position to its end, and the position then moves past
+        them, as ``os.sendfile`` without an offset would leave it) go out through the
+        connection's ``send_file``: ``sendfile`` in cleartext, reads over TLS. A body message
+        of its own in every other respect: chunked or held to the ``Content-Length``,
+        ``more_body`` as in ``http.response.body``."""
+        file = message["file"]
+        size = os.fstat(file.fileno()).st_size
+        offset = message.get("offset")
+        from_position = offset is None
+        if from_position:
+            offset = file.tell()
+        count = message.get("count")
+        if type(offset) is not int or offset < 0 or \
+                (count is not None and (type(count) is not int or count < 0)):
+            raise ValueError("the offset and count of http.response.zerocopysend must be "
+                             "integers of at least 0")
+        left = max(size - offset, 0)  # sendfile(2) stops at the end of the file
+        count = left if count is None else min(count, left)
+        protocol = self.protocol
+        head = self.head
+        out = b""
+        if head is not None:
+            self.head = None
+            out = self._serialise_head(head)
+        try:
+            framing = protocol.conn.frame_body_elsewhere(count)
+        except LocalProtocolError as exc:
+            self._broken(exc)  # longer than its Content-Length
+        if framing is not None and count:
+            before, after = framing
+            protocol.write(out + before)
+            out = after
+            try:
+                sent = await protocol.send_file(file, count, offset)
+            except OSError:
+                if self.disconnected:
+                    raise ClientDisconnected("the client disconnected") from None
+                raise
+            if sent != count:
+                self._broken(LocalProtocolError("the file shrank while it was sent", 500))
+        if from_position:
+            file.seek(offset + count)
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected")
+        if message.get("more_body", False):
+            protocol.write(out)
+            if protocol.write_paused:
+                await protocol.drain()
+        elif self.trailers != _NO_TRAILERS:
+            self.awaiting_trailers = True
+            protocol.write(out)
+        else:
+            self._complete(self._end(_END, out))
+
+    def _early_hint(self, message: Any) -> None:
+        """``http.response.early_hint``: a ``103 Early Hints`` with one ``Link`` field per
+        link, while the final head is still unwritten (before ``http.response.start`` or
+        after it, until the first body message). Ignored, as the spec lets a server, where the
+        scope does not offer the extension (HTTP/1.x without ``--http1-early-hints``,
+        HTTP/1.0 always) and once the final head is out."""
+        scope = self.scope
+        if (self.response_state == RESPONSE_STARTED and self.head is None) or \
+                EARLY_HINT not in scope["extensions"] or scope["http_version"] == "1.0":
+            return
+        fields = [(b"link", link) for link in message["links"]]
+        if fields:
+            self.protocol.send_informational(_EARLY_HINTS, fields)
 
 
 class Receive:

@@ -2,7 +2,9 @@
 
 The scope is built once per request on the hot path, so it is one dict literal: no per-key
 calls, ``unquote`` only when the path holds a ``%``, common methods looked up rather than
-decoded, and the lifespan ``state`` copied only when it holds something.
+decoded, the lifespan ``state`` copied only when it holds something, and the ``extensions``
+a copy of the worker's (with the connection's ``tls`` facts, made once per connection, added
+over TLS).
 ``path`` includes ``root_path`` (ASGI spec 2.3+: "path ... includes the root_path"), while
 ``raw_path`` is the target's path exactly as received.
 """
@@ -28,8 +30,12 @@ def http_scope(
     server: tuple[str, int | None] | None,
     root_path: str,
     state: dict[str, Any],
+    extensions: dict[str, Any],
+    tls: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The ASGI ``http`` scope of ``request``; ``state`` is the lifespan state (copied)."""
+    """The ASGI ``http`` scope of ``request``; ``state`` is the lifespan state and
+    ``extensions`` the extensions served (both copied); ``tls`` the connection's TLS facts,
+    None in cleartext (the spec forbids the extension there)."""
     target = request.target
     if target[:1] == b"/":
         raw_path, _, query = target.partition(b"?")
@@ -53,7 +59,11 @@ def http_scope(
     scope["query_string"] = query
     scope["headers"] = request.headers
     scope["state"] = state.copy() if state else {}
-    scope["extensions"] = {"http.response.pathsend": {}, "http.response.trailers": {}}
+    # One copy of a prepared dict: cheaper than a display with a new empty dict per extension.
+    served = extensions.copy()
+    if tls is not None:
+        served["tls"] = tls
+    scope["extensions"] = served
     return scope
 
 
@@ -64,6 +74,9 @@ _TEMPLATE: Final[dict[str, Any]] = {
 }
 
 
+_NO_EXTENSIONS: Final[dict[str, Any]] = {}  # copied, never changed
+
+
 def websocket_scope(
     request: Request,
     *,
@@ -72,13 +85,14 @@ def websocket_scope(
     server: tuple[str, int | None] | None,
     root_path: str,
     state: dict[str, Any],
+    tls: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The ASGI ``websocket`` scope of an upgrade request (``scheme`` is ws or wss)."""
+    """The ASGI ``websocket`` scope of an upgrade request (``scheme`` is ws or wss); its one
+    extension is ``tls``, over TLS."""
     scope = http_scope(request, scheme=scheme, client=client, server=server,
-                       root_path=root_path, state=state)
+                       root_path=root_path, state=state, extensions=_NO_EXTENSIONS, tls=tls)
     del scope["method"]
     scope["type"] = "websocket"
-    scope["extensions"] = {}
     subprotocols: list[str] = []
     for name, value in request.headers:
         if name == b"sec-websocket-protocol":

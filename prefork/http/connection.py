@@ -578,6 +578,21 @@ class ServerConnection:
             self.body_sent += size
         return on_wire
 
+    def frame_body_elsewhere(self, size: int) -> tuple[bytes, bytes] | None:
+        """:meth:`send_body_elsewhere` in any framing, chunked included: the bytes to write
+        before and after the ``size`` bytes the I/O layer writes itself, or None when the
+        response carries no body on the wire (then write nothing)."""
+        if self._our is not SEND_BODY:
+            raise LocalProtocolError(f"cannot send a body in state {self.our_state}", 500)
+        try:
+            framing_bytes = self._writer.around(size)
+        except LocalProtocolError:
+            self._fail_local()
+            raise
+        if framing_bytes is not None:
+            self.body_sent += size
+        return framing_bytes
+
     def _fail_local(self) -> None:
         self._our = ERROR
         self._keep_alive = False
@@ -632,7 +647,8 @@ class ServerConnection:
             raise LocalProtocolError("101 Switching Protocols without an upgrade request", 500)
         check_value(event.reason)
         head = status_line(status, event.reason) + encode_fields(event.headers) + b"\r\n"
-        self._waiting_100 = False
+        if status == 100 or switching:  # another 1xx (103) does not ask for the body
+            self._waiting_100 = False
         if switching:
             # HTTP ends here: the protocol named in the request takes over the connection.
             self._our = DONE

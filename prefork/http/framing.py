@@ -152,6 +152,16 @@ class BodyWriter:
             raise LocalProtocolError("a body sent by sendfile needs a Content-Length", 500)
         return False
 
+    def around(self, size: int) -> tuple[bytes, bytes] | None:
+        """Account for ``size`` body bytes the I/O layer writes itself, in any framing: the
+        bytes to write before and after them (a chunk's size line and its CRLF when chunked;
+        nothing otherwise), or None when the body does not go on the wire (HEAD, 204, 304)."""
+        if self.mode == CHUNKED:
+            if not size:
+                return b"", b""  # an empty chunk would be read as the last chunk
+            return b"%x\r\n" % size, b"\r\n"
+        return (b"", b"") if self.elsewhere(size) else None
+
     def end(self, trailers: Sequence[tuple[bytes, bytes]]) -> bytes:
         mode = self.mode
         if mode == CHUNKED:

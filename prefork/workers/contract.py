@@ -47,6 +47,10 @@ class Connection:
     client: tuple[str, int] | None
     server: tuple[str, int | None] | None
     scheme: str
+    # The connection's TLS facts in the shape of the ASGI ``tls`` extension (server_cert,
+    # client_cert_chain, client_cert_name, client_cert_error, tls_version, cipher_suite),
+    # made once per connection (``prefork.workers.tls_facts``); None in cleartext.
+    tls: dict[str, Any] | None
     closed: bool
     write_paused: bool  # the transport's buffer is above its high-water mark: see drain
     reading_paused: bool
@@ -74,6 +78,13 @@ class Connection:
     @abstractmethod
     def send_continue(self) -> None:
         """Send ``100 Continue`` if the client waits for it."""
+        ...
+
+    @abstractmethod
+    def send_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Send an informational (1xx) response, such as ``103 Early Hints``, ahead of the
+        final response's head. Raises ``LocalProtocolError`` when the connection cannot
+        (the client speaks HTTP/1.0, the final head is out, a field is malformed)."""
         ...
 
     @abstractmethod

@@ -63,18 +63,19 @@ async def send_file(connection: FileTarget, file: IO[bytes], count: int, offset:
         raise ConnectionResetError("the connection is closed")
     connection.release_held()
     state = connection.state
-    if not state.config.sendfile:  # --no-sendfile: bodies from files are read and written
+    # --no-sendfile, or TLS, where the bytes must be encrypted on their way (asyncio's
+    # loop.sendfile refuses a TLS transport with a RuntimeError): read and write them.
+    if not state.config.sendfile or transport.get_extra_info("sslcontext") is not None:
         return await _send_file_by_reads(connection, transport, file, offset, count)
     if state.native_sendfile:
         try:
             return await connection.loop.sendfile(transport, file, offset, count, fallback=False)
         except NotImplementedError:  # uvloop
             state.native_sendfile = False
-        except asyncio.SendfileNotAvailableError:  # this transport (TLS) cannot
+        except asyncio.SendfileNotAvailableError:  # this transport cannot
             pass
     sock = transport.get_extra_info("socket")
-    if (sock is not None and transport.get_extra_info("sslcontext") is None
-            and transport.get_write_buffer_size() == 0):
+    if sock is not None and transport.get_write_buffer_size() == 0:
         return await _sendfile_on_duplicate(connection, sock.fileno(), file, offset, count)
     return await _send_file_by_reads(connection, transport, file, offset, count)
 

@@ -61,7 +61,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import IO, Final, cast
+from typing import IO, Any, Final, cast
 
 from prefork.errors import RemoteProtocolError
 from prefork.http.connection import (
@@ -99,6 +99,7 @@ from prefork.workers.serving import (
     Watched,
     socket_address,
 )
+from prefork.workers.tls_facts import tls_facts
 
 log = logging.getLogger("prefork.error")
 
@@ -122,8 +123,8 @@ class HttpProtocol(asyncio.Protocol, Watched):
         "advancing", "again", "client", "closed", "conn", "cycle", "deadline", "discard_left",
         "file_left", "head_at", "held", "lingering", "loop", "observation", "peer",
         "peer_scheme", "peer_trusted", "pending", "phase", "reading_paused", "requests_started",
-        "scheme", "send_deadline", "send_left", "server", "state", "transport", "unsent",
-        "upgraded", "write_paused", "write_waiter",
+        "scheme", "send_deadline", "send_left", "server", "state", "tls", "transport",
+        "unsent", "upgraded", "write_paused", "write_waiter",
     )  # fmt: skip
 
     def __init__(self, state: ServingState, local: tuple[str, int] | None = None) -> None:
@@ -144,6 +145,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = local
         self.scheme = "http"
+        self.tls: dict[str, Any] | None = None
         self.phase = NO_DEADLINE
         self.deadline = 0.0
         self.discard_left = 0
@@ -185,6 +187,8 @@ class HttpProtocol(asyncio.Protocol, Watched):
             self.server = server if server is not None else (str(sockname or ""), None)
         if self.state.tls and transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
+            # The handshake is done by now: what it settled is read once for every request.
+            self.tls = tls_facts(transport.get_extra_info("ssl_object"), self.state.server_cert)
         self.peer, self.peer_scheme = self.client, self.scheme
         state = self.state
         state.watch(self)
@@ -604,6 +608,10 @@ class HttpProtocol(asyncio.Protocol, Watched):
         if conn.client_is_waiting_for_100_continue and not self.closed:
             self.write(conn.send(_CONTINUE))
             self._arm(_BODY, self.state.limits.body_timeout)
+
+    def send_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if not self.closed:
+            self.write(self.conn.send(InformationalResponse(status, headers)))
 
     def body_consumed(self, _size: int) -> None:
         if self.reading_paused and self.cycle is not None and self.conn.their_state == SEND_BODY:

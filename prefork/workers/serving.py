@@ -33,6 +33,7 @@ from prefork.logs.access_log import AccessLog
 from prefork.proxy import TrustedProxies
 from prefork.workers.contract import Connection, Serving
 from prefork.workers.eager import task_starter
+from prefork.workers.tls_facts import server_certificate
 
 if TYPE_CHECKING:
     from prefork.metrics.recorder import RequestRecorder
@@ -147,6 +148,8 @@ class ServingState:
         self.native_sendfile = True  # until the loop says it has no loop.sendfile
         # --certfile: only then can a connection be TLS (and is asked whether it is)
         self.tls = bool(config.certfile)
+        # the ASGI tls extension's server_cert, read once per worker (prefork.workers.tls_facts)
+        self.server_cert = server_certificate(config.certfile) if self.tls else None
         self.trusted_proxies = (TrustedProxies.parse(config.forwarded_allow_ips)
                                 if config.proxy_headers else None)
         # --proxy-protocol: the balancers that must send a PROXY header (None: feature off)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import uvloop
 from prefork.asgi.cycle import AsgiServing
 from prefork.config import Config
 from prefork.http.limits import Limits
+from prefork.sockets import tls_context
 from prefork.workers.contract import Serving
 from prefork.workers.protocol import HttpProtocol
 from prefork.workers.serving import ServingState
@@ -82,7 +84,8 @@ class LoopServer:
         if self.unix_path is not None:
             return await self.loop.create_unix_server(lambda: HttpProtocol(state),
                                                       self.unix_path)
-        return await self.loop.create_server(lambda: HttpProtocol(state), "127.0.0.1", 0)
+        return await self.loop.create_server(lambda: HttpProtocol(state), "127.0.0.1", 0,
+                                             ssl=tls_context(self.config))
 
     def call(self, coro: Any, timeout: float = 10.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -146,7 +149,9 @@ class Client:
     method was asked (HEAD changes the framing) and reads the next response.
     """
 
-    def __init__(self, port: int = 0, *, path: str | None = None, timeout: float = 5.0):
+    def __init__(self, port: int = 0, *, path: str | None = None, timeout: float = 5.0,
+                 tls: ssl.SSLContext | None = None):
+        """``tls``: speak TLS with this client context (to a server given ``certfile``)."""
         if path is not None:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
@@ -155,6 +160,8 @@ class Client:
             self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
             # no Nagle: tests write requests in pieces and must not wait for delayed ACKs
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.h11 = h11.Connection(h11.CLIENT)
 
     def __enter__(self) -> Client:

@@ -37,7 +37,8 @@ def test_scope_keys(serve: Any, client_factory: Any) -> None:
     assert scope["client"][0] == "127.0.0.1"
     assert scope["server"] == ["127.0.0.1", server.port]
     assert scope["state"] == {"db": "pool"}
-    assert scope["extensions"] == {"http.response.pathsend": {}, "http.response.trailers": {}}
+    assert scope["extensions"] == {"http.response.pathsend": {}, "http.response.trailers": {},
+                                   "http.response.zerocopysend": {}}
 
 
 def _is_coroutine_function(func: object) -> bool:

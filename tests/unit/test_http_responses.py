@@ -350,3 +350,73 @@ def test_body_sent_elsewhere_is_held_to_content_length(parser: str, method: byte
             conn.send(EndOfMessage())  # 4 bytes short
     else:
         assert conn.send(EndOfMessage()) == b""
+
+
+def _client_body(raw: bytes) -> bytes:
+    """The body an h11 client reads from ``raw``, which must be one whole response."""
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/f", headers=[("Host", "x")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(raw)
+    events = list(iter(client.next_event, h11.NEED_DATA))
+    assert isinstance(events[-1], h11.EndOfMessage)
+    return b"".join(bytes(e.data) for e in events if isinstance(e, h11.Data))
+
+
+def test_body_framed_elsewhere_chunked(parser: str) -> None:
+    conn = ready(parser)
+    head = conn.send(Response(200, []))
+    before, after = conn.frame_body_elsewhere(6) or (b"?", b"?")
+    assert (before, after) == (b"6\r\n", b"\r\n")
+    rest = conn.send(Data(b"rest")) + conn.send(EndOfMessage())
+    assert _client_body(head + before + b"sixsix" + after + rest) == b"sixsixrest"
+    assert conn.body_sent == 10
+
+
+def test_body_framed_elsewhere_content_length(parser: str) -> None:
+    conn = ready(parser)
+    head = conn.send(Response(200, [(b"content-length", b"10")]))
+    assert conn.frame_body_elsewhere(6) == (b"", b"")
+    rest = conn.send(Data(b"rest")) + conn.send(EndOfMessage())
+    assert _client_body(head + b"sixsix" + rest) == b"sixsixrest"
+
+
+@pytest.mark.parametrize(("method", "status"), [(b"HEAD", 200), (b"GET", 204)])
+def test_body_framed_elsewhere_not_on_the_wire(parser: str, method: bytes, status: int) -> None:
+    conn = ready(parser, method + b" /f HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.send(Response(status, []))
+    assert conn.frame_body_elsewhere(6) is None
+    assert conn.send(EndOfMessage()) == b""
+
+
+def test_body_framed_elsewhere_empty_chunk_is_not_the_end(parser: str) -> None:
+    conn = ready(parser)
+    conn.send(Response(200, []))
+    assert conn.frame_body_elsewhere(0) == (b"", b"")
+
+
+def test_body_framed_elsewhere_beyond_content_length_fails(parser: str) -> None:
+    conn = ready(parser)
+    conn.send(Response(200, [(b"content-length", b"3")]))
+    with pytest.raises(LocalProtocolError):
+        conn.frame_body_elsewhere(4)
+    assert conn.our_state == "ERROR"
+
+
+def test_early_hints_do_not_answer_expect_continue(parser: str) -> None:
+    conn = ServerConnection(parser=parser)
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                      b"Expect: 100-continue\r\n\r\n")
+    conn.next_event()
+    hint = conn.send(InformationalResponse(103, [(b"link", b"</a.css>; rel=preload")]))
+    assert hint == b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n"
+    assert conn.client_is_waiting_for_100_continue
+    conn.send(InformationalResponse(100))
+    assert not conn.client_is_waiting_for_100_continue
+
+
+def test_informational_refused_to_http10(parser: str) -> None:
+    conn = ready(parser, b"GET / HTTP/1.0\r\n\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.send(InformationalResponse(103, [(b"link", b"</a.css>; rel=preload")]))
+    assert conn.send_whole(Response(200, []), b"ok").endswith(b"ok")
