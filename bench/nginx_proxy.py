@@ -190,7 +190,7 @@ def _number(value: float | None, digits: int = 0) -> str:
 def _ratio(row: report.Row | None) -> str:
     if row is None or row.ratio is None or row.ratio_low is None or row.ratio_high is None:
         return "—"
-    return f"**{row.ratio:.2f}** ({row.ratio_low:.2f}–{row.ratio_high:.2f})"
+    return f"**{row.ratio:.2f}** ({row.ratio_low:.2f}-{row.ratio_high:.2f})"
 
 
 def render(cells: Sequence[report.Cell], order: Sequence[str], machine: Sequence[str],
