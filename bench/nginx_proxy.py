@@ -193,6 +193,13 @@ def _ratio(row: report.Row | None) -> str:
     return f"**{row.ratio:.2f}** ({row.ratio_low:.2f}-{row.ratio_high:.2f})"
 
 
+def _cpu_ratio(row: report.Row | None) -> str:
+    if (row is None or row.cpu_ratio is None or row.cpu_ratio_low is None
+            or row.cpu_ratio_high is None):
+        return "—"
+    return f"{row.cpu_ratio:.2f} ({row.cpu_ratio_low:.2f}-{row.cpu_ratio_high:.2f})"
+
+
 def render(cells: Sequence[report.Cell], order: Sequence[str], machine: Sequence[str],
            method: Sequence[str], smoke: bool) -> str:
     """The Markdown report: per upstream mode and interface, a row per server. Pure."""
@@ -215,9 +222,14 @@ def render(cells: Sequence[report.Cell], order: Sequence[str], machine: Sequence
             lines += [f"## {titles[mode]} ({interface.upper()} hello)", "",
                       f"Median over the rounds; `{headliner} ÷ server`: the median of "
                       "the per-round ratios of the rates, and their range; CPU: the "
-                      "server's processes only (not nginx, not wrk), per request.", "",
+                      "server's processes only (not nginx, not wrk), per request, and the "
+                      f"peer's over {headliner}'s, paired the same way (above 1: {headliner} "
+                      "spends less); server busy: rate times CPU per request, the share of its "
+                      "core the server used. Well under 100 %, nginx or wrk set the rate, "
+                      "and the CPU figures say more than the rates.", "",
                       f"| server | req/s | {headliner} ÷ server | p50 ms | p99 ms | "
-                      "CPU µs/req | errors |", "|---|---|---|---|---|---|---|"]
+                      f"CPU µs/req | CPU: server ÷ {headliner} | server busy | errors |",
+                      "|---|---|---|---|---|---|---|---|---|"]
             for name, server_cells in by_server.items():
                 row = report.summarize_row(server_cells, None)
                 if row.outcome != report.OK:
@@ -227,9 +239,12 @@ def render(cells: Sequence[report.Cell], order: Sequence[str], machine: Sequence
                           if mine and name != headliner else None)
                 cpu = (None if row.cpu_user_us is None or row.cpu_system_us is None
                        else row.cpu_user_us + row.cpu_system_us)
+                busy = (f"{row.rate * cpu / 1e6:.0%}" if row.rate is not None and cpu is not None
+                        else "—")
                 lines.append(f"| {name} | {_number(row.rate)} | {_ratio(paired)} | "
                              f"{_number(row.p50_ms, 2)} | {_number(row.p99_ms, 2)} | "
-                             f"{_number(cpu, 1)} | {row.errors} |")
+                             f"{_number(cpu, 1)} | {_cpu_ratio(paired)} | {busy} | "
+                             f"{row.errors} |")
             lines.append("")
     return "\n".join(lines)
 

@@ -57,6 +57,7 @@ def test_the_nginx_report_pairs_prefork_with_each_peer_by_round() -> None:
     rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
     # per-round ratios 3.0 and 1.0: the median 2.0, where a ratio of medians would say 1.0
     assert "**2.00** (1.00-3.00)" in rows["| uvicorn"]
+    assert "| 1.00 (1.00-1.00) |" in rows["| uvicorn"]  # the same CPU per request
     assert "15.0" in rows["| prefork"]
     assert "failed: no" in rows["| gunicorn-uvicorn-worker"]
     assert "upstream `keepalive`" not in text  # no cell ran in that mode
