@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench import cputime, lifecycle, load, memory, suite
 from bench.scenarios import BY_NAME as SCENARIOS_BY_NAME
@@ -65,9 +66,12 @@ def _pss(pids: Sequence[int]) -> int | None:
 def measure(server: Server, workers: int, round_number: int, args: argparse.Namespace,
             logs: Path) -> Reading:
     """Start ``server`` with ``workers`` workers, warm it up, read its PSS, stop it."""
-    identity = {"round": round_number, "server": server.name, "workers": workers}
+    def reading(outcome: str, **figures: Any) -> Reading:
+        return Reading(round=round_number, server=server.name, workers=workers, outcome=outcome,
+                       **figures)
+
     if not (args.bin_dir / server.executable).exists():
-        return Reading(**identity, outcome=f"missing: no {args.bin_dir / server.executable}")
+        return reading(f"missing: no {args.bin_dir / server.executable}")
     port = lifecycle.free_port()
     argv = server.command(args.bin_dir, HELLO.apps[server.interface], port, workers)
     process = lifecycle.spawn(argv, port, None, logs / f"{server.name}-{workers}-{round_number}")
@@ -85,14 +89,14 @@ def measure(server: Server, workers: int, round_number: int, args: argparse.Name
         served = sum(1 for pid, times in after.items()
                      if (times - before.get(pid, cputime.CpuTimes())).user > 0)
         worker_pss = tuple(memory.pss_kb(pid) or 0 for pid in warm.workers)
-        return Reading(
-            **identity, outcome="ok", total_pss_kb=memory.total_pss_kb(warm.all),
+        return reading(
+            "ok", total_pss_kb=memory.total_pss_kb(warm.all),
             master_pss_kb=memory.pss_kb(warm.master) if warm.master is not None else None,
             worker_pss_kb=worker_pss, helper_pss_kb=_pss(warm.helpers), idle_pss_kb=idle_pss,
             workers_served=served)
     except (lifecycle.ServerFailed, load.LoadFailed, OSError, http.client.HTTPException,
             subprocess.TimeoutExpired) as error:
-        return Reading(**identity, outcome=f"failed: {error or type(error).__name__}")
+        return reading(f"failed: {error or type(error).__name__}")
     finally:
         lifecycle.stop(process)
 

@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench import cputime, lifecycle, load, memory, report, suite
 from bench.scenarios import BY_NAME as SCENARIOS_BY_NAME
@@ -143,11 +144,13 @@ def running_nginx(mode: str, upstream_port: int, cpus: str, connections: int,
 def run_cell(server: Server, mode: str, round_number: int, args: argparse.Namespace,
              placement: Placement, logs: Path) -> report.Cell:
     """One server behind a fresh nginx in one upstream mode: measured, whatever happens."""
-    identity = {"round": round_number, "scenario": f"nginx-{mode}", "server": server.name,
-                "interface": server.interface}
+    def cell(outcome: str, **figures: Any) -> report.Cell:
+        return report.Cell(round=round_number, scenario=f"nginx-{mode}", server=server.name,
+                           interface=server.interface, outcome=outcome, **figures)
+
     executable = args.bin_dir / server.executable
     if not executable.exists():
-        return report.Cell(**identity, outcome=report.MISSING, reason=f"no {executable}")
+        return cell(report.MISSING, reason=f"no {executable}")
     port = lifecycle.free_port()
     argv = server.command(args.bin_dir, HELLO.apps[server.interface], port, 1)
     process = lifecycle.spawn(argv, port, placement.server_cpus,
@@ -170,15 +173,14 @@ def run_cell(server: Server, mode: str, round_number: int, args: argparse.Namesp
             cpu = cputime.per_request_us(
                 cputime.used_between(before, cputime.snapshot(memory.roles(process.pid).all)),
                 result.requests)
-        return report.Cell(
-            **identity, outcome=report.OK, rate=result.rate, requests=result.requests,
+        return cell(
+            report.OK, rate=result.rate, requests=result.requests,
             errors=result.errors, p50_ms=result.p50_us / 1000, p99_ms=result.p99_us / 1000,
             startup_ms=startup * 1000, workers_seen=1,
             cpu_user_us=cpu[0] if cpu else None, cpu_system_us=cpu[1] if cpu else None)
     except (lifecycle.ServerFailed, load.LoadFailed, OSError, http.client.HTTPException,
             subprocess.TimeoutExpired) as error:
-        return report.Cell(**identity, outcome=report.FAILED,
-                           reason=str(error) or type(error).__name__)
+        return cell(report.FAILED, reason=str(error) or type(error).__name__)
     finally:
         lifecycle.stop(process)
 
