@@ -88,10 +88,10 @@ def test_the_memory_report_gives_totals_and_prefork_over_each_peer() -> None:
 
 def test_the_start_up_report_gives_median_and_range_per_configuration() -> None:
     name = next(iter(startup.CONFIGURATIONS))
-    starts = [startup.Start(0, name, "ok", 100.0), startup.Start(1, name, "ok", 140.0),
-              startup.Start(2, name, "ok", 120.0),
+    starts = [startup.Start(0, name, "ok", 100.0, 50.0), startup.Start(1, name, "ok", 140.0, 70.0),
+              startup.Start(2, name, "ok", 120.0, 60.0),
               startup.Start(0, "uvicorn --workers 4", "failed: exited")]
     text = startup.render(starts, ["CPU: test"], repeat=3)
-    assert f"| {name} | 120 | 100 | 140 | 3 |" in text
-    assert "| uvicorn --workers 4 | failed: exited | | | 0 |" in text
+    assert f"| {name} | 120 | 100 | 140 | 60 | 3 |" in text
+    assert "| uvicorn --workers 4 | failed: exited | | | | 0 |" in text
     assert "Smoke run" in text
