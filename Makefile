@@ -154,20 +154,30 @@ $(BENCH_VENV)/.installed: pyproject.toml
 
 bench-install: $(BENCH_VENV)/.installed
 
-bench: install $(BENCH_VENV)/.installed
+# What an operator pays, run after the suite: through nginx (bench.nginx_proxy), memory at
+# 2, 4 and 8 workers (bench.footprint), start-up to the first 200 (bench.startup).
+NGINX_ARGS ?= --rounds 4 --duration 5
+FOOTPRINT_ARGS ?= --workers 2,4,8 --rounds 2
+STARTUP_ARGS ?= --repeat 10
+
+bench: install nginx $(BENCH_VENV)/.installed
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) bench/http_engine.py
-	# pip byte-compiled the peers when it installed them; prefork is installed editable, so
-	# compile it too, or its start-up time would include compiling its own source
-	$(BENCH_VENV)/bin/python -m compileall -q prefork
+	# pip byte-compiled the peers when it installed them; prefork and the benchmark apps are
+	# not installed that way, so compile them too, or start-up and memory would include
+	# compiling their source
+	$(BENCH_VENV)/bin/python -m compileall -q prefork bench/*.py bench/apps
 	$(BENCH_VENV)/bin/python -m bench.suite $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m bench.nginx_proxy $(NGINX_ARGS)
+	$(BENCH_VENV)/bin/python -m bench.footprint $(FOOTPRINT_ARGS)
+	$(BENCH_VENV)/bin/python -m bench.startup $(STARTUP_ARGS)
 
 # 1, 2, 4, 8 and 16 workers side by side, for a machine with many cores (wrk takes the upper
 # half of the CPUs); e.g. make bench-scaling SCALING_ARGS="--scenario hello-close --rounds 4"
 SCALING_ARGS ?= --workers 1,2,4,8,16 --rounds 2
 bench-scaling: install $(BENCH_VENV)/.installed
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BENCH_VENV)/bin/python -m compileall -q prefork
+	$(BENCH_VENV)/bin/python -m compileall -q prefork bench/*.py bench/apps
 	$(BENCH_VENV)/bin/python -m bench.scaling $(SCALING_ARGS)
 
 # Coverage-guided fuzzing of the HTTP engine (atheris); not part of CI.

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from prefork.arbiter.dispatch import HandOff
 from prefork.arbiter.embedder import EmbedderLink, carry_out
 from prefork.arbiter.exits import ExitReports
-from prefork.arbiter.forking import fork_worker
+from prefork.arbiter.forking import collect_all, fork_worker
 from prefork.arbiter.records import (
     SlotHistory,
     WorkerRecord,
@@ -305,6 +305,7 @@ class Arbiter:
         for history in self.slots.values():
             history.next_fork_at = 0.0
         replaced = self.workers.active()
+        collect_all()
         self.log.info("reloading: replacing %d workers", len(replaced))
         self.reload_progress.begin(replaced)
         for worker in replaced:

@@ -8,6 +8,7 @@ Each function applies one setting from a resolved :class:`Config` and raises ``B
 from __future__ import annotations
 
 import contextlib
+import functools
 import grp
 import os
 import pwd
@@ -117,7 +118,11 @@ def set_title(config: Config, role: str, app_label: str) -> None:
         comm.write(f"{config.proc_name or 'prefork'}: {role}".encode()[:COMM_LENGTH])
 
 
+@functools.cache
 def _setproctitle() -> Any:
+    # Asked once, by the arbiter's prepare_title, and remembered for its workers: without
+    # setproctitle, the failed import walks every sys.path entry again, and in a worker that
+    # touches (and copies) about 0.3 MB of pages it shares with the arbiter.
     try:
         import setproctitle  # type: ignore[import-not-found, unused-ignore]  # optional extra
     except ImportError:

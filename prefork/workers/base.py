@@ -14,6 +14,7 @@ import contextlib
 import faulthandler
 import functools
 import gc
+import importlib
 import logging
 import os
 import random
@@ -82,6 +83,32 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     if uvloop is None:  # pragma: no cover - uvloop is a dependency on Linux
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+# What a worker of each interface imports once it knows its app's interface: modules that the
+# arbiter imports before the fork are shared with every worker instead of copied into each.
+INTERFACE_MODULES = {
+    "asgi": ("prefork.asgi.ready", "prefork.asgi.cycle", "prefork.asgi.lifespan"),
+    "wsgi": ("prefork.wsgi.cycle", "prefork.wsgi.environ", "prefork.wsgi.filewrapper"),
+}
+
+
+def import_interface_modules(interface: str) -> None:
+    """Import the serving modules of ``interface`` ("auto": of both), as the arbiter does before
+    it forks its workers.
+
+    Imported after the fork, each worker builds its own copy of these modules' objects, and
+    importing touches (and so copies) pages it shares with the arbiter. Measured on Python 3.11
+    with the compiled build (``bench/footprint.py``, hello world, eight workers, with the
+    setproctitle check also remembered): the total PSS fell from 74.2 to 62.8 MB on WSGI and
+    from 66.0 to 63.1 MB on ASGI. Under ``auto`` the app's interface is known only once a
+    worker has loaded it, so both sets are imported: an ASGI app's eight workers and arbiter
+    then take 64.8 MB, 1.7 more than with ``--interface asgi``, where a WSGI app's spare 11."""
+    for name in INTERFACE_MODULES.get("wsgi" if interface == "wsgi" else "asgi", ()):
+        importlib.import_module(name)
+    if interface == "auto":
+        for name in INTERFACE_MODULES["wsgi"]:
+            importlib.import_module(name)
 
 
 class Worker:
