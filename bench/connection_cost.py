@@ -1,6 +1,7 @@
 """What a new connection, or a keep-alive request, costs the server on a real socket.
 
-The server side runs prefork's protocol (``--server prefork``, the ASGI hello app) or the floor
+The server side runs prefork's protocol (``--server prefork``, the hello app: ASGI, or WSGI with
+``--app wsgi``, called inline as a worker with one thread does) or the floor
 (``--server floor``, ``bench/floor.py``'s protocol) on a uvloop loop and a loopback listener; a
 child process makes ``--connections`` connections one after another, each sending one
 ``Connection: close`` GET and reading the answer to the end. Nothing else runs in the serving
@@ -71,31 +72,47 @@ def request_many(port: int, count: int) -> None:
                 got += len(sock.recv(65536))
 
 
-def _protocol_factory(server: str, listener: socket.socket) -> Callable[[], asyncio.Protocol]:
+def _protocol_factory(server: str, interface: str,
+                      listener: socket.socket) -> Callable[[], asyncio.Protocol]:
     if server == "floor":
         from bench.floor import FloorProtocol
 
         return FloorProtocol
-    from bench.http_engine import HELLO_BODY, asgi_app
-    from prefork.asgi.cycle import AsgiServing
+    from bench.http_engine import HELLO_BODY, asgi_app, wsgi_app
     from prefork.config import Config
+    from prefork.workers.contract import Serving
     from prefork.workers.protocol import HttpProtocol
     from prefork.workers.serving import ServingState, listener_address
 
     config = Config.from_mapping({})
-    serving = AsgiServing(config, {}, asyncio.get_running_loop())
-    state = ServingState(config, asgi_app(HELLO_BODY), serving, lambda count: None)
+    serving: Serving
+    if interface == "wsgi":
+        from prefork.http.limits import Limits
+        from prefork.wsgi.cycle import WsgiRunner
+        from prefork.wsgi.environ import base_environ
+
+        app = wsgi_app(HELLO_BODY)
+        # as a worker with --threads 1 makes it (prefork.workers.base): the app runs inline
+        serving = WsgiRunner(base_environ(root_path="", errors=None, multithread=False,
+                                          multiprocess=False, file_wrapper=None),
+                             None, Limits().max_buffer)
+    else:
+        from prefork.asgi.cycle import AsgiServing
+
+        app = asgi_app(HELLO_BODY)
+        serving = AsgiServing(config, {}, asyncio.get_running_loop())
+    state = ServingState(config, app, serving, lambda count: None)
     # as a worker makes its connections (prefork.workers.base)
     return functools.partial(HttpProtocol, state, listener_address(listener))
 
 
-async def serve(server: str, count: int, keep_alive: bool) -> float:
+async def serve(server: str, interface: str, count: int, keep_alive: bool) -> float:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)
     port = listener.getsockname()[1]
-    await asyncio.get_running_loop().create_server(_protocol_factory(server, listener),
-                                                      sock=listener)
+    await asyncio.get_running_loop().create_server(
+        _protocol_factory(server, interface, listener), sock=listener)
     started = time.perf_counter()
     client = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", str(port), "--connections", str(count),
@@ -107,6 +124,8 @@ async def serve(server: str, count: int, keep_alive: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=("prefork", "floor"), default="prefork")
+    parser.add_argument("--app", choices=("asgi", "wsgi"), default="asgi",
+                        help="prefork's interface for the hello app")
     parser.add_argument("--connections", type=int, default=1000,
                         help="connections made (requests sent, with --keep-alive)")
     parser.add_argument("--keep-alive", action="store_true",
@@ -117,9 +136,10 @@ def main() -> None:
         (request_many if args.keep_alive else connect_many)(args.client, args.connections)
         return
     sys.path.insert(0, str(HERE.parent))
-    seconds = uvloop.run(serve(args.server, args.connections, args.keep_alive))
+    seconds = uvloop.run(serve(args.server, args.app, args.connections, args.keep_alive))
     unit = "request" if args.keep_alive else "connection"
-    print(f"{args.server}: {seconds * 1e6:.1f} µs per {unit} (wall, client included)")
+    name = args.server if args.server == "floor" else f"{args.server} {args.app.upper()}"
+    print(f"{name}: {seconds * 1e6:.1f} µs per {unit} (wall, client included)")
 
 
 if __name__ == "__main__":

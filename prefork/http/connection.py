@@ -66,7 +66,7 @@ from prefork.http.headers import (
     status_line,
 )
 from prefork.http.limits import Limits
-from prefork.http.parsers import make_tokenizer
+from prefork.http.parsers import Sink, Tokenizer, load_backend
 from prefork.http.response_head import app_head
 from prefork.http.targets import CHECKED_HOSTS, check_host, check_target
 
@@ -113,6 +113,10 @@ _REQUEST_FIELDS: Final = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
 ) | _FORWARDING_FIELDS
 _PARSER_NAMES: Final = ("httptools", "h11")
+# The backends' tokenizer classes by name, as load_backend gives them, kept here so that making a
+# connection's tokenizer is a compiled call of the class (load_backend's module is interpreted,
+# and a call into it cost each connection an interpreter frame: 1.1k instructions).
+_BACKENDS: Final[dict[str, Callable[[Sink, Limits], Tokenizer]]] = {}
 
 # The protocols a connection switches to when asked (Upgrade with Connection: upgrade); any
 # other Upgrade is ignored. WebSocket is the only one an ASGI server offers.
@@ -167,13 +171,17 @@ class ServerConnection:
         date_cache: DateCache | None = None,
         upgrades: frozenset[bytes] = WEBSOCKET_UPGRADE,
     ) -> None:
-        if parser not in _PARSER_NAMES:
-            raise ConfigError(f"parser must be one of {', '.join(_PARSER_NAMES)}, got {parser!r}")
+        backend = _BACKENDS.get(parser)
+        if backend is None:
+            if parser not in _PARSER_NAMES:
+                raise ConfigError(
+                    f"parser must be one of {', '.join(_PARSER_NAMES)}, got {parser!r}")
+            backend = _BACKENDS[parser] = load_backend(parser)
         self._limits = limits if limits is not None else Limits()
         self._server_line = _server_line(server_header) if server_header else b""
         self._date = (date_cache or DateCache(clock)) if date_header else None
         self._upgrades = upgrades
-        self._tokenizer = make_tokenizer(parser, self, self._limits)
+        self._tokenizer = backend(self, self._limits)
         self._writer = framing.BodyWriter()
         self.response: Response | None = None  # the last response head sent
         self.body_sent = 0  # body bytes of that response that went (or go, by sendfile) out

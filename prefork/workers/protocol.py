@@ -29,8 +29,9 @@ Rules it keeps, per the engine's contract (``prefork.http.connection``):
   source go out together at the end of the loop's pass: one wake-up of a client's reader per
   batch instead of one per response, which halves the kernel's share of a small request's
   CPU. A large or streamed answer goes out at once (no copying, and the transport's
-  back-pressure applies), and what is held is released before any other use of the transport,
-  so bytes keep their order.
+  back-pressure applies), and so does the end of a connection's last response, which its close
+  would release in the same pass anyway; what is held is released before any other use of the
+  transport, so bytes keep their order.
 * **PROXY protocol.** The header reader (``prefork.workers.proxy_reader``) takes the first
   bytes in the slot a WebSocket session takes after an upgrade, so no request pays a check
   for it.
@@ -69,6 +70,7 @@ from prefork.http.connection import (
     DONE,
     IDLE,
     JOIN_LIMIT,
+    MUST_CLOSE,
     SEND_BODY,
     ServerConnection,
 )
@@ -135,7 +137,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
         self.loop = state.loop
         self.conn = ServerConnection(state.limits, parser=state.parser,
                                      server_header=state.server_header,
-                                     date_header=state.config.date_header,
+                                     date_header=state.date_header,
                                      date_cache=state.date_cache,
                                      upgrades=state.upgrades)
         self.transport: asyncio.Transport | None = None
@@ -192,7 +194,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
         self.peer, self.peer_scheme = self.client, self.scheme
         state = self.state
         state.watch(self)
-        if len(state.connections) > state.config.worker_connections:
+        if len(state.connections) > state.worker_connections:
             # over --worker-connections: a clear answer instead of a silent queue
             self._reject(RemoteProtocolError("too many connections to this worker", 503))
             return
@@ -537,9 +539,10 @@ class HttpProtocol(asyncio.Protocol, Watched):
                 self.held = held + data  # behind what is held already, never before it
                 return
             self.release_held()  # a large answer: no copying, and the transport's back-pressure
-        elif len(data) <= JOIN_LIMIT:
+        elif len(data) <= JOIN_LIMIT and self.conn.our_state is not MUST_CLOSE:
             # Held until the loop's pass ends, with the other connections' answers (see
-            # "Writes are held for one pass" above).
+            # "Writes are held for one pass" above). The end of a connection's last response
+            # is not: the close that follows at once would release it in the same pass.
             self.held = data
             self.state.hold_writes(self)
             return

@@ -21,21 +21,16 @@ from prefork.errors import ConfigError
 from prefork.http.limits import Limits
 from prefork.http.parsers.contract import Sink, Tokenizer
 
-__all__ = ["PARSERS", "Sink", "Tokenizer", "make_tokenizer"]
+__all__ = ["PARSERS", "Sink", "Tokenizer", "load_backend"]
 
 PARSERS = ("httptools", "h11")
 
 
-def make_tokenizer(name: str, sink: Sink, limits: Limits) -> Tokenizer:
-    # One per connection: the backend's class is imported (lazily: h11 or httptools may be
-    # missing) on the first call only.
-    backend = _BACKENDS.get(name) or load_backend(name)
-    return backend(sink, limits)
-
-
 def load_backend(name: str) -> Callable[[Sink, Limits], Tokenizer]:
-    """The backend's tokenizer class, imported on the first call (the arbiter calls it before
-    forking, so that every worker shares the parser's pages instead of importing its own)."""
+    """The backend's tokenizer class, imported on the first call (h11 or httptools may be
+    missing; the arbiter calls it before forking, so that every worker shares the parser's
+    pages instead of importing its own). ``prefork.http.connection`` keeps what it returns and
+    makes each connection's tokenizer by calling it."""
     backend = _BACKENDS.get(name)
     if backend is None:
         backend = _BACKENDS[name] = _import_backend(name)
