@@ -323,9 +323,12 @@ class Http2Session:
             self.reset(stream, ErrorCodes.CANCEL)
 
     def acknowledge(self, stream: H2Stream, size: int) -> None:
+        """``size`` flow-controlled bytes of ``stream`` are taken: the client may send more
+        (h2 sends WINDOW_UPDATE once half a window is taken)."""
         if size and not self.ended:
             with contextlib.suppress(H2ProtocolError, StreamClosedError, ValueError):
                 self.h2.acknowledge_received_data(size, stream.stream_id)
+            self._out()  # the app's receive, outside data_received: nothing else writes it
 
     def _acknowledge_closed(self, stream_id: int, size: int) -> None:
         """Data on a stream no longer served: its window is nobody's, the connection's is."""
