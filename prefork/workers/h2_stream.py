@@ -42,7 +42,8 @@ FILE_PIECE: Final = 64 * 1024
 
 
 class Paused(Protocol):
-    write_paused: bool
+    @property
+    def write_paused(self) -> bool: ...
 
 
 class StreamOwner(Protocol):
@@ -51,7 +52,9 @@ class StreamOwner(Protocol):
     state: ServingState
     loop: asyncio.AbstractEventLoop
     server: tuple[str, int | None] | None
-    protocol: Paused
+
+    @property
+    def protocol(self) -> Paused: ...
 
     def flush(self, stream: H2Stream) -> None: ...
 
@@ -80,9 +83,10 @@ class H2Stream(Connection):
         self.client = client
         self.server = session.server
         self.scheme = scheme
-        self.conn = StreamResponder(request,
-                                    state.date_cache if state.config.date_header else None,
-                                    state.server_header)
+        self.responder = StreamResponder(
+            request, state.date_cache if state.config.date_header else None,
+            state.server_header)
+        self.conn = self.responder  # what the cycle sends through, typed as the engine
         self.closed = False  # reset, finished or the connection is gone: nothing more is sent
         self.write_paused = False
         self.reading_paused = False  # body bytes wait to be acknowledged until the app reads
@@ -184,7 +188,7 @@ class H2Stream(Connection):
         return sent
 
     def send_continue(self) -> None:
-        if self.conn.client_is_waiting_for_100_continue and not self.closed:
+        if self.responder.client_is_waiting_for_100_continue and not self.closed:
             self.session.send_continue(self)
 
     def body_consumed(self, size: int) -> None:

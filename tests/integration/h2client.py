@@ -16,9 +16,9 @@ import ssl
 from dataclasses import dataclass, field
 
 import h2.events
-from hyperframe.frame import GoAwayFrame
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from hyperframe.frame import GoAwayFrame
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -51,8 +51,8 @@ class H2Client:
     socket; ``upgrade``: the connection was upgraded from HTTP/1.1 (stream 1 is open)."""
 
     def __init__(self, port: int = 0, *, sock: socket.socket | ssl.SSLSocket | None = None,
-                 timeout: float = 5.0, auto_ack: bool = True, settings: dict[int, int] | None = None,
-                 upgrade: bool = False) -> None:
+                 timeout: float = 5.0, auto_ack: bool = True,
+                 settings: dict[int, int] | None = None, upgrade: bool = False) -> None:
         if sock is None:
             sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import socket
 import threading
 import time
@@ -65,7 +66,7 @@ def test_wsgi_over_prior_knowledge(serve: Any) -> None:
         assert client.wait(sid).body == b"HTTP/2 test 100000"
 
 
-def _upgrade(port: int, head_fields: str = "") -> tuple[socket.socket, H2Client]:
+def _upgrade(port: int, head_fields: str = "") -> H2Client:
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     client = H2Client(sock=sock, upgrade=True)
     settings = client.settings_header.decode()
@@ -76,12 +77,12 @@ def _upgrade(port: int, head_fields: str = "") -> tuple[socket.socket, H2Client]
         head += sock.recv(1)
     assert head.startswith(b"HTTP/1.1 101 "), head
     client.flush()  # the preface and SETTINGS, as the upgraded client's first bytes
-    return sock, client
+    return client
 
 
 def test_asgi_over_upgrade(serve: Any) -> None:
     server = serve(echo_app, http2=True)
-    sock, client = _upgrade(server.port)
+    client = _upgrade(server.port)
     with client:
         assert client.wait(1).body == b"2 GET test 0"
         assert client.get("/next").body == b"2 GET test 0"
@@ -89,7 +90,7 @@ def test_asgi_over_upgrade(serve: Any) -> None:
 
 def test_wsgi_over_upgrade(serve: Any) -> None:
     server = serve(wsgi_app, wsgi=True, http2=True)
-    sock, client = _upgrade(server.port)
+    client = _upgrade(server.port)
     with client:
         assert client.wait(1).body == b"HTTP/2 test 0"
 
@@ -161,10 +162,8 @@ def test_request_body_is_acknowledged_as_the_app_reads(serve: Any) -> None:
                 sent += window
                 continue
             client.sock.settimeout(0.2)
-            try:
+            with contextlib.suppress(TimeoutError):
                 client.read()
-            except TimeoutError:
-                pass
         # the app took nothing: at most max_buffer acknowledged plus one window outstanding
         assert 65535 <= sent <= 65536 + 65535 + 16384
         client.sock.settimeout(5)
