@@ -66,9 +66,9 @@ def test_tls_alpn_offers_h2_and_http11(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_tls_without_http2_offers_only_http11(tmp_path: Path) -> None:
     cert, key, ca = _certificates(tmp_path)
-    with running_server(APP, workers=1, certfile=cert, keyfile=key) as server:
-        with _tls(server.port, ca, ["h2", "http/1.1"]) as sock:
-            assert sock.selected_alpn_protocol() == "http/1.1"
+    with running_server(APP, workers=1, certfile=cert, keyfile=key) as server, \
+            _tls(server.port, ca, ["h2", "http/1.1"]) as sock:
+        assert sock.selected_alpn_protocol() == "http/1.1"
 
 
 @pytest.mark.timeout(60)
