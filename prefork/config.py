@@ -178,15 +178,17 @@ def _http2(value: Any) -> bool:
     """A boolean, or gunicorn's ``http_protocols`` list ("h2, h1"): HTTP/2 is served when h2
     is in it. As in gunicorn, a list without h1 still serves HTTP/1.1 to a client that does not
     choose h2."""
-    if isinstance(value, str) and value.strip().lower() in ("h1", "h2") or \
-            isinstance(value, str) and "," in value or isinstance(value, list | tuple):
-        parts = value.split(",") if isinstance(value, str) else [str(p) for p in value]
-        offered = {part.strip().lower() for part in parts if part.strip()}
-        unknown = sorted(offered - {"h1", "h2"})
-        if unknown:
-            raise ValueError(f"unknown protocol {unknown[0]!r} (h1, h2)")
-        return "h2" in offered
-    return _to_bool(value)
+    if isinstance(value, list | tuple):
+        parts = [str(part) for part in value]
+    elif isinstance(value, str) and ("," in value or value.strip().lower() in ("h1", "h2")):
+        parts = value.split(",")
+    else:
+        return _to_bool(value)
+    offered = {part.strip().lower() for part in parts if part.strip()}
+    unknown = sorted(offered - {"h1", "h2"})
+    if unknown:
+        raise ValueError(f"unknown protocol {unknown[0]!r} (h1, h2)")
+    return "h2" in offered
 
 
 def _int_between(low: int, high: int) -> Converter:
