@@ -423,6 +423,12 @@ class Http2Session:
         self._drop(stream)
 
     def _drop(self, stream: H2Stream) -> None:
+        unacked = stream.unacked
+        if unacked:
+            # body bytes the app never took: the connection's window gets them back, or each
+            # such stream would shrink it for good
+            stream.unacked = 0
+            self.acknowledge(stream, unacked)
         streams = self.streams
         if streams.pop(stream.stream_id, None) is not None and not streams:
             if self.goaway_sent:

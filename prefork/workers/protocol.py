@@ -588,7 +588,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
         self.write(self.conn.send(_SWITCH_TO_H2C))
         session = Http2Session(self)
         self.upgraded = session
-        session.start_upgraded(self._forwarded(request), settings, self.conn.trailing_data)
+        session.start_upgraded(request, settings, self.conn.trailing_data)
 
     def session_idle(self) -> None:
         """An HTTP/2 connection has no open stream: its keep-alive deadline runs."""
