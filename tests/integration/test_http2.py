@@ -406,3 +406,14 @@ def test_bodies_the_app_never_reads_give_the_connection_window_back(serve: Any) 
             sid = client.request("POST", "/", end=False)
             assert _send_while_open(client, sid, 0.15) > 65536
             assert client.wait(sid).body == b"ignored"
+
+
+def test_a_body_that_stops_coming_is_answered_408(serve: Any) -> None:
+    server = serve(echo_app, http2=True, body_timeout=0.3)
+    with H2Client(server.port) as client:
+        sid = client.request("POST", "/", end=False)
+        client.send_body(sid, b"part")
+        started = time.monotonic()
+        assert client.wait(sid).status == 408
+        assert 0.2 < time.monotonic() - started < 3
+        assert client.get("/").status == 200  # the other streams go on
