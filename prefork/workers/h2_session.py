@@ -2,12 +2,12 @@
 engine once it speaks HTTP/2 (``prefork.workers.contract``).
 
 The connection (``prefork.workers.protocol.HttpProtocol``) hands itself over when TLS chose
-``h2`` by ALPN, when the first bytes are the HTTP/2 preface (:class:`PrefaceReader`, the slot
-the PROXY header reader uses), or after answering ``Upgrade: h2c`` with 101. From then on this
-session feeds ``h2`` (``prefork.http2``), makes an ``H2Stream`` (``prefork.workers.h2_stream``)
-per request and starts its cycle through the worker's ``Serving`` as the connection would, and
-writes what ``h2`` serialises through the connection, whose held writes, send timeout and
-keep-alive deadline it keeps using.
+``h2`` by ALPN, when the first bytes are the HTTP/2 preface (``prefork.workers.h2_preface``),
+or after answering ``Upgrade: h2c`` with 101. From then on this session feeds ``h2``
+(``prefork.http2``), makes an ``H2Stream`` (``prefork.workers.h2_stream``) per request and
+starts its cycle through the worker's ``Serving`` as the connection would, and writes what
+``h2`` serialises through the connection, whose held writes, send timeout and keep-alive
+deadline it keeps using.
 
 Bounds: concurrent streams (``--h2-max-concurrent-streams``, refused with REFUSED_STREAM),
 streams cancelled by the client (``prefork.http2.limits.ResetBudget``: GOAWAY
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prefork.error")
 
-PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # The HTTP/1.1 fields of an h2c upgrade request that belong to the upgrade, not the request.
 _UPGRADE_FIELDS: Final = frozenset({b"connection", b"upgrade", b"http2-settings"})
 
@@ -542,46 +541,3 @@ class Http2Session:
         data = self.h2.data_to_send()
         if data:
             self.protocol.write(data)
-
-
-class PrefaceReader:
-    """The first bytes of a cleartext connection when HTTP/2 by prior knowledge is on: the
-    preface hands the connection to an :class:`Http2Session`, anything else to the HTTP/1.1
-    engine. Only a connection's first bytes pay for it, no request does."""
-
-    __slots__ = ("buffer", "protocol")
-
-    def __init__(self, protocol: PrefaceTarget) -> None:
-        self.protocol = protocol
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer = self.buffer + data
-        if len(buffer) < len(PREFACE) and PREFACE.startswith(buffer):
-            self.protocol.proxy_header_partial()  # timed as a request head
-            return
-        self.protocol.preface_read(buffer.startswith(PREFACE), buffer)
-
-    def eof_received(self) -> None:
-        self.protocol.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.buffer = b""
-
-    def shutdown(self) -> None:
-        self.protocol.close_when_idle()
-
-    def writing_resumed(self) -> None:
-        """Nothing is written before the preface is read."""
-
-
-class PrefaceTarget(Protocol):
-    """What the preface reader may use of its connection."""
-
-    def preface_read(self, http2: bool, data: bytes) -> None: ...
-
-    def proxy_header_partial(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def close_when_idle(self) -> None: ...

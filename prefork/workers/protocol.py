@@ -551,7 +551,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
                 self._start_http2(b"")
         elif self.state.h2_prior_knowledge:
-            from prefork.workers.h2_session import PrefaceReader
+            from prefork.workers.h2_preface import PrefaceReader
 
             self.upgraded = PrefaceReader(self)
 
