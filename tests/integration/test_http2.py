@@ -417,3 +417,26 @@ def test_a_body_that_stops_coming_is_answered_408(serve: Any) -> None:
         assert client.wait(sid).status == 408
         assert 0.2 < time.monotonic() - started < 3
         assert client.get("/").status == 200  # the other streams go on
+
+
+def test_pathsend_and_100_continue(serve: Any, tmp_path: Any) -> None:
+    path = tmp_path / "file.bin"
+    path.write_bytes(bytes(range(256)) * 1000)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/file":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.pathsend", "path": str(path)})
+            return
+        await echo_app(scope, receive, send)
+
+    server = serve(app, http2=True)
+    with H2Client(server.port) as client:
+        reply = client.get("/file")
+        assert reply.body == path.read_bytes() and reply.header(b"content-length") == b"256000"
+        sid = client.request("POST", "/", end=False, headers=[("expect", "100-continue")])
+        while not client.replies[sid].informational:
+            client.read()
+        assert client.replies[sid].informational == [100]
+        client.send_all(sid, b"b" * 1000)
+        assert client.wait(sid).body == b"2 POST test 1000"
