@@ -440,3 +440,30 @@ def test_pathsend_and_100_continue(serve: Any, tmp_path: Any) -> None:
         assert client.replies[sid].informational == [100]
         client.send_all(sid, b"b" * 1000)
         assert client.wait(sid).body == b"2 POST test 1000"
+
+
+def test_a_header_block_is_refused_as_its_continuations_pass_the_limit(serve: Any) -> None:
+    from hyperframe.frame import ContinuationFrame, HeadersFrame
+
+    server = serve(echo_app, http2=True, http2_max_header_list_size=4096)
+    with H2Client(server.port) as client:
+        client.read()  # the server's SETTINGS
+        headers = HeadersFrame(1)
+        headers.data = client.h2.encoder.encode([(b":method", b"GET"), (b":path", b"/"),
+                                                 (b":scheme", b"http"), (b":authority", b"t")])
+        client.sock.sendall(headers.serialize())
+        sent = 0
+        while client.goaway is None and sent < 64:  # each frame under h2's own 64-frame cap
+            continuation = ContinuationFrame(1)
+            continuation.data = b"\x00" * 1000  # never ends: no END_HEADERS
+            client.sock.sendall(continuation.serialize())
+            sent += 1
+            client.sock.settimeout(0.02)
+            with contextlib.suppress(TimeoutError):
+                client.read()
+        client.sock.settimeout(5)
+        while client.goaway is None and client.read():
+            pass
+        assert client.goaway is not None
+        assert client.goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+        assert sent <= 10  # refused past twice the header list size, not after 64 frames
