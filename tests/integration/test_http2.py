@@ -467,3 +467,24 @@ def test_a_header_block_is_refused_as_its_continuations_pass_the_limit(serve: An
         assert client.goaway is not None
         assert client.goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
         assert sent <= 10  # refused past twice the header list size, not after 64 frames
+
+
+@pytest.mark.parametrize(("cleartext", "preface", "upgrade"), [
+    ("off", False, False), ("prior-knowledge", True, False), ("upgrade", False, True),
+])
+def test_cleartext_mechanisms_are_separate(serve: Any, cleartext: str, preface: bool,
+                                           upgrade: bool) -> None:
+    server = serve(echo_app, http2=True, http2_cleartext=cleartext)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(PREFACE)
+        answer = sock.recv(65536)
+        # HTTP/2 answers with its SETTINGS frame (type 4), HTTP/1.1 with 400 (505 from h11)
+        assert (answer[3:4] == b"\x04") is preface
+        assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 505")) is not preface
+    with Client(server.port) as client:
+        client.send(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                    b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101 ") is upgrade
