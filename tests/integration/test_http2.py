@@ -507,3 +507,14 @@ def test_a_client_goaway_lets_its_open_streams_be_answered(serve: Any) -> None:
         while client.read():  # then the server closes
             pass
         assert client.goaway is not None and client.goaway.last_stream_id == sid
+
+
+def test_httpx_over_prior_knowledge(serve: Any) -> None:
+    httpx = pytest.importorskip("httpx")
+    server = serve(echo_app, http2=True)
+    with httpx.Client(http1=False, http2=True, timeout=5) as client:
+        replies = [client.post(f"http://127.0.0.1:{server.port}/", content=b"x" * n)
+                   for n in (0, 100_000)]
+    assert [r.http_version for r in replies] == ["HTTP/2", "HTTP/2"]
+    host = f"127.0.0.1:{server.port}"
+    assert [r.text for r in replies] == [f"2 POST {host} 0", f"2 POST {host} 100000"]
