@@ -165,7 +165,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     # gunicorn's first line; here once the input proved good, which bad input's one line needs
     logger.info("Starting prefork %s (%s)", __version__, build())
     try:
-        main = _worker_main(source, parser, label, config.app_interface())
+        main = _worker_main(source, parser, label, config.app_interface(), config.http2)
         arbiter = Arbiter(config, listeners, main, logger, control,
                           reload_config=reload_config, upgrade_command=upgrade_command,
                           control_socket=control_socket, metrics=metrics,
@@ -231,7 +231,8 @@ def app_label(app: AppSource) -> str:
     return f"{getattr(app, '__module__', None) or type(app).__module__}:{name}"
 
 
-def _worker_main(app: AppSource, parser: str, label: str, interface: str) -> WorkerMain:
+def _worker_main(app: AppSource, parser: str, label: str, interface: str,
+                 http2: bool) -> WorkerMain:
     """What the arbiter runs in each forked child.
 
     The serving stack (asyncio and uvloop, the worker and its protocol, the HTTP ``parser``, the
@@ -241,12 +242,14 @@ def _worker_main(app: AppSource, parser: str, label: str, interface: str) -> Wor
     PSS of eight workers from 124 to 74 MB; workers start sooner. The arbiter's RSS grows from
     20 to 28 MB, mostly libssl's and libcrypto's pages (asyncio brings ssl), which the workers
     share too. The app is still imported in each worker, after the fork, unless
-    ``--preload``."""
+    ``--preload``. The HTTP/2 side (``h2``) only with ``--http2``."""
     from prefork.http.parsers import load_backend
     from prefork.workers.base import import_interface_modules, worker_main
 
     load_backend(parser)
     import_interface_modules(interface)
+    if http2:
+        import prefork.workers.h2_session  # noqa: F401
 
     def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
              view: WorkerView) -> int:

@@ -100,19 +100,19 @@ class AsgiServing(Serving):
         self.extensions: dict[str, Any] = {
             PATHSEND: {}, ZEROCOPYSEND: {}, TRAILERS: {},
         }
-        # Early hints go to HTTP/1.1 clients only when asked for (docs/asgi.md says why), and
-        # never to HTTP/1.0 ones (RFC 9110 §15.2: no 1xx before HTTP/1.1): those get
-        # ``extensions_http10``, the set without them (None while hints are off).
-        self.extensions_http10: dict[str, Any] | None = None
+        # Early hints go to HTTP/2 clients always, to HTTP/1.1 clients only when asked for
+        # (docs/serving.md says why), and never to HTTP/1.0 ones (RFC 9110 §15.2: no 1xx before
+        # HTTP/1.1): each version its set, looked up only when the request is not HTTP/1.1.
+        self.extensions_http10: dict[str, Any] = self.extensions.copy()
+        self.extensions_http2: dict[str, Any] = {**self.extensions, EARLY_HINT: {}}
         if config.http1_early_hints:
-            self.extensions_http10 = self.extensions.copy()
             self.extensions[EARLY_HINT] = {}
 
     def cycle(self, connection: Connection, request: Request) -> Cycle:
         extensions = self.extensions
-        older = self.extensions_http10
-        if older is not None and request.http_version == b"1.0":
-            extensions = older
+        version = request.http_version
+        if version != b"1.1":
+            extensions = self.extensions_http2 if version == b"2" else self.extensions_http10
         scope = http_scope(request, connection.scheme, connection.client, connection.server,
                            self.root_path, self.lifespan_state, extensions, connection.tls)
         return HttpCycle(connection, scope, request.expect_continue, self.done)
@@ -434,9 +434,12 @@ class HttpCycle(Cycle):
             self._wake()
 
     def _can_send_trailers(self, headers: Any) -> bool:
-        """Trailers need a chunked body (no Content-Length) and a client that asked for them
-        (RFC 9110 §6.5.1: ``TE: trailers``)."""
-        if self.scope["http_version"] != "1.1":
+        """Over HTTP/1.1 trailers need a chunked body (no Content-Length) and a client that
+        asked for them (RFC 9110 §6.5.1: ``TE: trailers``); HTTP/2 frames them always."""
+        version = self.scope["http_version"]
+        if version == "2":
+            return True
+        if version != "1.1":
             return False
         for name, _ in headers:
             if isinstance(name, bytes) and name.lower() == b"content-length":
@@ -527,7 +530,7 @@ class HttpCycle(Cycle):
         """``http.response.early_hint``: a ``103 Early Hints`` with one ``Link`` field per
         link, while the final head is still unwritten (before ``http.response.start`` or
         after it, until the first body message). Ignored, as the spec lets a server, where the
-        scope does not offer the extension (HTTP/1.x without ``--http1-early-hints``,
+        scope does not offer the extension (HTTP/1.1 without ``--http1-early-hints``,
         HTTP/1.0 always) and once the final head is out."""
         scope = self.scope
         if (self.response_state == RESPONSE_STARTED and self.head is None) or \
