@@ -52,6 +52,7 @@ from prefork.logs.access_log import AccessLog
 from prefork.logs.error_log import ERROR_LOGGER, OncePerSecond, reopen_log_files
 from prefork.messages import attach_worker, deliver_broadcast
 from prefork.sockets import RESOURCE_ERRORS, tls_context
+from prefork.system.pages import release_zero_pages
 from prefork.system.process import capture_output
 from prefork.system.procstat import MIB, PAGE_SIZE
 from prefork.workers.contract import Serving
@@ -161,6 +162,9 @@ class Worker:
         if self.config.kill_worker_group:
             os.setpgid(0, 0)  # what the app starts stays in this group, ended with the worker
         loop = new_event_loop()
+        # uvloop's loop holds its read buffer inline, zeroed as the loop was made: 250 kB of
+        # private pages per worker that reads never reach past the first of (prefork.system.pages)
+        release_zero_pages(loop)
         try:
             return loop.run_until_complete(self._main(loop))
         finally:
