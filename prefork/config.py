@@ -19,7 +19,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from prefork.errors import ConfigError
 from prefork.logs.access_format import AccessFormatter
@@ -158,6 +158,27 @@ def _choice(*choices: str) -> Converter:
         if text not in choices:
             raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
         return text
+
+    return convert
+
+
+HTTP2_CLEARTEXT: Final = ("off", "prior-knowledge", "upgrade", "both")
+
+
+def _http2_cleartext(value: Any) -> str:
+    """gunicorn's ``http2_cleartext``; a boolean in a config file means prior knowledge or off,
+    as gunicorn reads it."""
+    if isinstance(value, bool):
+        return "prior-knowledge" if value else "off"
+    return _choice(*HTTP2_CLEARTEXT)(value)
+
+
+def _int_between(low: int, high: int) -> Converter:
+    def convert(value: Any) -> int:
+        number = _to_int(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}, got {number}")
+        return number
 
     return convert
 
@@ -454,6 +475,31 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ws_per_message_deflate", ("--ws-per-message-deflate",), _to_bool, True,
             "Offer permessage-deflate compression to WebSocket clients.", "WebSocket",
             is_flag=True, negatable=True),
+    Setting("http2", ("--http2",), _to_bool, False,
+            "Serve HTTP/2 as well as HTTP/1.1: over TLS when the client picks h2 by ALPN, and "
+            "over cleartext as --http2-cleartext says. gunicorn's http_protocols with h2 in "
+            "its list turns it on.", "HTTP/2", is_flag=True, negatable=True),
+    Setting("http2_cleartext", ("--http2-cleartext",), _http2_cleartext, "both",
+            "How HTTP/2 is reached without TLS when --http2 is on: prior-knowledge (the "
+            "connection opens with the HTTP/2 preface), upgrade (an HTTP/1.1 request with "
+            "Upgrade: h2c), both, or off.", "HTTP/2", choices=HTTP2_CLEARTEXT),
+    Setting("http2_max_concurrent_streams",
+            ("--h2-max-concurrent-streams", "--http2-max-concurrent-streams"),
+            _int_between(1, 2**31 - 1), 100,
+            "Streams one HTTP/2 connection may have open at once (sent in SETTINGS; a stream "
+            "past it is refused).", "HTTP/2", metavar="INT"),
+    Setting("http2_initial_window_size", ("--http2-initial-window-size",),
+            _int_between(1, 2**31 - 1), 65535,
+            "Request body bytes a client may send on one HTTP/2 stream before the app reads "
+            "them (the stream's flow-control window).", "HTTP/2", metavar="BYTES"),
+    Setting("http2_max_frame_size", ("--http2-max-frame-size",),
+            _int_between(16384, 16777215), 16384,
+            "Largest HTTP/2 frame payload accepted, in bytes.", "HTTP/2", metavar="BYTES"),
+    Setting("http2_max_header_list_size", ("--http2-max-header-list-size",), _positive_int,
+            65536,
+            "Largest decoded HTTP/2 header list accepted, in bytes (HPACK's measure: each "
+            "field counts its name, its value and 32); a larger one ends the connection.",
+            "HTTP/2", metavar="BYTES"),
     Setting("proxy_headers", ("--proxy-headers",), _to_bool, True,
             "Take the client address, scheme and host from X-Forwarded-For/-Proto/-Host or "
             "RFC 7239 Forwarded, when the peer is in --forwarded-allow-ips.", "Proxies",
@@ -692,6 +738,12 @@ class Config:
     ws_ping_interval: float
     ws_ping_timeout: float
     ws_per_message_deflate: bool
+    http2: bool
+    http2_cleartext: str
+    http2_max_concurrent_streams: int
+    http2_initial_window_size: int
+    http2_max_frame_size: int
+    http2_max_header_list_size: int
     proxy_headers: bool
     forwarded_allow_ips: str
     proxy_protocol: bool

@@ -7,8 +7,8 @@ command line or ``GUNICORN_CMD_ARGS``, and none is dropped silently: most are pr
 the same name, a few are read under prefork's name (``asgi_lifespan`` is ``lifespan``), the ones
 prefork has no use for are reported as ignored, one line each, when the server starts (unless
 left at gunicorn's default, as ``daemon = False`` in gunicorn's own example config), and the
-few values that ask for what prefork cannot be (``daemon = True``, the uWSGI protocol, HTTP/2
-without HTTP/1.1, dirty arbiters) stop the start with one line naming the setting and where it
+few values that ask for what prefork cannot be (``daemon = True``, the uWSGI protocol, dirty
+arbiters) stop the start with one line naming the setting and where it
 was set. This module reads files and nothing else; it never prints.
 """
 
@@ -35,7 +35,6 @@ GUNICORN_ALIASES = {
 REFUSED = {  # setting: (the values refused, what they ask for)
     "daemon": ("true", "daemon mode (run prefork in the foreground under a supervisor)"),
     "protocol": ("uwsgi", "the uWSGI protocol"),
-    "http_protocols": ("a list without h1", "HTTP/2 without HTTP/1.1"),
     "dirty_apps": ("any app", "a dirty arbiter"),
 }
 # gunicorn's settings that prefork has under the same name and meaning
@@ -44,7 +43,9 @@ SAME_AS_GUNICORN = (
     "cert_reqs", "certfile", "chdir", "control_socket", "control_socket_disable",
     "control_socket_mode", "dogstatsd_tags", "statsd_host", "statsd_prefix",
     "check_config", "child_exit", "ciphers", "config", "errorlog", "forwarded_allow_ips",
-    "graceful_timeout", "group", "keepalive", "keyfile", "limit_request_field_size",
+    "graceful_timeout", "group", "http2_cleartext", "http2_initial_window_size",
+    "http2_max_concurrent_streams", "http2_max_frame_size", "http2_max_header_list_size",
+    "keepalive", "keyfile", "limit_request_field_size",
     "limit_request_fields", "limit_request_line", "logconfig", "logconfig_dict", "loglevel",
     "max_requests", "max_requests_jitter", "nworkers_changed", "on_exit", "on_reload",
     "on_starting", "pidfile", "post_fork", "post_request", "post_worker_init", "pre_exec",
@@ -74,12 +75,6 @@ IGNORED = {
     "enable_stdio_inheritance": "workers inherit stdio already",
     "forwarder_headers": "forwarded headers are handled by --proxy-headers",
     "header_map": "header names with underscores are always dropped (WSGI)",
-    "http2_cleartext": "HTTP/2 is not served",
-    "http2_initial_window_size": "HTTP/2 is not served",
-    "http2_max_concurrent_streams": "HTTP/2 is not served",
-    "http2_max_frame_size": "HTTP/2 is not served",
-    "http2_max_header_list_size": "HTTP/2 is not served",
-    "http_protocols": "HTTP/2 is not served; clients that offer HTTP/1.1 get it",
     "initgroups": "supplementary groups are always set when switching user as root",
     "logconfig_json": "use logconfig_dict",
     "logger_class": "logging goes through the standard logging module (logconfig_dict)",
@@ -143,11 +138,6 @@ GUNICORN_ONLY: dict[str, GunicornOnly] = {
                                              "flag"),
     "forwarder_headers": GunicornOnly(("--forwarder-headers",), "SCRIPT_NAME,PATH_INFO"),
     "header_map": GunicornOnly(("--header-map",), "drop"),
-    "http2_cleartext": GunicornOnly(("--http2-cleartext",), "off"),
-    "http2_initial_window_size": GunicornOnly(("--http2-initial-window-size",), 65535),
-    "http2_max_concurrent_streams": GunicornOnly(("--http2-max-concurrent-streams",), 100),
-    "http2_max_frame_size": GunicornOnly(("--http2-max-frame-size",), 16384),
-    "http2_max_header_list_size": GunicornOnly(("--http2-max-header-list-size",), 65536),
     "http_parser": GunicornOnly(("--http-parser",), "auto"),
     "http_protocols": GunicornOnly(("--http-protocols",), "h1"),
     "initgroups": GunicornOnly(("--initgroups",), False, "flag"),
@@ -222,6 +212,11 @@ def translate_gunicorn_names(namespace: Mapping[str, Any], source: str) -> dict[
         elif name in GUNICORN_ALIASES:
             if value is not None:
                 values[GUNICORN_ALIASES[name]] = value
+        elif name == "http_protocols":
+            # gunicorn serves HTTP/1.1 to a client that does not pick h2 even when the list
+            # leaves h1 out, as prefork does: only whether h2 is offered matters
+            if value is not None and "http2" not in values:
+                values["http2"] = "h2" in _protocols(value)
         elif name in GUNICORN_ONLY:
             feature = _refused_feature(name, value)
             if feature:
@@ -238,14 +233,22 @@ def _refused_feature(name: str, value: Any) -> str | None:
     """What a refused setting's value asks for, or None where prefork serves it as asked."""
     if value is None or name not in REFUSED:
         return None
-    offered = {part.strip().lower() for part in str(value).split(",") if part.strip()}
     refused = {
         "daemon": _is_true(value),
         "protocol": str(value).strip().lower() != "http",
-        "http_protocols": bool(offered) and "h1" not in offered,
         "dirty_apps": bool(value),
     }[name]
     return REFUSED[name][1] if refused else None
+
+
+def _protocols(value: Any) -> set[str]:
+    """gunicorn's ``http_protocols``: a comma-separated string (or a list) of h1 and h2."""
+    parts = value.split(",") if isinstance(value, str) else [str(part) for part in value]
+    offered = {part.strip().lower() for part in parts if part.strip()}
+    unknown = sorted(offered - {"h1", "h2"})
+    if unknown:
+        raise ConfigError(f"http_protocols: unknown protocol {unknown[0]!r} (h1, h2)")
+    return offered
 
 
 def _is_true(value: Any) -> bool:
@@ -261,8 +264,6 @@ def _is_gunicorn_default(name: str, value: Any) -> bool:
         return _is_true(value) == default
     if isinstance(default, tuple):
         return not value
-    if name == "http_protocols":  # "h2, h1" offers HTTP/2 first: reported; "h1" is the default
-        return str(value).replace(" ", "").lower() == "h1"
     return str(value).strip().lower() == str(default).lower()
 
 
