@@ -307,7 +307,7 @@ def test_streams_beyond_the_concurrency_limit_are_refused(acknowledged: bool) ->
     """``--h2-max-concurrent-streams 10`` and a client that opens 200 streams that stay open
     at once: the app never holds more than 10, the rest are refused (RST_STREAM
     REFUSED_STREAM or PROTOCOL_ERROR, or the connection ends with PROTOCOL_ERROR)."""
-    with h2_server(h2_max_concurrent_streams=10) as (server, usage), \
+    with h2_server(http2_max_concurrent_streams=10) as (server, usage), \
             Bystander(server.port) as bystander, RawConnection(server.port) as attacker:
         attacker.handshake(ack=acknowledged)
         assert attacker.server_settings.get(MAX_CONCURRENT_STREAMS) == 10
@@ -346,7 +346,7 @@ def test_a_header_list_over_the_limit_is_refused() -> None:
                         pieces[0])]
         frames += [frame(CONTINUATION, END_HEADERS if index == len(pieces) - 1 else 0, 1,
                          piece) for index, piece in enumerate(pieces[1:], 1)]
-        sent, ended = _send_until_cut(attacker, iter(frames))
+        _send_until_cut(attacker, iter(frames))
         attacker.read_until(lambda connection: connection.closed or (1 in connection.responses
                             and (connection.responses[1].ended
                                  or connection.responses[1].reset is not None)), timeout=10)
