@@ -275,6 +275,19 @@ def test_plan_runs_each_server_only_where_its_interface_has_an_app() -> None:
                                                       "hypercorn", "gunicorn-asgi"}
 
 
+def test_http2_scenarios_run_only_the_servers_that_serve_it() -> None:
+    by_name = {scenario.name: group for scenario, group in plan(list(SCENARIOS),
+                                                                list(servers.SERVERS))}
+    for name in ("h2-hello", "h2-hello-1c"):
+        assert {s.name for s in by_name[name]} == {"prefork", "granian", "hypercorn"}
+    assert "uvicorn" in {s.name for s in by_name["hello"]}
+    lines = describe_commands(list(servers.SERVERS), Path("/nowhere/bin"))
+    assert "--http2" in lines["prefork, HTTP/2"] and "--http2" not in lines["prefork"]
+    assert "--http auto" in lines["granian, HTTP/2"] and "--http 1" in lines["granian"]
+    assert "hypercorn-h2.toml" in lines["hypercorn, HTTP/2"]
+    assert "uvicorn, HTTP/2" not in lines
+
+
 def test_server_selection_by_name_and_group_and_unknown_names() -> None:
     assert [s.name for s in servers.select(["uvicorn", "prefork"])] == ["prefork", "uvicorn"]
     assert {s.interface for s in servers.select(["wsgi"])} == {"wsgi"}
