@@ -328,8 +328,9 @@ def _take_systemd_fds(environ: MutableMapping[str, str]) -> list[int]:
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
     """The server's TLS context, or None without ``certfile``. Modern defaults: TLS 1.2 or
-    newer, ALPN ``http/1.1``; failures to load name the setting (at start-up, not at the first
-    handshake)."""
+    newer, ALPN ``http/1.1``, and ``h2`` first with ``--http2`` (a client that offers both gets
+    HTTP/2, one that offers only HTTP/1.1 gets that); failures to load name the setting (at
+    start-up, not at the first handshake)."""
     if not config.certfile:
         return None
     import ssl  # 4 MB of the arbiter's memory: imported for TLS only (workers get it anyway)
@@ -352,5 +353,5 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
             context.set_ciphers(config.ciphers)
         except ssl.SSLError as exc:
             raise ConfigError(f"ciphers: {exc}") from None
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(["h2", "http/1.1"] if config.http2 else ["http/1.1"])
     return context

@@ -16,7 +16,7 @@ from prefork.http.events import Request
 from prefork.http.targets import split_target
 
 ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
-HTTP_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
+HTTP_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
 METHODS: Final = {m.encode(): m
                    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 

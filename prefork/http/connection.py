@@ -74,6 +74,7 @@ __all__ = [
     "CLOSED",
     "DONE",
     "ERROR",
+    "H2C_UPGRADE",
     "IDLE",
     "JOIN_LIMIT",
     "MUST_CLOSE",
@@ -117,6 +118,9 @@ _PARSER_NAMES: Final = ("httptools", "h11")
 # The protocols a connection switches to when asked (Upgrade with Connection: upgrade); any
 # other Upgrade is ignored. WebSocket is the only one an ASGI server offers.
 WEBSOCKET_UPGRADE: Final = frozenset({b"websocket"})
+# HTTP/2 over cleartext by Upgrade (``--http2``): switched to only for a request without a body,
+# which is then answered as the new protocol's first stream.
+H2C_UPGRADE: Final = frozenset({b"h2c"})
 NO_UPGRADE: Final = frozenset[bytes]()
 _NONE: Final[list[bytes]] = []  # shared empty list, never mutated
 _CLOSE_LINE: Final = b"connection: close\r\n"
@@ -434,9 +438,11 @@ class ServerConnection:
                 keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
                 upgrade_token = b"upgrade" in tokens
         upgrade_value = upgrade.lower() if upgrade and upgrade_token else None
-        if upgrade_value is not None and upgrade_value not in self._upgrades:
-            # A protocol this connection cannot switch to (h2c from curl --http2, a WebSocket
-            # under WSGI): an ordinary request, body included (RFC 9110 §7.8 lets a server
+        if upgrade_value is not None and (upgrade_value not in self._upgrades or (
+                length != 0 and upgrade_value == b"h2c")):
+            # A protocol this connection cannot switch to (h2c without --http2, or with a
+            # body, which HTTP/2 would have to take over mid-message; a WebSocket under
+            # WSGI): an ordinary request, body included (RFC 9110 §7.8 lets a server
             # ignore Upgrade); the connection closes after it, since llhttp reads nothing
             # past a message that asked to switch.
             upgrade_value = None

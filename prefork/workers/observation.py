@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from prefork.http.connection import ServerConnection
     from prefork.logs.access_log import AccessLog
 
+_VERSIONS = {b"1.1": (1, 1), b"1.0": (1, 0), b"2": (2, 0)}
+
 
 class Watching(Protocol):
     """What of the worker's serving state an observation reads (read-only, so the protocol's
@@ -64,7 +66,7 @@ class RequestView:
         self.uri = request.target.decode("latin-1")
         self.path = unquote_to_bytes(raw_path).decode("latin-1")
         self.query = query.decode("latin-1")
-        self.version = (1, 1) if request.http_version == b"1.1" else (1, 0)
+        self.version = _VERSIONS.get(request.http_version, (1, 0))
         self.headers = [(name.decode("latin-1").upper(), value.decode("latin-1"))
                         for name, value in request.headers]
         self.remote_addr = client

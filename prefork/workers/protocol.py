@@ -89,6 +89,7 @@ from prefork.workers.contract import (
     Session,
 )
 from prefork.workers.file_sending import send_file
+from prefork.workers.h2_session import Http2Session, PrefaceReader
 from prefork.workers.health import HealthCycle, is_health_request
 from prefork.workers.proxy_reader import ProxyHeaderReader
 from prefork.workers.serving import (
@@ -113,6 +114,8 @@ _BODY: Final = 3
 _LINGER: Final = 4
 _BODY_PENDING: Final = 5  # a request started; its body deadline is set when more bytes are needed
 _CONTINUE: Final = InformationalResponse(100)
+_SWITCH_TO_H2C: Final = InformationalResponse(101, [(b"connection", b"Upgrade"),
+                                                    (b"upgrade", b"h2c")])
 
 
 class HttpProtocol(asyncio.Protocol, Watched):
@@ -196,6 +199,8 @@ class HttpProtocol(asyncio.Protocol, Watched):
         if senders is not None:
             required = senders.trusts(self.peer[0] if self.peer else None)
             self.upgraded = ProxyHeaderReader(self, required)
+        elif state.http2 is not None:
+            self._offer_http2()
         self._arm(_IDLE, self.state.limits.keep_alive_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -363,9 +368,14 @@ class HttpProtocol(asyncio.Protocol, Watched):
             # a clear answer at once, never an unbounded queue (uvicorn's 503)
             self._reject(RemoteProtocolError("too many requests in flight", 503))
             return False
-        if request.upgrade == b"websocket" and state.websockets:
-            self._upgrade(request)
-            return False
+        upgrade = request.upgrade
+        if upgrade is not None:
+            if upgrade == b"websocket" and state.websockets:
+                self._upgrade(request)
+                return False
+            if upgrade == b"h2c":  # the engine switches to it only with --http2
+                self._upgrade_h2c(request)
+                return False
         self._start_cycle(request)
         return True
 
@@ -509,6 +519,8 @@ class HttpProtocol(asyncio.Protocol, Watched):
             self.peer = self.client = source
             self.peer_trusted = None  # asked again, of the address the header gave
         self._arm(_IDLE, self.state.limits.keep_alive_timeout)
+        if self.state.http2 is not None:
+            self._offer_http2()
         if rest:
             self.data_received(rest)
 
@@ -520,6 +532,59 @@ class HttpProtocol(asyncio.Protocol, Watched):
         """Part of the header came: the rest is due within the request head's time."""
         if self.phase == _IDLE:
             self._arm(_HEAD, self.state.limits.headers_timeout)
+
+    # -- HTTP/2 (prefork.workers.h2_session) ---------------------------------------------------
+
+    def _offer_http2(self) -> None:
+        """With --http2, at the connection's start: TLS that chose h2 by ALPN is HTTP/2 from
+        the first byte; cleartext may open with the preface (prior knowledge)."""
+        transport = self.transport
+        if self.scheme == "https" and transport is not None:
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                self._start_http2(b"")
+        elif self.state.h2_prior_knowledge:
+            self.upgraded = PrefaceReader(self)
+
+    def preface_read(self, http2: bool, data: bytes) -> None:
+        """The preface reader's answer: HTTP/2 from ``data`` on, or HTTP/1.1."""
+        self.upgraded = None
+        if http2:
+            self._start_http2(data)
+        else:
+            self.data_received(data)
+
+    def _start_http2(self, data: bytes) -> None:
+        session = Http2Session(self)
+        self.upgraded = session
+        session.start(data)
+
+    def _upgrade_h2c(self, request: Request) -> None:
+        """``Upgrade: h2c`` on a request without a body: 101, then the request is stream 1."""
+        settings = None
+        for name, value in request.headers:
+            if name == b"http2-settings":
+                settings = value
+        if settings is None:
+            # not an upgrade HTTP/2 can take (RFC 9113 §3.2 requires the field): answered as
+            # HTTP/1.1, then closed, as any declined upgrade
+            self.conn.close_after_response()
+            self._start_cycle(dataclasses.replace(request, upgrade=None))
+            return
+        self._clear_deadline()
+        self.write(self.conn.send(_SWITCH_TO_H2C))
+        session = Http2Session(self)
+        self.upgraded = session
+        session.start_upgraded(self._forwarded(request), settings, self.conn.trailing_data)
+
+    def session_idle(self) -> None:
+        """An HTTP/2 connection has no open stream: its keep-alive deadline runs."""
+        self._arm(_IDLE, self.state.limits.keep_alive_timeout)
+
+    def session_busy(self) -> None:
+        """An HTTP/2 connection has a stream open: no deadline of its own (its streams'
+        sends are timed by the session)."""
+        self._clear_deadline()
 
     # -- called by the cycle --------------------------------------------------------------------
 

@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from prefork.config import Config
 from prefork.hooks import WorkerView
+from prefork.http.connection import H2C_UPGRADE
 from prefork.http.headers import DateCache
 from prefork.http.limits import Limits
 from prefork.http.parsers import choose_parser
+from prefork.http2.limits import Http2Limits
 from prefork.logs.access_log import AccessLog
 from prefork.proxy import TrustedProxies
 from prefork.workers.contract import Connection, Serving
@@ -120,7 +122,22 @@ class ServingState:
             body_timeout=config.body_timeout,
         )
         self.send_timeout = config.send_timeout
-        self.upgrades = serving.upgrades
+        # --http2: the limits of each HTTP/2 connection (None: HTTP/2 is not served); without
+        # TLS, by the preface (prior knowledge) and/or by Upgrade: h2c, as --http2-cleartext says
+        self.http2: Http2Limits | None = None
+        self.h2_prior_knowledge = False
+        upgrades = serving.upgrades
+        if config.http2:
+            self.http2 = Http2Limits(
+                max_concurrent_streams=config.http2_max_concurrent_streams,
+                initial_window_size=config.http2_initial_window_size,
+                max_frame_size=config.http2_max_frame_size,
+                max_header_list_size=config.http2_max_header_list_size)
+            cleartext = config.http2_cleartext
+            self.h2_prior_knowledge = cleartext in ("prior-knowledge", "both")
+            if cleartext in ("upgrade", "both"):
+                upgrades = upgrades | H2C_UPGRADE
+        self.upgrades = upgrades
         self.websockets = b"websocket" in serving.upgrades
         self.forwarded_client = serving.forwarded_client
         self.parser = choose_parser(config.http)

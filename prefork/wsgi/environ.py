@@ -37,7 +37,7 @@ from prefork.version import __version__
 
 __all__ = ["ErrorStream", "base_environ", "build_environ", "split_target"]
 
-_PROTOCOLS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_PROTOCOLS: Final = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2"}
 SERVER_SOFTWARE: Final = f"prefork/{__version__}"  # gunicorn's "gunicorn/<version>"
 _DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 

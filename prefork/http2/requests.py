@@ -1,0 +1,101 @@
+"""A stream's request head: HTTP/2 fields in, the engine's ``Request`` out.
+
+``h2`` checks the shape of a header block already (RFC 9113 §8.2 and §8.3: lower-case names,
+no connection-specific field, the pseudo-fields first, once each, the required ones present,
+``TE`` only ``trailers``); what is left is what the HTTP/1.1 engine decides for its requests,
+so that an app sees the same request either way:
+
+* ``:authority`` becomes the ``Host`` field, first, in place of any ``Host`` sent beside it
+  (RFC 9113 §8.3.1); a request with neither is refused as HTTP/1.1 refuses one without Host;
+* repeated ``cookie`` fields, split for compression, are joined with ``"; "`` (§8.2.3);
+* the size limits: ``--limit-request-line`` for method and path (414),
+  ``--limit-request-fields`` and ``--limit-request-field-size`` (431),
+  ``--limit-request-body`` for a declared ``Content-Length`` (413);
+* ``:path`` is origin-form, or ``*`` for OPTIONS; CONNECT (and extended CONNECT) is not
+  served (405).
+
+A refused head raises ``RemoteProtocolError`` with the status to answer on that stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from prefork.errors import RemoteProtocolError
+from prefork.http.events import Request
+from prefork.http.limits import Limits
+from prefork.http.targets import CHECKED_HOSTS, check_host
+
+HTTP2_VERSION: Final = b"2"
+_FORWARDING_FIELDS: Final = frozenset(
+    {b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+
+
+def request_head(fields: Iterable[tuple[bytes, bytes]], limits: Limits,
+                 end_stream: bool) -> Request:
+    """The ``Request`` of a stream's header block; ``end_stream``: the block ended the stream
+    (no body follows)."""
+    method = path = authority = None
+    headers: list[tuple[bytes, bytes]] = []
+    cookies: list[bytes] = []
+    host: bytes | None = None
+    expect: bytes | None = None
+    length: bytes | None = None
+    forwarded = False
+    max_field = limits.max_header_size
+    for name, value in fields:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            elif name == b":protocol":
+                raise RemoteProtocolError("extended CONNECT is not served", 405)
+            continue  # :scheme: the connection's own scheme is the request's
+        if len(name) + len(value) > max_field:
+            raise RemoteProtocolError("header field too large", 431)
+        if name == b"cookie":
+            cookies.append(value)
+            continue
+        if name == b"host":
+            host = value
+            continue
+        if name == b"content-length":
+            length = value
+        elif name == b"expect":
+            expect = value
+        elif name in _FORWARDING_FIELDS:
+            forwarded = True
+        headers.append((name, value))
+    if method is None:
+        raise RemoteProtocolError("missing :method", 400)
+    if method == b"CONNECT":
+        raise RemoteProtocolError("CONNECT is not served", 405)
+    if not path:
+        raise RemoteProtocolError("missing :path", 400)
+    if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
+        raise RemoteProtocolError(f"bad :path {path!r}", 400)
+    if len(method) + len(path) + 10 > limits.max_request_line:
+        raise RemoteProtocolError("request line too long", 414)
+    authority = authority if authority is not None else host
+    if authority is None:
+        raise RemoteProtocolError("missing :authority and Host", 400)
+    if authority not in CHECKED_HOSTS:
+        check_host(authority)
+    if cookies:
+        headers.append((b"cookie", b"; ".join(cookies)))
+    headers.insert(0, (b"host", authority))
+    if len(headers) > limits.max_headers:
+        raise RemoteProtocolError("too many header fields", 431)
+    if length is not None:
+        if not length.isdigit():
+            raise RemoteProtocolError(f"bad Content-Length {length!r}", 400)
+        max_body = limits.max_body_size
+        if max_body is not None and int(length) > max_body:
+            raise RemoteProtocolError("request body too large", 413)
+    expect_continue = (expect is not None and not end_stream
+                       and expect.lower() == b"100-continue")
+    return Request(method, path, HTTP2_VERSION, headers, True, expect_continue, None, forwarded)

@@ -1,0 +1,556 @@
+"""An HTTP/2 connection: the ``Session`` that takes a connection's bytes from the HTTP/1.1
+engine once it speaks HTTP/2 (``prefork.workers.contract``).
+
+The connection (``prefork.workers.protocol.HttpProtocol``) hands itself over when TLS chose
+``h2`` by ALPN, when the first bytes are the HTTP/2 preface (:class:`PrefaceReader`, the slot
+the PROXY header reader uses), or after answering ``Upgrade: h2c`` with 101. From then on this
+session feeds ``h2`` (``prefork.http2``), makes an ``H2Stream`` (``prefork.workers.h2_stream``)
+per request and starts its cycle through the worker's ``Serving`` as the connection would, and
+writes what ``h2`` serialises through the connection, whose held writes, send timeout and
+keep-alive deadline it keeps using.
+
+Bounds: concurrent streams (``--h2-max-concurrent-streams``, refused with REFUSED_STREAM),
+streams cancelled by the client (``prefork.http2.limits.ResetBudget``: GOAWAY
+ENHANCE_YOUR_CALM), the header list (``h2``), and what the client does not read: while the
+transport is above its high-water mark no more is read from the client, so PING and SETTINGS
+acknowledgements cannot pile up. A stream whose bytes the client's window has blocked for
+``--send-timeout`` is reset; the connection's keep-alive deadline runs while no stream is open.
+
+Drain: GOAWAY naming the last stream taken, the open streams finish, then the connection
+closes. ``h2`` ends its own state at its first GOAWAY, so the drain's GOAWAY is framed here
+and ``h2``'s own is the last frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RemoteSettingsChanged,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+    WindowUpdated,
+)
+from h2.exceptions import ProtocolError as H2ProtocolError
+from h2.exceptions import StreamClosedError
+from hyperframe.frame import GoAwayFrame
+
+from prefork.errors import RemoteProtocolError
+from prefork.http.events import Request
+from prefork.http.headers import REASONS
+from prefork.http2.limits import ResetBudget, new_connection, start_connection
+from prefork.http2.requests import HTTP2_VERSION, request_head
+from prefork.proxy import resolve as resolve_forwarded
+from prefork.workers import observation
+from prefork.workers.contract import RESPONSE_NOT_STARTED, Cycle
+from prefork.workers.h2_stream import H2Stream
+from prefork.workers.health import HealthCycle, is_health_request
+
+if TYPE_CHECKING:
+    from prefork.workers.serving import ServingState
+
+log = logging.getLogger("prefork.error")
+
+PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# The HTTP/1.1 fields of an h2c upgrade request that belong to the upgrade, not the request.
+_UPGRADE_FIELDS: Final = frozenset({b"connection", b"upgrade", b"http2-settings"})
+
+
+class Carrier(Protocol):
+    """What the session may use of the connection it took over."""
+
+    state: ServingState
+    loop: asyncio.AbstractEventLoop
+    server: tuple[str, int | None] | None
+    peer: tuple[str, int] | None
+    peer_scheme: str
+    closed: bool
+    write_paused: bool
+    reading_paused: bool
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def session_idle(self) -> None: ...
+
+    def session_busy(self) -> None: ...
+
+    def close_when_idle(self) -> None: ...
+
+
+class Http2Session:
+    """One HTTP/2 connection; see the module docstring."""
+
+    def __init__(self, protocol: Carrier) -> None:
+        state = protocol.state
+        limits = state.http2
+        assert limits is not None
+        self.protocol = protocol
+        self.state = state
+        self.loop = protocol.loop
+        self.server = protocol.server
+        self.limits = limits
+        self.h2 = new_connection(limits)
+        self.streams: dict[int, H2Stream] = {}
+        self.last_stream_id = 0
+        self.goaway_sent = False
+        self.ended = False
+        self.resets = ResetBudget(limits.reset_allowance)
+        self.stall_timer: asyncio.TimerHandle | None = None
+        self.peer_trusted: bool | None = None
+
+    # -- starting -------------------------------------------------------------------------------
+
+    def start(self, data: bytes = b"") -> None:
+        """Begin with the server's SETTINGS; ``data``: what the client sent already."""
+        start_connection(self.h2, self.limits)
+        self._out()
+        self.protocol.session_idle()
+        if data:
+            self.data_received(data)
+
+    def start_upgraded(self, request: Request, settings: bytes, data: bytes) -> None:
+        """After ``101 Switching Protocols``: the upgrade request is stream 1."""
+        h2 = self.h2
+        try:
+            h2.initiate_upgrade_connection(settings)
+        except Exception:  # a malformed HTTP2-Settings: the connection cannot go on
+            log.debug("bad HTTP2-Settings from %s", self.protocol.peer)
+            self.protocol.abort()
+            return
+        increase = self.limits.connection_window - 65535
+        if increase > 0:
+            h2.increment_flow_control_window(increase)
+        self._out()
+        headers = [(name, value) for name, value in request.headers
+                   if name not in _UPGRADE_FIELDS]
+        request = dataclasses.replace(request, http_version=HTTP2_VERSION, headers=headers,
+                                      keep_alive=True, upgrade=None, expect_continue=False)
+        self.last_stream_id = 1
+        self._open(1, request, True)
+        if data:
+            self.data_received(data)
+
+    # -- Session --------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.ended:
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except H2ProtocolError as exc:
+            log.debug("HTTP/2 protocol error from %s: %s", self.protocol.peer, exc)
+            self._end_connection()
+            return
+        for event in events:
+            kind = type(event)
+            if kind is DataReceived:
+                stream = self.streams.get(event.stream_id)
+                if stream is not None:
+                    stream.data_arrived(event.data, event.flow_controlled_length)
+                elif event.flow_controlled_length:
+                    self._acknowledge_closed(event.stream_id, event.flow_controlled_length)
+            elif kind is RequestReceived:
+                self._request(event.stream_id, event.headers, event.stream_ended is not None)
+            elif kind is StreamEnded:
+                stream = self.streams.get(event.stream_id)
+                if stream is not None:
+                    stream.ended_by_client()
+            elif kind is WindowUpdated or kind is RemoteSettingsChanged:
+                self._window_opened()
+            elif kind is StreamReset:
+                self._reset_by_client(event.stream_id)
+            elif kind is ConnectionTerminated:
+                self._terminated(event.error_code)
+            if self.ended:
+                return
+        self._out()
+        protocol = self.protocol
+        if protocol.write_paused and not protocol.reading_paused:
+            # the client does not read what we send (PING and SETTINGS acknowledgements
+            # included): read no more from it until it does
+            protocol.pause_reading()
+
+    def eof_received(self) -> None:
+        self._lost()
+        self.protocol.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost()
+
+    def shutdown(self) -> None:
+        """Drain: GOAWAY naming the last stream taken; the open ones finish."""
+        if self.goaway_sent or self.ended:
+            return
+        self.goaway_sent = True
+        self._out()
+        frame = GoAwayFrame(stream_id=0, last_stream_id=self.last_stream_id,
+                            error_code=ErrorCodes.NO_ERROR)
+        self.protocol.write(frame.serialize())
+        if not self.streams:
+            self._finish()
+
+    def writing_resumed(self) -> None:
+        protocol = self.protocol
+        if protocol.reading_paused and not self.ended:
+            protocol.resume_reading()
+        for stream in list(self.streams.values()):
+            stream.update_paused()
+
+    # -- streams --------------------------------------------------------------------------------
+
+    def _request(self, stream_id: int, fields: Any, end_stream: bool) -> None:
+        self.last_stream_id = max(self.last_stream_id, stream_id)
+        state = self.state
+        if self.goaway_sent:
+            self._refuse_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        if len(self.streams) >= self.limits.max_concurrent_streams:
+            self._refuse_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        try:
+            request = request_head(fields, state.limits, end_stream)
+        except RemoteProtocolError as exc:
+            self._answer_error(stream_id, exc.status_hint, end_stream)
+            return
+        if state.counters.in_flight >= state.max_in_flight:
+            self._answer_error(stream_id, 503, end_stream)
+            return
+        self._open(stream_id, request, end_stream)
+
+    def _open(self, stream_id: int, request: Request, end_stream: bool) -> None:
+        state = self.state
+        request, client, scheme = self._forwarded(request)
+        stream = H2Stream(self, stream_id, request, client, scheme)
+        if not self.streams:
+            self.protocol.session_busy()
+        self.streams[stream_id] = stream
+        if state.metrics is not None:
+            stream.head_at = time.perf_counter()
+        cycle: Cycle
+        if state.health_path is not None and is_health_request(request.target,
+                                                               state.health_path):
+            cycle = HealthCycle(stream, request, state.draining or state.unready)
+        else:
+            if state.observing:
+                stream.observation = observation.begin(stream, request)
+            cycle = state.serving.cycle(stream, request)
+        stream.cycle = cycle
+        if end_stream:
+            stream.request_ended = True
+            cycle.request_complete()
+        state.counters.in_flight += 1
+        coro = cycle.begin(state.app)
+        if coro is not None:
+            task = state.start_task(coro)
+            if task is not None:
+                cycle.task = task
+                state.tasks.add(task)
+        if state.closing_connections:
+            self.shutdown()
+
+    def _forwarded(self, request: Request) -> tuple[Request, tuple[str, int] | None, str]:
+        """The client, scheme and host a trusted proxy forwarded for this stream, else the
+        peer's own (as ``HttpProtocol._forwarded`` decides for an HTTP/1.1 request)."""
+        protocol = self.protocol
+        peer, scheme = protocol.peer, protocol.peer_scheme
+        proxies = self.state.trusted_proxies
+        if not request.forwarded or proxies is None:
+            return request, peer, scheme
+        if self.peer_trusted is None:
+            self.peer_trusted = proxies.trusts(peer[0] if peer else None)
+        if not self.peer_trusted:
+            return request, peer, scheme
+        origin = resolve_forwarded(request.headers, peer[0] if peer else None, proxies)
+        scheme = origin.scheme or scheme
+        if not self.state.forwarded_client:
+            return request, peer, scheme
+        client = origin.client or peer
+        if origin.host is not None:
+            headers = [(name, origin.host if name == b"host" else value)
+                       for name, value in request.headers]
+            request = dataclasses.replace(request, headers=headers)
+        return request, client, scheme
+
+    def _answer_error(self, stream_id: int, status: int, end_stream: bool) -> None:
+        """Answer a refused request head on its stream, as HTTP/1.1 answers with a status."""
+        status = status if 400 <= status <= 599 else 400
+        body = b"%d %s\n" % (status, REASONS.get(status, b"Error"))
+        h2 = self.h2
+        try:
+            h2.send_headers(stream_id, [(b":status", b"%d" % status),
+                                        (b"content-type", b"text/plain; charset=utf-8"),
+                                        (b"content-length", b"%d" % len(body))])
+            h2.send_data(stream_id, body, end_stream=True)
+            if not end_stream:
+                h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+        except (H2ProtocolError, StreamClosedError):
+            pass
+        if self.state.metrics is not None:
+            self.state.metrics.rejected(status)
+        self._out()
+
+    def _refuse_stream(self, stream_id: int, code: int) -> None:
+        with contextlib.suppress(H2ProtocolError, StreamClosedError):
+            self.h2.reset_stream(stream_id, code)
+
+    def refuse_body(self, stream: H2Stream, status: int, reason: str) -> None:
+        """A body past ``--limit-request-body``: the status if nothing was answered yet, else
+        a reset."""
+        log.debug("stream %d from %s: %s", stream.stream_id, self.protocol.peer, reason)
+        cycle = stream.cycle
+        stream.gone()
+        if cycle is not None and cycle.response_state == RESPONSE_NOT_STARTED:
+            self._answer_error(stream.stream_id, status, False)
+            self._drop(stream)
+        else:
+            self.reset(stream, ErrorCodes.CANCEL)
+
+    def acknowledge(self, stream: H2Stream, size: int) -> None:
+        if size and not self.ended:
+            with contextlib.suppress(H2ProtocolError, StreamClosedError, ValueError):
+                self.h2.acknowledge_received_data(size, stream.stream_id)
+
+    def _acknowledge_closed(self, stream_id: int, size: int) -> None:
+        """Data on a stream no longer served: its window is nobody's, the connection's is."""
+        with contextlib.suppress(H2ProtocolError, StreamClosedError, ValueError):
+            self.h2.acknowledge_received_data(size, stream_id)
+
+    def send_continue(self, stream: H2Stream) -> None:
+        with contextlib.suppress(H2ProtocolError, StreamClosedError):
+            self.h2.send_headers(stream.stream_id, [(b":status", b"100")])
+        self._out()
+
+    def flush(self, stream: H2Stream) -> None:
+        """Frame what ``stream`` has for the wire, as far as the windows allow."""
+        if stream.closed or self.ended:
+            return
+        h2 = self.h2
+        conn = stream.conn
+        stream_id = stream.stream_id
+        try:
+            for head in conn.informational:
+                h2.send_headers(stream_id, head)
+            conn.informational.clear()
+            pending = stream.pending
+            if conn.head is not None:
+                head = conn.head
+                conn.head = None
+                h2.send_headers(stream_id, head,
+                                end_stream=conn.ended and not pending and not conn.trailers)
+                if conn.ended and not pending and not conn.trailers:
+                    stream.end_sent = True
+            while pending:
+                window = min(h2.local_flow_control_window(stream_id), h2.max_outbound_frame_size)
+                if window <= 0:
+                    if not stream.stalled_since:
+                        stream.stalled_since = self.loop.time()
+                        self._watch_stalls()
+                    break
+                stream.stalled_since = 0.0
+                chunk = pending[0]
+                if len(chunk) <= window:
+                    del pending[0]
+                    piece = chunk
+                else:
+                    piece = chunk[:window]
+                    pending[0] = chunk[window:]
+                stream.pending_size -= len(piece)
+                last = not pending and conn.ended and not conn.trailers
+                h2.send_data(stream_id, piece, end_stream=last)
+                if last:
+                    stream.end_sent = True
+            if not pending and conn.ended and not stream.end_sent:
+                if conn.trailers:
+                    h2.send_headers(stream_id, conn.trailers, end_stream=True)
+                else:
+                    h2.end_stream(stream_id)
+                stream.end_sent = True
+        except (H2ProtocolError, StreamClosedError) as exc:
+            log.debug("stream %d from %s ended while sending: %s", stream_id,
+                      self.protocol.peer, exc)
+            stream.gone()
+            self._drop(stream)
+        self._out()
+        stream.update_paused()
+        if stream.end_sent and stream.complete:
+            self.stream_finished(stream)
+
+    def stream_finished(self, stream: H2Stream) -> None:
+        """Its response is complete and its last frame queued."""
+        if not stream.request_ended and not self.ended:
+            # answered before the body ended: the client may stop sending it (RFC 9113 §8.1)
+            with contextlib.suppress(H2ProtocolError, StreamClosedError):
+                self.h2.reset_stream(stream.stream_id, ErrorCodes.NO_ERROR)
+            self._out()
+        stream.closed = True
+        self._drop(stream)
+
+    def reset(self, stream: H2Stream, code: int) -> None:
+        """End ``stream`` from our side (the app failed mid-response, or a stalled client)."""
+        stream.closed = True
+        stream.pending = []
+        stream.pending_size = 0
+        if not self.ended:
+            with contextlib.suppress(H2ProtocolError, StreamClosedError):
+                self.h2.reset_stream(stream.stream_id, code)
+            self._out()
+        stream.update_paused()
+        self._drop(stream)
+
+    def _drop(self, stream: H2Stream) -> None:
+        streams = self.streams
+        if streams.pop(stream.stream_id, None) is not None and not streams:
+            if self.goaway_sent:
+                self._finish()
+            elif not self.ended:
+                self.protocol.session_idle()
+
+    def _reset_by_client(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return
+        cancelled = not stream.complete
+        stream.gone()
+        self._drop(stream)
+        if cancelled and not self.resets.spend(self.loop.time()):
+            log.warning("closing the HTTP/2 connection from %s: it cancelled more than %d "
+                        "streams in a few seconds", self.protocol.peer, self.resets.allowance)
+            self._end_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def _window_opened(self) -> None:
+        for stream in list(self.streams.values()):
+            if stream.pending:
+                self.flush(stream)
+
+    def _watch_stalls(self) -> None:
+        if self.stall_timer is None:
+            self.stall_timer = self.loop.call_later(self.state.send_timeout, self._check_stalls)
+
+    def _check_stalls(self) -> None:
+        """Reset each stream whose queued bytes the client's window blocked for
+        ``--send-timeout`` (a client that opens no window holds the app and its buffers)."""
+        self.stall_timer = None
+        now = self.loop.time()
+        timeout = self.state.send_timeout
+        waiting = False
+        for stream in list(self.streams.values()):
+            since = stream.stalled_since
+            if not since:
+                continue
+            if now - since >= timeout:
+                log.info("resetting stream %d from %s: its window stayed closed for %.3g s",
+                         stream.stream_id, self.protocol.peer, timeout)
+                stream.gone()
+                self.reset(stream, ErrorCodes.CANCEL)
+            else:
+                waiting = True
+        if waiting and not self.ended:
+            self._watch_stalls()
+
+    # -- the connection's end -------------------------------------------------------------------
+
+    def _terminated(self, error_code: int) -> None:
+        """The client sent GOAWAY: no new streams; close once the open ones are answered."""
+        if error_code:
+            self._lost()
+            self.protocol.close()
+            return
+        self.goaway_sent = True
+        if not self.streams:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Every stream is done after GOAWAY: the last frame, then close."""
+        if self.ended:
+            return
+        with contextlib.suppress(H2ProtocolError):
+            self.h2.close_connection(last_stream_id=self.last_stream_id)
+        self._out()
+        self.ended = True
+        self.protocol.close()
+
+    def _end_connection(self, code: int | None = None) -> None:
+        """A protocol error or an abusive client: GOAWAY (already queued by ``h2`` for its own
+        errors), every stream told, then close."""
+        if code is not None:
+            with contextlib.suppress(H2ProtocolError):
+                self.h2.close_connection(error_code=code, last_stream_id=self.last_stream_id)
+        self._out()
+        self._lost()
+        self.protocol.close()
+
+    def _lost(self) -> None:
+        self.ended = True
+        timer = self.stall_timer
+        if timer is not None:
+            timer.cancel()
+            self.stall_timer = None
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for stream in streams:
+            stream.gone()
+
+    def _out(self) -> None:
+        data = self.h2.data_to_send()
+        if data:
+            self.protocol.write(data)
+
+
+class PrefaceReader:
+    """The first bytes of a cleartext connection when HTTP/2 by prior knowledge is on: the
+    preface hands the connection to an :class:`Http2Session`, anything else to the HTTP/1.1
+    engine. Only a connection's first bytes pay for it, no request does."""
+
+    __slots__ = ("buffer", "protocol")
+
+    def __init__(self, protocol: PrefaceTarget) -> None:
+        self.protocol = protocol
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer = self.buffer + data
+        if len(buffer) < len(PREFACE) and PREFACE.startswith(buffer):
+            self.protocol.proxy_header_partial()  # timed as a request head
+            return
+        self.protocol.preface_read(buffer.startswith(PREFACE), buffer)
+
+    def eof_received(self) -> None:
+        self.protocol.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.buffer = b""
+
+    def shutdown(self) -> None:
+        self.protocol.close_when_idle()
+
+    def writing_resumed(self) -> None:
+        """Nothing is written before the preface is read."""
+
+
+class PrefaceTarget(Protocol):
+    """What the preface reader may use of its connection."""
+
+    def preface_read(self, http2: bool, data: bytes) -> None: ...
+
+    def proxy_header_partial(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def close_when_idle(self) -> None: ...
