@@ -94,6 +94,13 @@ class Bystander:
     def served_since(self, moment: float) -> int:
         return sum(1 for served in self.served if served >= moment)
 
+    def check(self, since: float) -> None:
+        """Served at least once from ``since`` (during the attack or, when it was over in a
+        moment, just after), and never refused."""
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: self.served_since(since) >= 1, timeout=10)
+        assert self.served_since(since) >= 1 and not self.failed, self.failed
+
 
 def _tcp_state(sock: socket.socket) -> int:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
@@ -143,17 +150,19 @@ def test_rapid_reset_is_cut_off() -> None:
         started = time.monotonic()
         sent, ended = _send_until_cut(attacker, batches())
         attacker.read_until_closed(timeout=10)
-        opened = sent // (9 + len(indexed) + 13)
+        # the GOAWAY names the last stream the server took up: how far the attack got
+        processed = (attacker.goaway.last_stream_id + 1) // 2 if attacker.goaway else streams
         _report("rapid reset", usage, attacker,
-                f"{opened} streams opened and reset before: {ended}")
+                f"{sent // (9 + len(indexed) + 13)} streams opened and reset until: {ended}; "
+                f"{processed} taken up by the server")
         assert attacker.goaway_code() == ENHANCE_YOUR_CALM, attacker.frames[-5:]
         assert attacker.closed
-        assert opened < streams
+        assert processed < 2000
         assert usage.cpu_used() < 2.0
         assert usage.grown_mb() < 30
         # every cancelled app was told its client left
         wait_until(lambda: fetch(server.port, "/held")[0][1].startswith(b"0 "), timeout=10)
-        assert bystander.served_since(started) >= 1, bystander.failed
+        bystander.check(started)
 
 
 @pytest.mark.timeout(120)
@@ -186,7 +195,7 @@ def test_continuation_flood_is_cut_off(piece: int) -> None:
         assert usage.cpu_used() < 2.0
         assert usage.grown_mb() < 30
         assert 1 not in attacker.responses or attacker.responses[1].status is None
-        assert bystander.served_since(started) >= 1, bystander.failed
+        bystander.check(started)
 
 
 def _hpack_bomb(entry_size: int, references: int) -> bytes:
@@ -237,7 +246,7 @@ def test_hpack_bomb_is_refused(frames: int) -> None:
         assert response is None or response.status != 200
         assert usage.cpu_used() < 2.0
         assert usage.grown_mb() < 30
-        assert bystander.served_since(started) >= 1, bystander.failed
+        bystander.check(started)
 
 
 @pytest.mark.timeout(120)
@@ -269,9 +278,9 @@ def test_control_frame_flood_without_reading_is_bounded(kind: str) -> None:
                 f"{acks} ACKs read afterwards")
         assert state in TCP_INFO_STATE_CLOSED, f"the attacker's connection is open ({state})"
         assert sent < total
-        assert usage.cpu_used() < 5.0
+        assert usage.cpu_used() < 2.0
         assert usage.grown_mb() < 30
-        assert bystander.served_since(started) >= 1, bystander.failed
+        bystander.check(started)
 
 
 @pytest.mark.timeout(120)
@@ -298,7 +307,7 @@ def test_zero_window_stall_is_bounded_and_cut_off() -> None:
         assert state in TCP_INFO_STATE_CLOSED, f"the attacker's connection is open ({state})"
         assert usage.grown_mb() < 30
         assert usage.cpu_used() < 2.0
-        assert bystander.served_since(started) >= 1, bystander.failed
+        bystander.check(started)
 
 
 @pytest.mark.timeout(120)
@@ -328,7 +337,7 @@ def test_streams_beyond_the_concurrency_limit_are_refused(acknowledged: bool) ->
         attacker.close()
         wait_until(lambda: fetch(server.port, "/held")[0][1].startswith(b"0 "), timeout=10)
         assert usage.grown_mb() < 30
-        assert bystander.served_since(started) >= 1, bystander.failed
+        bystander.check(started)
 
 
 @pytest.mark.timeout(120)
