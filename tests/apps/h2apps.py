@@ -3,13 +3,15 @@
 ``asgi``: ``/`` a 13-byte hello; ``/echo`` the request body back in one piece; ``/relay`` each
 piece of the request body sent back as it arrives (streaming both ways); ``/big?N`` N MiB in
 64 KiB pieces; ``/hold`` a stream that stays open until the client goes (it counts the streams
-held, and the most held at once); ``/held`` those two counts as ``NOW MOST``; ``/scope`` the
+held, and the most held at once); ``/held`` those two counts as ``NOW MOST``; ``/stall`` reads
+nothing and answers after 5 s; ``/scope`` the
 scope's HTTP version, scheme and headers as JSON; ``/trailers`` a body and a trailer field.
 ``wsgi``: ``/``, ``/echo`` and ``/big?N`` as above, and ``/stream`` three pieces.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -96,6 +98,9 @@ async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return await _big(scope, send)
     if path == "/hold":
         return await _hold(receive, send)
+    if path == "/stall":
+        await asyncio.sleep(5)
+        return await _answer(send, HELLO)
     if path == "/held":
         return await _answer(send, b"%d %d" % (_held["now"], _held["most"]))
     if path == "/trailers":

@@ -148,8 +148,8 @@ class RawConnection:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def header_block(self, headers: Iterable[tuple[str, str]]) -> bytes:
-        return self.encoder.encode(list(headers))
+    def header_block(self, headers: Iterable[tuple[str, str]], *, huffman: bool = True) -> bytes:
+        return self.encoder.encode(list(headers), huffman=huffman)
 
     def headers_frame(self, stream_id: int, headers: Iterable[tuple[str, str]], *,
                       end_stream: bool = True, end_headers: bool = True) -> bytes:
