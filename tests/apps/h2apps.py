@@ -4,8 +4,8 @@
 piece of the request body sent back as it arrives (streaming both ways); ``/big?N`` N MiB in
 64 KiB pieces; ``/hold`` a stream that stays open until the client goes (it counts the streams
 held, and the most held at once); ``/held`` those two counts as ``NOW MOST``; ``/stall`` reads
-nothing and answers after 5 s; ``/scope`` the
-scope's HTTP version, scheme and headers as JSON; ``/trailers`` a body and a trailer field.
+nothing and answers after 5 s; ``/scope`` the scope's HTTP version, scheme and headers as JSON;
+``/trailers`` a body and a trailer field.
 ``wsgi``: ``/``, ``/echo`` and ``/big?N`` as above, and ``/stream`` three pieces.
 """
 
