@@ -170,7 +170,8 @@ def _http2_cleartext(value: Any) -> str:
     as gunicorn reads it."""
     if isinstance(value, bool):
         return "prior-knowledge" if value else "off"
-    return _choice(*HTTP2_CLEARTEXT)(value)
+    text: str = _choice(*HTTP2_CLEARTEXT)(value)
+    return text
 
 
 def _int_between(low: int, high: int) -> Converter:

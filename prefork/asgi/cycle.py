@@ -404,9 +404,12 @@ class HttpCycle(Cycle):
             self._wake()
 
     def _can_send_trailers(self, headers: Any) -> bool:
-        """Trailers need a chunked body (no Content-Length) and a client that asked for them
-        (RFC 9110 §6.5.1: ``TE: trailers``)."""
-        if self.scope["http_version"] != "1.1":
+        """Over HTTP/1.1 trailers need a chunked body (no Content-Length) and a client that
+        asked for them (RFC 9110 §6.5.1: ``TE: trailers``); HTTP/2 frames them always."""
+        version = self.scope["http_version"]
+        if version == "2":
+            return True
+        if version != "1.1":
             return False
         for name, _ in headers:
             if isinstance(name, bytes) and name.lower() == b"content-length":

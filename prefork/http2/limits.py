@@ -5,7 +5,8 @@ settings (``--http2-*``) announced in its first SETTINGS frame and enforced by `
 where it can: the frame size, the decoded header list size (an HPACK bomb ends the connection
 with ENHANCE_YOUR_CALM; a header block split over more than 64 CONTINUATION frames is refused
 by ``h2`` before it is decoded) and the concurrent streams, which the session refuses too,
-since ``h2`` only enforces the value once the client acknowledged it.
+since ``h2`` ends the whole connection with PROTOCOL_ERROR for a stream past the limit, where
+RFC 9113 §5.1.2 makes it an error of that stream alone (:class:`ServerH2Connection`).
 
 :class:`ResetBudget` bounds rapid reset (CVE-2023-44487): a client that opens streams and
 cancels them before their response, many times within a window, makes the server start work
@@ -52,13 +53,24 @@ class Http2Limits:
         return RESET_ALLOWANCE + 2 * self.max_concurrent_streams
 
 
+class ServerH2Connection(H2Connection):
+    """``h2``'s connection without its own concurrent-stream check, which ends the connection;
+    the session refuses a stream past the limit with REFUSED_STREAM instead."""
+
+    @property
+    def open_inbound_streams(self) -> int:
+        # h2 also forgets its closed streams in this property: that still happens
+        super().open_inbound_streams  # noqa: B018
+        return 0
+
+
 def new_connection(limits: Http2Limits) -> H2Connection:
     """The server side of one connection, its SETTINGS not sent yet (see
     :func:`start_connection`)."""
     config = H2Configuration(client_side=False, header_encoding=None,
                              validate_inbound_headers=True, normalize_inbound_headers=True,
                              validate_outbound_headers=False, normalize_outbound_headers=False)
-    connection = H2Connection(config=config)
+    connection = ServerH2Connection(config=config)
     connection.local_settings = type(connection.local_settings)(
         client=False,
         initial_values={

@@ -159,25 +159,24 @@ class Http2Session:
             self._end_connection()
             return
         for event in events:
-            kind = type(event)
-            if kind is DataReceived:
+            if isinstance(event, DataReceived):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     stream.data_arrived(event.data, event.flow_controlled_length)
                 elif event.flow_controlled_length:
                     self._acknowledge_closed(event.stream_id, event.flow_controlled_length)
-            elif kind is RequestReceived:
+            elif isinstance(event, RequestReceived):
                 self._request(event.stream_id, event.headers, event.stream_ended is not None)
-            elif kind is StreamEnded:
+            elif isinstance(event, StreamEnded):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     stream.ended_by_client()
-            elif kind is WindowUpdated or kind is RemoteSettingsChanged:
+            elif isinstance(event, WindowUpdated | RemoteSettingsChanged):
                 self._window_opened()
-            elif kind is StreamReset:
+            elif isinstance(event, StreamReset):
                 self._reset_by_client(event.stream_id)
-            elif kind is ConnectionTerminated:
-                self._terminated(event.error_code)
+            elif isinstance(event, ConnectionTerminated):
+                self._terminated(event.error_code or 0)
             if self.ended:
                 return
         self._out()
@@ -323,9 +322,12 @@ class Http2Session:
             self.reset(stream, ErrorCodes.CANCEL)
 
     def acknowledge(self, stream: H2Stream, size: int) -> None:
+        """``size`` flow-controlled bytes of ``stream`` are taken: the client may send more
+        (h2 sends WINDOW_UPDATE once half a window is taken)."""
         if size and not self.ended:
             with contextlib.suppress(H2ProtocolError, StreamClosedError, ValueError):
                 self.h2.acknowledge_received_data(size, stream.stream_id)
+            self._out()  # the app's receive, outside data_received: nothing else writes it
 
     def _acknowledge_closed(self, stream_id: int, size: int) -> None:
         """Data on a stream no longer served: its window is nobody's, the connection's is."""
@@ -342,7 +344,7 @@ class Http2Session:
         if stream.closed or self.ended:
             return
         h2 = self.h2
-        conn = stream.conn
+        conn = stream.responder
         stream_id = stream.stream_id
         try:
             for head in conn.informational:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Final, Protocol
 
 from prefork.http.events import Request
 from prefork.http2.responder import StreamResponder
@@ -30,7 +30,6 @@ from prefork.workers import observation
 from prefork.workers.contract import RESPONSE_COMPLETE, Connection, Cycle
 
 if TYPE_CHECKING:
-    from prefork.workers.h2_session import Http2Session
     from prefork.workers.serving import ServingState
 
 log = logging.getLogger("prefork.error")
@@ -42,10 +41,38 @@ STREAM_BUFFER: Final = 64 * 1024
 FILE_PIECE: Final = 64 * 1024
 
 
+class Paused(Protocol):
+    @property
+    def write_paused(self) -> bool: ...
+
+
+class StreamOwner(Protocol):
+    """What a stream may use of its session (``prefork.workers.h2_session.Http2Session``)."""
+
+    state: ServingState
+    loop: asyncio.AbstractEventLoop
+    server: tuple[str, int | None] | None
+
+    @property
+    def protocol(self) -> Paused: ...
+
+    def flush(self, stream: H2Stream) -> None: ...
+
+    def acknowledge(self, stream: H2Stream, size: int) -> None: ...
+
+    def refuse_body(self, stream: H2Stream, status: int, reason: str) -> None: ...
+
+    def send_continue(self, stream: H2Stream) -> None: ...
+
+    def stream_finished(self, stream: H2Stream) -> None: ...
+
+    def reset(self, stream: H2Stream, code: int) -> None: ...
+
+
 class H2Stream(Connection):
     """One stream of an HTTP/2 connection; see the module docstring."""
 
-    def __init__(self, session: Http2Session, stream_id: int, request: Request,
+    def __init__(self, session: StreamOwner, stream_id: int, request: Request,
                  client: tuple[str, int] | None, scheme: str) -> None:
         state = session.state
         self.session = session
@@ -56,9 +83,10 @@ class H2Stream(Connection):
         self.client = client
         self.server = session.server
         self.scheme = scheme
-        self.conn = StreamResponder(request,
-                                    state.date_cache if state.config.date_header else None,
-                                    state.server_header)
+        self.responder = StreamResponder(
+            request, state.date_cache if state.config.date_header else None,
+            state.server_header)
+        self.conn = self.responder  # what the cycle sends through, typed as the engine
         self.closed = False  # reset, finished or the connection is gone: nothing more is sent
         self.write_paused = False
         self.reading_paused = False  # body bytes wait to be acknowledged until the app reads
@@ -160,7 +188,7 @@ class H2Stream(Connection):
         return sent
 
     def send_continue(self) -> None:
-        if self.conn.client_is_waiting_for_100_continue and not self.closed:
+        if self.responder.client_is_waiting_for_100_continue and not self.closed:
             self.session.send_continue(self)
 
     def body_consumed(self, size: int) -> None:

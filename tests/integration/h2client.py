@@ -3,6 +3,10 @@
 
 The test drives the client explicitly: nothing is acknowledged or read unless asked (``auto_ack``
 acknowledges received body bytes as they arrive, as an ordinary client does).
+
+GOAWAY frames are taken out before ``h2`` sees them (:attr:`H2Client.goaways`): ``h2`` closes its
+state at the first one and would refuse the rest of the streams a draining server still
+answers, which real clients (curl, browsers) read.
 """
 
 from __future__ import annotations
@@ -14,8 +18,15 @@ from dataclasses import dataclass, field
 import h2.events
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from hyperframe.frame import GoAwayFrame
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+@dataclass
+class GoAway:
+    last_stream_id: int
+    error_code: int
 
 
 @dataclass
@@ -40,8 +51,8 @@ class H2Client:
     socket; ``upgrade``: the connection was upgraded from HTTP/1.1 (stream 1 is open)."""
 
     def __init__(self, port: int = 0, *, sock: socket.socket | ssl.SSLSocket | None = None,
-                 timeout: float = 5.0, auto_ack: bool = True, settings: dict[int, int] | None = None,
-                 upgrade: bool = False) -> None:
+                 timeout: float = 5.0, auto_ack: bool = True,
+                 settings: dict[int, int] | None = None, upgrade: bool = False) -> None:
         if sock is None:
             sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -52,7 +63,8 @@ class H2Client:
         if settings:
             self.h2.local_settings.update(settings)
         self.replies: dict[int, StreamReply] = {}
-        self.goaway: h2.events.ConnectionTerminated | None = None
+        self.goaways: list[GoAway] = []
+        self.inbound = b""  # bytes of an incomplete frame
         self.closed = False
         self.events: list[h2.events.Event] = []
         if upgrade:
@@ -130,8 +142,26 @@ class H2Client:
         self.take(data)
         return True
 
+    @property
+    def goaway(self) -> GoAway | None:
+        return self.goaways[-1] if self.goaways else None
+
     def take(self, data: bytes) -> None:
-        for event in self.h2.receive_data(data):
+        buffer = self.inbound + data
+        passed = []
+        while len(buffer) >= 9:
+            length = int.from_bytes(buffer[:3], "big")
+            if len(buffer) < 9 + length:
+                break
+            frame, buffer = buffer[:9 + length], buffer[9 + length:]
+            if frame[3] == 0x7:  # GOAWAY
+                goaway = GoAwayFrame(0)
+                goaway.parse_body(memoryview(frame[9:]))
+                self.goaways.append(GoAway(goaway.last_stream_id, goaway.error_code))
+            else:
+                passed.append(frame)
+        self.inbound = buffer
+        for event in self.h2.receive_data(b"".join(passed)):
             self.events.append(event)
             stream_id = getattr(event, "stream_id", None)
             reply = self.replies.get(stream_id) if stream_id else None
@@ -153,8 +183,6 @@ class H2Client:
                 reply.ended = True
             elif isinstance(event, h2.events.StreamReset) and reply:
                 reply.reset = int(event.error_code)
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self.goaway = event
         self.flush()
 
     def wait(self, stream_id: int) -> StreamReply:

@@ -49,6 +49,11 @@ SIDES = {
 ENGINE = "prefork.http"
 ENGINE_MAY_IMPORT = frozenset({"prefork.errors", "prefork.memo"})
 
+# The HTTP/2 layer is sans-I/O too: it may import only itself, the engine and what the engine
+# may (and the h2 library, which is no prefork module).
+HTTP2 = "prefork.http2"
+HTTP2_MAY_IMPORT = ENGINE_MAY_IMPORT | {ENGINE}
+
 # Packages of one interface: neither imports the other, nor the connection they plug into.
 INTERFACES = ("prefork.asgi", "prefork.wsgi")
 CONNECTION = "prefork.workers.protocol"
@@ -160,6 +165,9 @@ def broken_rules(graph: Mapping[str, Iterable[str]]) -> dict[tuple[str, str], st
             elif (_within(source, ENGINE) and not _within(target, ENGINE)
                   and target not in ENGINE_MAY_IMPORT):
                 broken[edge] = "the engine imports outside itself"
+            elif (_within(source, HTTP2) and not _within(target, HTTP2)
+                  and not any(_within(target, allowed) for allowed in HTTP2_MAY_IMPORT)):
+                broken[edge] = "the HTTP/2 layer imports outside itself and the engine"
             elif any(_within(source, i) for i in INTERFACES) and (
                     _within(target, CONNECTION)
                     or any(_within(target, i) for i in INTERFACES if not _within(source, i))):
@@ -220,6 +228,10 @@ def test_the_checks_catch_what_they_are_for() -> None:
     assert broken_rules({"prefork.asgi.x": {"prefork.wsgi.y"}})
     assert broken_rules({"prefork.wsgi.x": {CONNECTION}})
     assert broken_rules({"prefork.http.x": {"prefork.config"}})
+    assert broken_rules({"prefork.http2.x": {"prefork.workers.y"}})
+    assert broken_rules({"prefork.http2.x": {"prefork.config"}})
+    assert not broken_rules({"prefork.http2.x": {"prefork.http.y", "prefork.http2.z",
+                                                 "prefork.errors"}})
     assert broken_rules({"prefork.logs.x": {"prefork"}})
     assert not broken_rules({"prefork.server": {"prefork.arbiter.x", "prefork.workers.y"}})
     assert not broken_rules({"prefork.asgi.x": {"prefork.asgi.y", "prefork.http.z"}})
