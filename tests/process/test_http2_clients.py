@@ -174,8 +174,6 @@ def test_nghttp_upgrade_and_upload(asgi_server: Server, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason="the ASGI cycle does not serve the http.response.trailers "
-                                       "extension yet (HTTP/1.1 neither)")
 def test_nghttp_receives_trailers(asgi_server: Server) -> None:
     nghttp = _tool("nghttp")
     finished = _run(nghttp, "-v", _url(asgi_server, "/trailers"))

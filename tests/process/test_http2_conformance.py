@@ -214,11 +214,11 @@ def test_headers_beyond_the_max_frame_size(client: RawConnection) -> None:
 
 
 def test_body_beyond_the_stream_window(client: RawConnection) -> None:
-    """The stream's window is 65,535 bytes until the server opens it; the client sends more
-    without waiting for a WINDOW_UPDATE."""
+    """The stream's window is 65,535 bytes until the server opens it; the client sends three
+    times that without waiting for a WINDOW_UPDATE to an app that reads nothing."""
     window = client.server_settings.get(INITIAL_WINDOW_SIZE, 65535)
     client.send(client.headers_frame(1, request_headers("/stall", "POST"), end_stream=False))
-    for _ in range(window // 16384 + 2):
+    for _ in range(3 * window // 16384 + 1):
         client.send(frame(DATA, 0, 1, b"x" * 16384))
     how, got = _ended_by(client, 1)
     assert how in ("goaway", "reset") and got == FLOW_CONTROL_ERROR, (how, error_name(got))
