@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from prefork.testing import running_server, wait_until
 from tests.apps.h2apps import HELLO
 from tests.process.h2wire import (
     CONTINUATION,
+    DATA,
     END_HEADERS,
     END_STREAM,
     ENHANCE_YOUR_CALM,
@@ -30,6 +32,7 @@ from tests.process.h2wire import (
     MAX_CONCURRENT_STREAMS,
     MAX_HEADER_LIST_SIZE,
     PING,
+    PRIORITY,
     PROTOCOL_ERROR,
     REFUSED_STREAM,
     RawConnection,
@@ -280,6 +283,46 @@ def test_control_frame_flood_without_reading_is_bounded(kind: str) -> None:
         assert sent < total
         assert usage.cpu_used() < 2.0
         assert usage.grown_mb() < 30
+        bystander.check(started)
+
+
+FRAMES_THAT_ASK_NOTHING = {
+    # PRIORITY on idle streams: legal, and a frame each 14 bytes (CVE-2019-9513's kind)
+    "priority": lambda stream_id: frame(PRIORITY, 0, stream_id, struct.pack(">LB", 0, 16)),
+    # empty DATA on an open stream (CVE-2019-9518)
+    "empty-data": lambda stream_id: frame(DATA, 0, 1, b""),
+    # a frame type no one knows, which must be ignored
+    "unknown-type": lambda stream_id: frame(0xFA, 0, 0, b""),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", list(FRAMES_THAT_ASK_NOTHING))
+def test_a_flood_of_frames_that_ask_nothing_is_cut_off(kind: str) -> None:
+    """Frames that need no answer, so that nothing waits to be written and the worker reads
+    on: each costs a little CPU, and a client sending them without end must lose its
+    connection before it has cost the worker seconds."""
+    build = FRAMES_THAT_ASK_NOTHING[kind]
+    with h2_server() as (server, usage), Bystander(server.port) as bystander, \
+            RawConnection(server.port) as attacker:
+        attacker.handshake()
+        attacker.send(attacker.headers_frame(1, request_headers("/hold", "POST"),
+                                             end_stream=False))
+        total = 32 * 1024 * 1024
+
+        def batches() -> Iterator[bytes]:
+            batch = b"".join(build(stream_id) for stream_id in range(3, 40_000, 2))
+            for _ in range(total // len(batch)):
+                yield batch
+
+        started = time.monotonic()
+        sent, ended = _send_until_cut(attacker, batches())
+        attacker.read_until_closed(timeout=10)
+        _report(f"{kind} flood", usage, attacker,
+                f"{sent / 1048576:.1f} MiB sent until: {ended}")
+        assert attacker.goaway_code() == ENHANCE_YOUR_CALM, attacker.frames[-5:]
+        assert sent < total
+        assert usage.cpu_used() < 2.0
         bystander.check(started)
 
 
