@@ -45,6 +45,7 @@ COMPILED = [
     "prefork/http/parsers/httptools.py",
     "prefork/http/targets.py",
     "prefork/http/connection.py",
+    "prefork/http2/responder.py",
     "prefork/asgi/scope.py",
     "prefork/asgi/cycle.py",
     "prefork/wsgi/environ.py",
@@ -59,6 +60,8 @@ COMPILED = [
     "prefork/workers/proxy_reader.py",
     "prefork/workers/file_sending.py",
     "prefork/workers/protocol.py",
+    "prefork/workers/h2_stream.py",
+    "prefork/workers/h2_session.py",
 ]
 
 # The commands that build modules; metadata (egg_info, dist_info) and sdist do not, so they

@@ -225,10 +225,15 @@ class HttpProtocol(asyncio.Protocol, Watched):
             started = self.requests_started
             self._advance()
             if self.requests_started == started and self.phase == _IDLE and not self.closed \
-                    and self.upgraded is None:
+                    and not self._taken_over():
                 self._arm(_HEAD, self.state.limits.headers_timeout)
             return
         self._advance()
+
+    def _taken_over(self) -> bool:
+        """Whether a session took the bytes over (an upgrade while advancing). A method: read
+        inline after the early return above, mypyc would take the attribute for None."""
+        return self.upgraded is not None
 
     def eof_received(self) -> bool:
         if self.upgraded is not None:
