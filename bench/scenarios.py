@@ -98,3 +98,6 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+# The ratio column's reference where the interface's (uvicorn) does not serve the scenario:
+# HTTP/2 is measured against granian, the rate to reach.
+SCENARIO_REFERENCES = {scenario.name: "granian" for scenario in SCENARIOS if scenario.http2}

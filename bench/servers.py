@@ -33,7 +33,7 @@ Command = Callable[[Path, str, int, int, bool], list[str]]
 DISPATCH_SCENARIOS = frozenset({"hello", "hello-close", "hello-2w"})
 FLOOR_SCENARIOS = frozenset({"hello", "hello-close"})
 LOG_QUIET = ["--log-level", "warning"]
-HYPERCORN_H2_CONFIG = Path(__file__).resolve().parent / "hypercorn-h2.toml"
+HYPERCORN_H2_CONFIG = "bench/hypercorn-h2.toml"  # servers start in the repository's root
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _floor(bin_dir: Path, app: str, port: int, workers: int, http2: bool) -> lis
 
 
 def _hypercorn(bin_dir: Path, app: str, port: int, workers: int, http2: bool) -> list[str]:
-    config = ["--config", str(HYPERCORN_H2_CONFIG)] if http2 else []
+    config = ["--config", HYPERCORN_H2_CONFIG] if http2 else []
     return [str(bin_dir / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--worker-class", "uvloop", *config, *LOG_QUIET, app]
 

@@ -38,7 +38,7 @@ from typing import Any
 import prefork
 from bench import cputime, lifecycle, load, memory, report
 from bench.scenarios import BY_NAME as SCENARIOS_BY_NAME
-from bench.scenarios import SCENARIOS, Scenario
+from bench.scenarios import SCENARIO_REFERENCES, SCENARIOS, Scenario
 from bench.servers import BY_NAME as SERVERS_BY_NAME
 from bench.servers import HEADLINERS, REFERENCES, SERVERS, Server, select
 
@@ -239,6 +239,8 @@ def describe_method(options: Options) -> list[str]:
         "read, write, timeout, non-2xx). Ratio: median of the per-round ratios against the "
         "reference (" + ", ".join(f"{server} for {interface.upper()}"
                                   for interface, server in options.references.items())
+        + "; " + ", ".join(f"{server} in `{scenario}`"
+                           for scenario, server in SCENARIO_REFERENCES.items())
         + "), with their range.",
         "CPU per request: user and system CPU seconds of all the server's processes during the "
         "measured seconds (/proc/PID/stat), over the requests (messages for WebSocket) served. "
@@ -284,7 +286,8 @@ def write_outputs(cells: list[report.Cell], context: report.Context, meta: dict[
     raw.write_text(json.dumps({"meta": meta, "context": dataclasses.asdict(context),
                                "cells": [dataclasses.asdict(cell) for cell in cells]},
                               indent=1, default=sorted) + "\n")
-    tables = report.summarize(cells, meta["references"], [server.name for server in SERVERS])
+    tables = report.summarize(cells, meta["references"], [server.name for server in SERVERS],
+                              SCENARIO_REFERENCES)
     markdown.write_text(report.render(tables, context))
 
 
@@ -296,7 +299,8 @@ def render_saved(raw: Path, markdown: Path) -> None:
     context = make_context(bool(saved.get("smoke")), saved.get("machine", []),
                            saved.get("method", []), saved.get("commands", {}))
     references = data.get("meta", {}).get("references", REFERENCES)
-    tables = report.summarize(cells, references, [server.name for server in SERVERS])
+    tables = report.summarize(cells, references, [server.name for server in SERVERS],
+                              SCENARIO_REFERENCES)
     markdown.write_text(report.render(tables, context))
 
 

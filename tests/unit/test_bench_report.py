@@ -117,6 +117,17 @@ def test_tables_split_by_interface_each_with_its_own_reference() -> None:
     assert wsgi_row is not None and wsgi_row.ratio == pytest.approx(3.0)
 
 
+def test_a_scenario_the_reference_does_not_run_is_measured_against_its_own() -> None:
+    tables = report.summarize([
+        cell("prefork", 0, 30, scenario="h2-hello"), cell("granian", 0, 60, scenario="h2-hello"),
+        cell("prefork", 0, 100), cell("uvicorn", 0, 50), cell("granian", 0, 80),
+    ], REFERENCES, scenario_references={"h2-hello": "granian"})
+    assert [(t.scenario, t.reference) for t in tables] == [("h2-hello", "granian"),
+                                                           ("hello", "uvicorn")]
+    prefork = tables[0].row("prefork")
+    assert prefork is not None and prefork.ratio == pytest.approx(0.5)
+
+
 def test_rows_follow_the_given_server_order() -> None:
     cells = [cell("uvicorn", 0, 1), cell("granian", 0, 1), cell("prefork", 0, 1)]
     table = report.summarize(cells, REFERENCES, server_order=["prefork", "uvicorn"])[0]
