@@ -174,6 +174,23 @@ def _http2_cleartext(value: Any) -> str:
     return text
 
 
+def _http2(value: Any) -> bool:
+    """A boolean, or gunicorn's ``http_protocols`` list ("h2, h1"): HTTP/2 is served when h2
+    is in it. As in gunicorn, a list without h1 still serves HTTP/1.1 to a client that does not
+    choose h2."""
+    if isinstance(value, list | tuple):
+        parts = [str(part) for part in value]
+    elif isinstance(value, str) and ("," in value or value.strip().lower() in ("h1", "h2")):
+        parts = value.split(",")
+    else:
+        return _to_bool(value)
+    offered = {part.strip().lower() for part in parts if part.strip()}
+    unknown = sorted(offered - {"h1", "h2"})
+    if unknown:
+        raise ValueError(f"unknown protocol {unknown[0]!r} (h1, h2)")
+    return "h2" in offered
+
+
 def _int_between(low: int, high: int) -> Converter:
     def convert(value: Any) -> int:
         number = _to_int(value)
@@ -476,7 +493,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ws_per_message_deflate", ("--ws-per-message-deflate",), _to_bool, True,
             "Offer permessage-deflate compression to WebSocket clients.", "WebSocket",
             is_flag=True, negatable=True),
-    Setting("http2", ("--http2",), _to_bool, False,
+    Setting("http2", ("--http2",), _http2, False,
             "Serve HTTP/2 as well as HTTP/1.1: over TLS when the client picks h2 by ALPN, and "
             "over cleartext as --http2-cleartext says. gunicorn's http_protocols with h2 in "
             "its list turns it on.", "HTTP/2", is_flag=True, negatable=True),

@@ -160,7 +160,8 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     # gunicorn's first line; here once the input proved good, which bad input's one line needs
     logger.info("Starting prefork %s (%s)", __version__, build())
     try:
-        arbiter = Arbiter(config, listeners, _worker_main(source, parser, label), logger, control,
+        worker = _worker_main(source, parser, label, config.http2)
+        arbiter = Arbiter(config, listeners, worker, logger, control,
                           reload_config=reload_config, upgrade_command=upgrade_command,
                           control_socket=control_socket, metrics=metrics,
                           proc_name=process_name(config, label))
@@ -196,7 +197,7 @@ def app_label(app: AppSource) -> str:
     return f"{getattr(app, '__module__', None) or type(app).__module__}:{name}"
 
 
-def _worker_main(app: AppSource, parser: str, label: str) -> WorkerMain:
+def _worker_main(app: AppSource, parser: str, label: str, http2: bool) -> WorkerMain:
     """What the arbiter runs in each forked child.
 
     The serving stack (asyncio and uvloop, the worker and its protocol, the HTTP ``parser``) is
@@ -205,11 +206,14 @@ def _worker_main(app: AppSource, parser: str, label: str) -> WorkerMain:
     worker's private memory falls from 12.5 to 5.8 MB and the total PSS of eight workers from
     124 to 74 MB; workers start sooner. The arbiter's RSS grows from 20 to 28 MB, mostly
     libssl's and libcrypto's pages (asyncio brings ssl), which the workers share too. The app
-    is still imported in each worker, after the fork, unless ``--preload``."""
+    is still imported in each worker, after the fork, unless ``--preload``. The HTTP/2 side
+    (``h2``) only with ``--http2``."""
     from prefork.http.parsers import load_backend
     from prefork.workers.base import worker_main
 
     load_backend(parser)
+    if http2:
+        import prefork.workers.h2_session  # noqa: F401
 
     def main(config: Config, slot: int, channel: Channel, listeners: list[socket.socket],
              view: WorkerView) -> int:

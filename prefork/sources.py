@@ -29,6 +29,7 @@ GUNICORN_ALIASES = {
     "asgi_lifespan": "lifespan",
     "websocket_max_message_size": "ws_max_size",
     "http_parser": "http",
+    "http_protocols": "http2",  # "h2,h1": http2 reads gunicorn's list (prefork.config)
 }
 # gunicorn's values that ask for what prefork cannot be: refused at start-up in one line. The
 # same settings at any other value are gunicorn's default (silent) or listed in IGNORED.
@@ -212,11 +213,6 @@ def translate_gunicorn_names(namespace: Mapping[str, Any], source: str) -> dict[
         elif name in GUNICORN_ALIASES:
             if value is not None:
                 values[GUNICORN_ALIASES[name]] = value
-        elif name == "http_protocols":
-            # gunicorn serves HTTP/1.1 to a client that does not pick h2 even when the list
-            # leaves h1 out, as prefork does: only whether h2 is offered matters
-            if value is not None and "http2" not in values:
-                values["http2"] = "h2" in _protocols(value)
         elif name in GUNICORN_ONLY:
             feature = _refused_feature(name, value)
             if feature:
@@ -239,16 +235,6 @@ def _refused_feature(name: str, value: Any) -> str | None:
         "dirty_apps": bool(value),
     }[name]
     return REFUSED[name][1] if refused else None
-
-
-def _protocols(value: Any) -> set[str]:
-    """gunicorn's ``http_protocols``: a comma-separated string (or a list) of h1 and h2."""
-    parts = value.split(",") if isinstance(value, str) else [str(part) for part in value]
-    offered = {part.strip().lower() for part in parts if part.strip()}
-    unknown = sorted(offered - {"h1", "h2"})
-    if unknown:
-        raise ConfigError(f"http_protocols: unknown protocol {unknown[0]!r} (h1, h2)")
-    return offered
 
 
 def _is_true(value: Any) -> bool:

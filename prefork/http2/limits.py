@@ -1,29 +1,19 @@
-"""An HTTP/2 connection's settings and the bounds it keeps against abusive clients.
-
-:func:`new_connection` makes the server side of an ``h2`` connection with the worker's
-settings (``--http2-*``) announced in its first SETTINGS frame and enforced by ``h2`` itself
-where it can: the frame size, the decoded header list size (an HPACK bomb ends the connection
-with ENHANCE_YOUR_CALM; a header block split over more than 64 CONTINUATION frames is refused
-by ``h2`` before it is decoded) and the concurrent streams, which the session refuses too,
-since ``h2`` ends the whole connection with PROTOCOL_ERROR for a stream past the limit, where
-RFC 9113 §5.1.2 makes it an error of that stream alone (:class:`ServerH2Connection`).
+"""An HTTP/2 connection's settings (``--http2-*``, :class:`Http2Limits`) and the bound it
+keeps against rapid reset.
 
 :class:`ResetBudget` bounds rapid reset (CVE-2023-44487): a client that opens streams and
 cancels them before their response, many times within a window, makes the server start work
 it never finishes at a rate no concurrency limit sees. Past the budget the connection ends
 with GOAWAY ENHANCE_YOUR_CALM.
 
-The clock is injected: this module does no I/O.
+The clock is injected: this module does no I/O, and imports no ``h2`` (a worker without
+``--http2`` never loads it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
-
-from h2.config import H2Configuration
-from h2.connection import H2Connection
-from h2.settings import SettingCodes
 
 # The rapid-reset window, in seconds, and the streams a client may cancel within it beyond
 # twice its concurrency limit (a browser cancelling its requests on a page change is fine).
@@ -51,48 +41,6 @@ class Http2Limits:
     @property
     def reset_allowance(self) -> int:
         return RESET_ALLOWANCE + 2 * self.max_concurrent_streams
-
-
-class ServerH2Connection(H2Connection):
-    """``h2``'s connection without its own concurrent-stream check, which ends the connection;
-    the session refuses a stream past the limit with REFUSED_STREAM instead."""
-
-    @property
-    def open_inbound_streams(self) -> int:
-        # h2 also forgets its closed streams in this property: that still happens
-        super().open_inbound_streams  # noqa: B018
-        return 0
-
-
-def new_connection(limits: Http2Limits) -> H2Connection:
-    """The server side of one connection, its SETTINGS not sent yet (see
-    :func:`start_connection`)."""
-    config = H2Configuration(client_side=False, header_encoding=None,
-                             validate_inbound_headers=True, normalize_inbound_headers=True,
-                             validate_outbound_headers=False, normalize_outbound_headers=False)
-    connection = ServerH2Connection(config=config)
-    connection.local_settings = type(connection.local_settings)(
-        client=False,
-        initial_values={
-            SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
-            SettingCodes.INITIAL_WINDOW_SIZE: limits.initial_window_size,
-            SettingCodes.MAX_FRAME_SIZE: limits.max_frame_size,
-            SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
-            SettingCodes.ENABLE_PUSH: 0,
-        },
-    )
-    # The decoder's limit applies at once, not only once the client acknowledged it.
-    connection.decoder.max_header_list_size = limits.max_header_list_size
-    connection.max_inbound_frame_size = limits.max_frame_size
-    return connection
-
-
-def start_connection(connection: H2Connection, limits: Http2Limits) -> None:
-    """Queue the server's preface (SETTINGS) and the connection window's increase."""
-    connection.initiate_connection()
-    increase = limits.connection_window - 65535
-    if increase > 0:
-        connection.increment_flow_control_window(increase)
 
 
 class ResetBudget:

@@ -47,7 +47,8 @@ from hyperframe.frame import GoAwayFrame
 from prefork.errors import RemoteProtocolError
 from prefork.http.events import Request
 from prefork.http.headers import REASONS
-from prefork.http2.limits import ResetBudget, new_connection, start_connection
+from prefork.http2.connection import new_connection, start_connection
+from prefork.http2.limits import ResetBudget
 from prefork.http2.requests import HTTP2_VERSION, request_head
 from prefork.proxy import resolve as resolve_forwarded
 from prefork.workers import observation

@@ -89,7 +89,6 @@ from prefork.workers.contract import (
     Session,
 )
 from prefork.workers.file_sending import send_file
-from prefork.workers.h2_session import Http2Session, PrefaceReader
 from prefork.workers.health import HealthCycle, is_health_request
 from prefork.workers.proxy_reader import ProxyHeaderReader
 from prefork.workers.serving import (
@@ -539,6 +538,9 @@ class HttpProtocol(asyncio.Protocol, Watched):
             self._arm(_HEAD, self.state.limits.headers_timeout)
 
     # -- HTTP/2 (prefork.workers.h2_session) ---------------------------------------------------
+    # Imported where used: a server without --http2 never loads h2 (its worker pays 76 M
+    # instructions at start-up for it); one with it has it imported before the fork
+    # (prefork.server).
 
     def _offer_http2(self) -> None:
         """With --http2, at the connection's start: TLS that chose h2 by ALPN is HTTP/2 from
@@ -549,6 +551,8 @@ class HttpProtocol(asyncio.Protocol, Watched):
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
                 self._start_http2(b"")
         elif self.state.h2_prior_knowledge:
+            from prefork.workers.h2_session import PrefaceReader
+
             self.upgraded = PrefaceReader(self)
 
     def preface_read(self, http2: bool, data: bytes) -> None:
@@ -560,6 +564,8 @@ class HttpProtocol(asyncio.Protocol, Watched):
             self.data_received(data)
 
     def _start_http2(self, data: bytes) -> None:
+        from prefork.workers.h2_session import Http2Session
+
         session = Http2Session(self)
         self.upgraded = session
         session.start(data)
@@ -576,6 +582,8 @@ class HttpProtocol(asyncio.Protocol, Watched):
             self.conn.close_after_response()
             self._start_cycle(dataclasses.replace(request, upgrade=None))
             return
+        from prefork.workers.h2_session import Http2Session
+
         self._clear_deadline()
         self.write(self.conn.send(_SWITCH_TO_H2C))
         session = Http2Session(self)

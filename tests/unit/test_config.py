@@ -108,16 +108,27 @@ def test_gunicorn_names_are_mapped_reported_or_refused(tmp_path) -> None:
     assert load_config_file(str(path)) == {"lifespan": "off", "workers": 2,
                                            IGNORED_KEY: ["spew"]}
     for line, named in [("dirty_apps = ['m:App']", "dirty arbiter"), ("daemon = True", "daemon"),
-                        ("protocol = 'uwsgi'", "uWSGI"), ("http_protocols = 'h2'", "HTTP/2")]:
+                        ("protocol = 'uwsgi'", "uWSGI")]:
         path.write_text(line + "\n")
         with pytest.raises(ConfigError, match=named):
             load_config_file(str(path))
     path.write_text("protocol = 'http'\ndaemon = False\nhttp_protocols = 'h1'\ndirty_apps = []\n"
                     "dirty_workers = 0\nspew = False\ntmp_upload_dir = None\n")
-    assert load_config_file(str(path)) == {}
+    assert load_config_file(str(path)) == {"http2": "h1"}
     path.write_text("http_protocols = 'h2,h1'\ndirty_workers = 2\nhttp2_max_frame_size = 1\n")
-    assert load_config_file(str(path)) == {
-        IGNORED_KEY: ["http_protocols", "dirty_workers", "http2_max_frame_size"]}
+    assert load_config_file(str(path)) == {"http2": "h2,h1", "http2_max_frame_size": 1,
+                                           IGNORED_KEY: ["dirty_workers"]}
+
+
+def test_http_protocols_turn_http2_on_or_off() -> None:
+    # gunicorn serves HTTP/1.1 beside a list without h1, as prefork does
+    for value, served in [("h1", False), ("h2, h1", True), ("h2", True), (["h2"], True),
+                          ("true", True), (False, False)]:
+        assert Config.from_mapping({"http2": value}).http2 is served
+    with pytest.raises(ConfigError, match="http2: unknown protocol 'h3'"):
+        Config.from_mapping({"http2": "h2,h3"})
+    with pytest.raises(ConfigError, match="http2_max_frame_size: must be between 16384"):
+        Config.from_mapping({"http2_max_frame_size": 1})
 
 
 def test_ignored_settings_are_announced(tmp_path, monkeypatch) -> None:

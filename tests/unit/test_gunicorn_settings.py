@@ -194,7 +194,6 @@ IGNORED_ON_THE_COMMAND_LINE = [
     (["--paste", "production.ini"], "paste"),
     (["--spew"], "spew"),
     (["--initgroups"], "initgroups"),
-    (["--http-protocols", "h2,h1"], "http_protocols"),
 ]
 
 
@@ -230,7 +229,7 @@ def test_aliases_on_the_command_line(tmp_path: Path, monkeypatch) -> None:
 
 @pytest.mark.parametrize(("args", "named"), [
     (["-D"], "daemon"), (["--daemon"], "daemon"), (["--protocol", "uwsgi"], "uWSGI"),
-    (["--http-protocols", "h2"], "HTTP/2"), (["--dirty-app", "m:Thing"], "dirty arbiter"),
+    (["--dirty-app", "m:Thing"], "dirty arbiter"),
 ])
 @pytest.mark.parametrize("where", ["argv", "GUNICORN_CMD_ARGS"])
 def test_refused_values_say_where_they_came_from(args: list[str], named: str, where: str,

@@ -1,0 +1,60 @@
+"""The server side of an ``h2`` connection with the worker's HTTP/2 settings.
+
+:func:`new_connection` announces the settings (``prefork.http2.limits.Http2Limits``) in the
+first SETTINGS frame and has ``h2`` enforce them itself where it can: the frame size, the
+decoded header list size (an HPACK bomb ends the connection with ENHANCE_YOUR_CALM; a header
+block split over more than 64 CONTINUATION frames is refused before it is decoded). The
+concurrent streams are the session's to refuse: ``h2`` ends the whole connection with
+PROTOCOL_ERROR for a stream past the limit, where RFC 9113 §5.1.2 makes it an error of that
+stream alone (:class:`ServerH2Connection`).
+"""
+
+from __future__ import annotations
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.settings import SettingCodes
+
+from prefork.http2.limits import Http2Limits
+
+
+class ServerH2Connection(H2Connection):
+    """``h2``'s connection without its own concurrent-stream check, which ends the connection;
+    the session refuses a stream past the limit with REFUSED_STREAM instead."""
+
+    @property
+    def open_inbound_streams(self) -> int:
+        # h2 also forgets its closed streams in this property: that still happens
+        super().open_inbound_streams  # noqa: B018
+        return 0
+
+
+def new_connection(limits: Http2Limits) -> H2Connection:
+    """The server side of one connection, its SETTINGS not sent yet (see
+    :func:`start_connection`)."""
+    config = H2Configuration(client_side=False, header_encoding=None,
+                             validate_inbound_headers=True, normalize_inbound_headers=True,
+                             validate_outbound_headers=False, normalize_outbound_headers=False)
+    connection = ServerH2Connection(config=config)
+    connection.local_settings = type(connection.local_settings)(
+        client=False,
+        initial_values={
+            SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
+            SettingCodes.INITIAL_WINDOW_SIZE: limits.initial_window_size,
+            SettingCodes.MAX_FRAME_SIZE: limits.max_frame_size,
+            SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
+            SettingCodes.ENABLE_PUSH: 0,
+        },
+    )
+    # The decoder's limit applies at once, not only once the client acknowledged it.
+    connection.decoder.max_header_list_size = limits.max_header_list_size
+    connection.max_inbound_frame_size = limits.max_frame_size
+    return connection
+
+
+def start_connection(connection: H2Connection, limits: Http2Limits) -> None:
+    """Queue the server's preface (SETTINGS) and the connection window's increase."""
+    connection.initiate_connection()
+    increase = limits.connection_window - 65535
+    if increase > 0:
+        connection.increment_flow_control_window(increase)
