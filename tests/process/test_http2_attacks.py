@@ -43,6 +43,7 @@ from tests.process.h2wire import (
     request_headers,
     rst_stream,
     settings,
+    window_update,
 )
 
 pytestmark = pytest.mark.process
@@ -293,11 +294,19 @@ FRAMES_THAT_ASK_NOTHING = {
     "empty-data": lambda stream_id: frame(DATA, 0, 1, b""),
     # a frame type no one knows, which must be ignored
     "unknown-type": lambda stream_id: frame(0xFA, 0, 0, b""),
+    # WINDOW_UPDATE of 1 on the connection while nothing waits for the window
+    "window-update": lambda stream_id: window_update(0, 1),
+    # RST_STREAM again and again on a stream already closed (by the first one)
+    "rst-closed-stream": lambda stream_id: rst_stream(1),
 }
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("kind", list(FRAMES_THAT_ASK_NOTHING))
+@pytest.mark.parametrize("kind", [
+    pytest.param(kind, marks=pytest.mark.xfail(
+        strict=True, reason="h2 reports nothing for a RST_STREAM on a closed stream, so the "
+                            "session cannot count them"))
+    if kind == "rst-closed-stream" else kind for kind in FRAMES_THAT_ASK_NOTHING])
 def test_a_flood_of_frames_that_ask_nothing_is_cut_off(kind: str) -> None:
     """Frames that need no answer, so that nothing waits to be written and the worker reads
     on: each costs a little CPU, and a client sending them without end must lose its
