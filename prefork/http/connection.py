@@ -78,6 +78,7 @@ __all__ = [
     "IDLE",
     "JOIN_LIMIT",
     "MUST_CLOSE",
+    "NO_TOKENIZER",
     "NO_UPGRADE",
     "SEND_BODY",
     "WEBSOCKET_UPGRADE",
@@ -738,3 +739,7 @@ class _ReleasedTokenizer:
 
 
 _RELEASED: Final = _ReleasedTokenizer()
+# What a connection that receives nothing reads with: one released, or a subclass that only
+# sends (prefork.http2.responder), which sets every attribute itself without building a
+# tokenizer, so that mypyc still knows each one defined and checks none on access.
+NO_TOKENIZER: Final = _RELEASED

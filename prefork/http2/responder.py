@@ -18,12 +18,23 @@ tokenizer, no queue): a stream's request arrives as one ``Request``
 
 from __future__ import annotations
 
-from typing import Final
+from collections import deque
+from typing import Any, Final
 
 from prefork.errors import LocalProtocolError, ProtocolError
-from prefork.http.connection import DONE, ERROR, IDLE, SEND_BODY, ServerConnection
+from prefork.http.connection import (
+    DONE,
+    ERROR,
+    IDLE,
+    NO_TOKENIZER,
+    NO_UPGRADE,
+    SEND_BODY,
+    ServerConnection,
+)
 from prefork.http.events import Data, EndOfMessage, InformationalResponse, Request, Response
+from prefork.http.framing import BodyWriter
 from prefork.http.headers import DateCache, check_value
+from prefork.http.limits import Limits
 
 # Fields that name or manage the HTTP/1.1 connection: meaningless in HTTP/2, where a message
 # carrying one is malformed (RFC 9113 §8.2.2). An app written for HTTP/1.1 may send them, so
@@ -31,17 +42,44 @@ from prefork.http.headers import DateCache, check_value
 CONNECTION_FIELDS: Final = frozenset({b"connection", b"keep-alive", b"proxy-connection",
                                       b"transfer-encoding", b"upgrade"})
 _NO_LENGTH: Final = -1
+# The receiving side's parts a stream never uses, shared by every stream (never changed).
+_NO_WRITER: Final = BodyWriter()
+_NO_QUEUE: Final[deque[Any]] = deque()
 _STATUS: Final = b":status"
 
 
 class StreamResponder(ServerConnection):
     """The response side of one stream; see the module docstring."""
 
-    def __init__(self, request: Request, date: DateCache | None,
+    def __init__(self, request: Request, limits: Limits, date: DateCache | None,
                  server_header: bytes | None) -> None:
-        # ServerConnection.__init__ is not called: it builds the HTTP/1.1 receiving side.
+        # ServerConnection.__init__ is not called: it builds the HTTP/1.1 receiving side. Every
+        # attribute it sets is set here all the same, cheaply, so that mypyc knows each one
+        # always defined and the HTTP/1.1 engine's accesses stay unchecked.
+        self._limits = limits
+        self._server_line = b""
+        self._date = date
+        self._upgrades = NO_UPGRADE
+        self._tokenizer = NO_TOKENIZER
+        self._writer = _NO_WRITER
+        self._queue = _NO_QUEUE
+        self._chunks = []
+        self._raw_len = 0
+        self._queued_bytes = 0
+        self._their = IDLE
         self._our = IDLE
+        self._request = request
         self._keep_alive = True
+        self._closing = False
+        self._switching = False
+        self._waiting_100 = False
+        self._head_request = False
+        self._http11 = False
+        self._eof = False
+        self._blocked = False
+        self._dead = False
+        self._error = None
+        self._body_budget = None
         self.response = None
         self.body_sent = 0
         self.request = request

@@ -155,9 +155,14 @@ class Http2Session:
             return
         try:
             events = self.h2.receive_data(data)
-        except H2ProtocolError as exc:
+        except H2ProtocolError as exc:  # h2 queued the GOAWAY that says why
             log.debug("HTTP/2 protocol error from %s: %s", self.protocol.peer, exc)
             self._end_connection()
+            return
+        except Exception as exc:  # anything else h2 raises on bad input: no GOAWAY to send
+            log.debug("HTTP/2 input from %s refused: %r", self.protocol.peer, exc)
+            self._lost()
+            self.protocol.abort()
             return
         for event in events:
             if isinstance(event, DataReceived):

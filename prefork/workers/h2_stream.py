@@ -84,7 +84,7 @@ class H2Stream(Connection):
         self.server = session.server
         self.scheme = scheme
         self.responder = StreamResponder(
-            request, state.date_cache if state.config.date_header else None,
+            request, state.limits, state.date_cache if state.config.date_header else None,
             state.server_header)
         self.conn = self.responder  # what the cycle sends through, typed as the engine
         self.closed = False  # reset, finished or the connection is gone: nothing more is sent

@@ -326,3 +326,49 @@ def test_rapid_reset_ends_the_connection(serve: Any) -> None:
             pass
         assert client.goaway is not None
         assert client.goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_idle_connection_closes_after_keep_alive(serve: Any) -> None:
+    server = serve(echo_app, http2=True, keepalive=0.3)
+    with H2Client(server.port) as client:
+        assert client.get("/").status == 200
+        started = time.monotonic()
+        while client.read():
+            pass
+        assert 0.2 < time.monotonic() - started < 3
+
+
+def test_a_window_the_client_never_opens_resets_the_stream(serve: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(10):
+            await send({"type": "http.response.body", "body": b"w" * 65536, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    server = serve(app, http2=True, send_timeout=0.5)
+    with H2Client(server.port, auto_ack=False) as client:
+        started = time.monotonic()
+        reply = client.wait(client.request("GET", "/"))
+        assert reply.reset == ErrorCodes.CANCEL
+        assert len(reply.body) == 65535  # the first window, then nothing more was sent
+        assert 0.4 < time.monotonic() - started < 3
+
+
+def test_forwarded_fields_head_and_no_body_statuses(serve: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        status = 204 if scope["path"] == "/none" else 200
+        body = f"{scope['client'][0]} {scope['scheme']}".encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-length", b"%d" % len(body)),
+                                (b"connection", b"keep-alive")]})  # dropped over HTTP/2
+        await send({"type": "http.response.body", "body": b"" if status == 204 else body})
+
+    server = serve(app, http2=True)
+    with H2Client(server.port) as client:
+        reply = client.get("/", headers=[("x-forwarded-for", "203.0.113.9"),
+                                         ("x-forwarded-proto", "https")])
+        assert reply.body == b"203.0.113.9 https"
+        assert reply.header(b"connection") is None
+        head = client.wait(client.request("HEAD", "/"))
+        assert head.status == 200 and head.body == b"" and head.header(b"content-length")
+        assert client.get("/none").status == 204

@@ -16,7 +16,7 @@ from prefork.testing import http_request, running_server, wait_until
 from tests.integration.h2client import H2Client
 
 APP = "tests.apps.pidapp:app"
-WSGI_APP = "tests.apps.wsgiapp:app"
+WSGI_APP = "tests.apps.wsgiecho:app"
 
 
 def _certificates(tmp_path: Path) -> tuple[str, str, str]:
@@ -75,12 +75,14 @@ def test_tls_without_http2_offers_only_http11(tmp_path: Path) -> None:
 def test_h2c_from_a_gunicorn_config_and_wsgi(tmp_path: Path) -> None:
     config = tmp_path / "gunicorn.conf.py"
     config.write_text("http_protocols = 'h2,h1'\nhttp2_max_concurrent_streams = 7\n")
-    with running_server(WSGI_APP, workers=1, interface="wsgi", config=str(config)) as server:
+    with running_server(WSGI_APP, workers=1, interface="wsgi", config=str(config),
+                        threads=2) as server:
         with H2Client(server.port) as client:
-            reply = client.get("/")
-            assert (reply.status, reply.body) == (201, b"hello /")  # the app's own answer
+            assert client.get("/").body == b"HTTP/2 0"
             assert client.h2.remote_settings.max_concurrent_streams == 7
-        assert http_request(server.port, "/")[0] == 201  # HTTP/1.1 beside it
+            sid = client.request("POST", "/", body=b"e" * 300_000)  # read by a pool thread
+            assert client.wait(sid).body == b"HTTP/2 300000"
+        assert http_request(server.port, "/")[2] == b"HTTP/1.1 0"  # HTTP/1.1 beside it
 
 
 @pytest.mark.timeout(60)
