@@ -9,7 +9,9 @@ ignored. After each case the worker still serves, and at the end it is the worke
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -436,3 +438,44 @@ def test_cookie_fields_are_joined(client: RawConnection) -> None:
     assert cookies == ["a=1; b=2"]
 
 
+
+
+# -- the h2c upgrade (RFC 7540 §3.2: RFC 9113 deprecates it, servers still meet it) -----------
+
+def _upgrade(port: int, fields: str) -> bytes:
+    """An HTTP/1.1 GET asking for h2c with ``fields``; what came back (until the close, the
+    hello body or 5 s)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings"
+                      "\r\nUpgrade: h2c\r\n" + fields + "\r\n").encode())
+        received = b""
+        with contextlib.suppress(OSError):
+            while HELLO not in received and (data := sock.recv(65536)):
+                received += data
+    return received
+
+
+def test_upgrade_without_http2_settings_is_served_over_http1(server: Server) -> None:
+    answer = _upgrade(server.port, "")
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(HELLO)
+
+
+def test_upgrade_with_valid_settings_answers_on_stream_one(server: Server) -> None:
+    answer = _upgrade(server.port, "HTTP2-Settings: AAMAAABkAAQAAP__\r\n")
+    assert answer.startswith(b"HTTP/1.1 101 ")
+    # the server's SETTINGS, then the answer to the upgraded request as HTTP/2 frames
+    assert answer.endswith(HELLO) and b"\r\n\r\n\x00\x00" in answer
+
+
+@pytest.mark.xfail(strict=True, reason="the upgrade is taken before HTTP2-Settings is decoded: "
+                                       "101, then the connection is dropped")
+@pytest.mark.parametrize("fields", [
+    "HTTP2-Settings: !!!notbase64\r\n",
+    "HTTP2-Settings: AAEAAA\r\n",  # 4 bytes: not a whole setting
+    "HTTP2-Settings: AAMAAABk\r\nHTTP2-Settings: AAMAAABk\r\n",  # two: MUST NOT upgrade
+], ids=["not-base64", "not-whole-settings", "twice"])
+def test_upgrade_with_bad_settings_is_not_taken(server: Server, fields: str) -> None:
+    """RFC 7540 §3.2.1: no upgrade unless exactly one valid HTTP2-Settings; the request is
+    answered over HTTP/1.1 (or refused with 400), never upgraded into a dead connection."""
+    answer = _upgrade(server.port, fields)
+    assert answer.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 400 ")), answer[:100]
