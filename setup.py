@@ -62,6 +62,7 @@ COMPILED = [
     "prefork/workers/protocol.py",
     "prefork/workers/h2_stream.py",
     "prefork/workers/h2_session.py",
+    "prefork/workers/h2_preface.py",
 ]
 
 # The commands that build modules; metadata (egg_info, dist_info) and sdist do not, so they

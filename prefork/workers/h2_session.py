@@ -2,19 +2,21 @@
 engine once it speaks HTTP/2 (``prefork.workers.contract``).
 
 The connection (``prefork.workers.protocol.HttpProtocol``) hands itself over when TLS chose
-``h2`` by ALPN, when the first bytes are the HTTP/2 preface (:class:`PrefaceReader`, the slot
-the PROXY header reader uses), or after answering ``Upgrade: h2c`` with 101. From then on this
-session feeds ``h2`` (``prefork.http2``), makes an ``H2Stream`` (``prefork.workers.h2_stream``)
-per request and starts its cycle through the worker's ``Serving`` as the connection would, and
-writes what ``h2`` serialises through the connection, whose held writes, send timeout and
-keep-alive deadline it keeps using.
+``h2`` by ALPN, when the first bytes are the HTTP/2 preface (``prefork.workers.h2_preface``),
+or after answering ``Upgrade: h2c`` with 101. From then on this session feeds ``h2``
+(``prefork.http2``), makes an ``H2Stream`` (``prefork.workers.h2_stream``) per request and
+starts its cycle through the worker's ``Serving`` as the connection would, and writes what
+``h2`` serialises through the connection, whose held writes, send timeout and keep-alive
+deadline it keeps using.
 
 Bounds: concurrent streams (``--h2-max-concurrent-streams``, refused with REFUSED_STREAM),
 streams cancelled by the client (``prefork.http2.limits.ResetBudget``: GOAWAY
 ENHANCE_YOUR_CALM), the header list (``h2``), and what the client does not read: while the
 transport is above its high-water mark no more is read from the client, so PING and SETTINGS
 acknowledgements cannot pile up. A stream whose bytes the client's window has blocked for
-``--send-timeout`` is reset; the connection's keep-alive deadline runs while no stream is open.
+``--send-timeout`` is reset, one whose body stopped coming for ``--body-timeout`` answered 408
+(one timer per connection, armed only while a stream has such a deadline); the connection's
+keep-alive deadline runs while no stream is open.
 
 Drain: GOAWAY naming the last stream taken, the open streams finish, then the connection
 closes. ``h2`` ends its own state at its first GOAWAY, so the drain's GOAWAY is framed here
@@ -61,7 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prefork.error")
 
-PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # The HTTP/1.1 fields of an h2c upgrade request that belong to the upgrade, not the request.
 _UPGRADE_FIELDS: Final = frozenset({b"connection", b"upgrade", b"http2-settings"})
 
@@ -113,7 +114,8 @@ class Http2Session:
         self.goaway_sent = False
         self.ended = False
         self.resets = ResetBudget(limits.reset_allowance)
-        self.stall_timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # see _watch
+        self.check_interval = max(0.05, min(state.send_timeout, state.limits.body_timeout) / 4)
         self.peer_trusted: bool | None = None
 
     # -- starting -------------------------------------------------------------------------------
@@ -260,6 +262,9 @@ class Http2Session:
         if end_stream:
             stream.request_ended = True
             cycle.request_complete()
+        else:
+            stream.body_due = self.loop.time() + state.limits.body_timeout
+            self._watch()
         state.counters.in_flight += 1
         coro = cycle.begin(state.app)
         if coro is not None:
@@ -369,7 +374,7 @@ class Http2Session:
                 if window <= 0:
                     if not stream.stalled_since:
                         stream.stalled_since = self.loop.time()
-                        self._watch_stalls()
+                        self._watch()
                     break
                 stream.stalled_since = 0.0
                 chunk = pending[0]
@@ -423,6 +428,12 @@ class Http2Session:
         self._drop(stream)
 
     def _drop(self, stream: H2Stream) -> None:
+        unacked = stream.unacked
+        if unacked:
+            # body bytes the app never took: the connection's window gets them back, or each
+            # such stream would shrink it for good
+            stream.unacked = 0
+            self.acknowledge(stream, unacked)
         streams = self.streams
         if streams.pop(stream.stream_id, None) is not None and not streams:
             if self.goaway_sent:
@@ -447,30 +458,41 @@ class Http2Session:
             if stream.pending:
                 self.flush(stream)
 
-    def _watch_stalls(self) -> None:
-        if self.stall_timer is None:
-            self.stall_timer = self.loop.call_later(self.state.send_timeout, self._check_stalls)
+    def _watch(self) -> None:
+        """Check the streams' deadlines (:meth:`_check_deadlines`) soon: a timer per connection,
+        and only while a stream has one, so a connection at rest arms none."""
+        if self.timer is None:
+            self.timer = self.loop.call_later(self.check_interval, self._check_deadlines)
 
-    def _check_stalls(self) -> None:
-        """Reset each stream whose queued bytes the client's window blocked for
-        ``--send-timeout`` (a client that opens no window holds the app and its buffers)."""
-        self.stall_timer = None
+    def _check_deadlines(self) -> None:
+        """Each stream whose queued bytes the client's window blocked for ``--send-timeout``
+        is reset (a client that opens no window holds the app and its buffers); each whose
+        request body paused for ``--body-timeout`` while we read is answered 408, or reset
+        once its response started (a client that opens streams and sends nothing holds apps)."""
+        self.timer = None
         now = self.loop.time()
-        timeout = self.state.send_timeout
+        send_timeout = self.state.send_timeout
         waiting = False
         for stream in list(self.streams.values()):
             since = stream.stalled_since
-            if not since:
-                continue
-            if now - since >= timeout:
-                log.info("resetting stream %d from %s: its window stayed closed for %.3g s",
-                         stream.stream_id, self.protocol.peer, timeout)
-                stream.gone()
-                self.reset(stream, ErrorCodes.CANCEL)
-            else:
+            if since:
+                if now - since >= send_timeout:
+                    log.info("resetting stream %d from %s: its window stayed closed for %.3g s",
+                             stream.stream_id, self.protocol.peer, send_timeout)
+                    stream.gone()
+                    self.reset(stream, ErrorCodes.CANCEL)
+                    continue
+                waiting = True
+            due = stream.body_due
+            if due and not stream.request_ended:
+                if stream.reading_paused:  # we hold the client back: it is not stalling
+                    stream.body_due = now + self.state.limits.body_timeout
+                elif now >= due:
+                    self.refuse_body(stream, 408, "request body not received in time")
+                    continue
                 waiting = True
         if waiting and not self.ended:
-            self._watch_stalls()
+            self._watch()
 
     # -- the connection's end -------------------------------------------------------------------
 
@@ -506,10 +528,10 @@ class Http2Session:
 
     def _lost(self) -> None:
         self.ended = True
-        timer = self.stall_timer
+        timer = self.timer
         if timer is not None:
             timer.cancel()
-            self.stall_timer = None
+            self.timer = None
         streams = list(self.streams.values())
         self.streams.clear()
         for stream in streams:
@@ -519,46 +541,3 @@ class Http2Session:
         data = self.h2.data_to_send()
         if data:
             self.protocol.write(data)
-
-
-class PrefaceReader:
-    """The first bytes of a cleartext connection when HTTP/2 by prior knowledge is on: the
-    preface hands the connection to an :class:`Http2Session`, anything else to the HTTP/1.1
-    engine. Only a connection's first bytes pay for it, no request does."""
-
-    __slots__ = ("buffer", "protocol")
-
-    def __init__(self, protocol: PrefaceTarget) -> None:
-        self.protocol = protocol
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer = self.buffer + data
-        if len(buffer) < len(PREFACE) and PREFACE.startswith(buffer):
-            self.protocol.proxy_header_partial()  # timed as a request head
-            return
-        self.protocol.preface_read(buffer.startswith(PREFACE), buffer)
-
-    def eof_received(self) -> None:
-        self.protocol.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.buffer = b""
-
-    def shutdown(self) -> None:
-        self.protocol.close_when_idle()
-
-    def writing_resumed(self) -> None:
-        """Nothing is written before the preface is read."""
-
-
-class PrefaceTarget(Protocol):
-    """What the preface reader may use of its connection."""
-
-    def preface_read(self, http2: bool, data: bytes) -> None: ...
-
-    def proxy_header_partial(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def close_when_idle(self) -> None: ...

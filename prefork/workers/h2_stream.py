@@ -99,6 +99,7 @@ class H2Stream(Connection):
         self.unacked = 0  # flow-controlled bytes received and not acknowledged yet
         self.received = 0  # body bytes received, for --limit-request-body
         self.stalled_since = 0.0  # when the send window last blocked queued bytes
+        self.body_due = 0.0  # when the next request body bytes are due (--body-timeout)
         self.waiter: asyncio.Future[None] | None = None
         self.head_at = 0.0
         self.observation: observation.Observation | None = None
@@ -107,6 +108,7 @@ class H2Stream(Connection):
 
     def data_arrived(self, data: bytes, flow_controlled: int) -> None:
         self.received += len(data)
+        self.body_due = self.loop.time() + self.state.limits.body_timeout
         limit = self.state.limits.max_body_size
         cycle = self.cycle
         if cycle is None or self.closed:

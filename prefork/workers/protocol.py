@@ -551,7 +551,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
                 self._start_http2(b"")
         elif self.state.h2_prior_knowledge:
-            from prefork.workers.h2_session import PrefaceReader
+            from prefork.workers.h2_preface import PrefaceReader
 
             self.upgraded = PrefaceReader(self)
 
@@ -588,7 +588,7 @@ class HttpProtocol(asyncio.Protocol, Watched):
         self.write(self.conn.send(_SWITCH_TO_H2C))
         session = Http2Session(self)
         self.upgraded = session
-        session.start_upgraded(self._forwarded(request), settings, self.conn.trailing_data)
+        session.start_upgraded(request, settings, self.conn.trailing_data)
 
     def session_idle(self) -> None:
         """An HTTP/2 connection has no open stream: its keep-alive deadline runs."""

@@ -372,3 +372,48 @@ def test_forwarded_fields_head_and_no_body_statuses(serve: Any) -> None:
         head = client.wait(client.request("HEAD", "/"))
         assert head.status == 200 and head.body == b"" and head.header(b"content-length")
         assert client.get("/none").status == 204
+
+
+def _send_while_open(client: H2Client, sid: int, seconds: float) -> int:
+    """Send body bytes on ``sid`` as long as its windows allow, for ``seconds``."""
+    sent = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        window = min(client.h2.local_flow_control_window(sid), client.h2.max_outbound_frame_size)
+        if window and client.replies[sid].reset is None and not client.replies[sid].ended:
+            client.send_body(sid, b"z" * window)
+            sent += window
+            continue
+        client.sock.settimeout(0.05)
+        with contextlib.suppress(TimeoutError):
+            client.read()
+    client.sock.settimeout(5)
+    return sent
+
+
+def test_bodies_the_app_never_reads_give_the_connection_window_back(serve: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.2)  # the client fills the stream's window meanwhile
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ignored"})
+
+    # each stream's window held full by an app that answers without reading: a few of them
+    # would use up a connection window of two streams' worth if their bytes were never given
+    # back to the connection
+    server = serve(app, http2=True, http2_max_concurrent_streams=2)
+    with H2Client(server.port) as client:
+        for _ in range(6):
+            sid = client.request("POST", "/", end=False)
+            assert _send_while_open(client, sid, 0.15) > 65536
+            assert client.wait(sid).body == b"ignored"
+
+
+def test_a_body_that_stops_coming_is_answered_408(serve: Any) -> None:
+    server = serve(echo_app, http2=True, body_timeout=0.3)
+    with H2Client(server.port) as client:
+        sid = client.request("POST", "/", end=False)
+        client.send_body(sid, b"part")
+        started = time.monotonic()
+        assert client.wait(sid).status == 408
+        assert 0.2 < time.monotonic() - started < 3
+        assert client.get("/").status == 200  # the other streams go on
