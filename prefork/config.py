@@ -174,20 +174,23 @@ def _http2_cleartext(value: Any) -> str:
     return text
 
 
+_BOOL_WORDS: Final = frozenset({"1", "true", "yes", "on", "0", "false", "no", "off"})
+
+
 def _http2(value: Any) -> bool:
     """A boolean, or gunicorn's ``http_protocols`` list ("h2, h1"): HTTP/2 is served when h2
     is in it. As in gunicorn, a list without h1 still serves HTTP/1.1 to a client that does not
     choose h2."""
     if isinstance(value, list | tuple):
         parts = [str(part) for part in value]
-    elif isinstance(value, str) and ("," in value or value.strip().lower() in ("h1", "h2")):
+    elif isinstance(value, str) and value.strip().lower() not in _BOOL_WORDS:
         parts = value.split(",")
     else:
         return _to_bool(value)
     offered = {part.strip().lower() for part in parts if part.strip()}
     unknown = sorted(offered - {"h1", "h2"})
     if unknown:
-        raise ValueError(f"unknown protocol {unknown[0]!r} (h1, h2)")
+        raise ValueError(f"unknown protocol {unknown[0]!r} (http_protocols lists h1 and h2)")
     return "h2" in offered
 
 

@@ -3,24 +3,59 @@
 :func:`new_connection` announces the settings (``prefork.http2.limits.Http2Limits``) in the
 first SETTINGS frame and has ``h2`` enforce them itself where it can: the frame size, the
 decoded header list size (an HPACK bomb ends the connection with ENHANCE_YOUR_CALM; a header
-block split over more than 64 CONTINUATION frames is refused before it is decoded). The
-concurrent streams are the session's to refuse: ``h2`` ends the whole connection with
-PROTOCOL_ERROR for a stream past the limit, where RFC 9113 §5.1.2 makes it an error of that
-stream alone (:class:`ServerH2Connection`).
+block split over more than 64 CONTINUATION frames is refused before it is decoded). A header
+block is also refused as it arrives once its encoded bytes pass twice the header list size
+(:class:`BoundedFrameBuffer`): ``h2`` alone would buffer 64 frames of the largest frame size
+first, a gigabyte with ``--http2-max-frame-size`` at its maximum. The concurrent streams are
+the session's to refuse: ``h2`` ends the whole connection with PROTOCOL_ERROR for a stream past
+the limit, where RFC 9113 §5.1.2 makes it an error of that stream alone
+(:class:`ServerH2Connection`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from h2.exceptions import DenialOfServiceError
+from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes
+from hyperframe.frame import ContinuationFrame, HeadersFrame
 
 from prefork.http2.limits import Http2Limits
 
 
+class BoundedFrameBuffer(FrameBuffer):
+    """``h2``'s frame reader, refusing a header block whose encoded bytes pass ``limit`` while
+    its CONTINUATION frames still arrive (an encoded block is no larger than the list it
+    decodes to, give or take Huffman coding, hence the slack the caller gives ``limit``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(server=True)
+        self.limit = limit
+        self.block_size = 0
+
+    def _update_header_buffer(self, f: Any) -> Any:
+        if isinstance(f, HeadersFrame | ContinuationFrame):
+            size = len(f.data)
+            if self._headers_buffer:  # a CONTINUATION of the block under way
+                size += self.block_size
+            self.block_size = size
+            if size > self.limit:
+                raise DenialOfServiceError("header block too large")
+        return super()._update_header_buffer(f)
+
+
 class ServerH2Connection(H2Connection):
     """``h2``'s connection without its own concurrent-stream check, which ends the connection;
-    the session refuses a stream past the limit with REFUSED_STREAM instead."""
+    the session refuses a stream past the limit with REFUSED_STREAM instead.
+
+    It remembers how its last 4096 streams closed, not ``h2``'s 65536: about 120 bytes each,
+    8 MB for a long-lived connection otherwise. A frame for a stream closed longer ago than that
+    ends the connection (PROTOCOL_ERROR), as for a stream never opened."""
+
+    MAX_CLOSED_STREAMS = 4096
 
     @property
     def open_inbound_streams(self) -> int:
@@ -36,6 +71,7 @@ def new_connection(limits: Http2Limits) -> H2Connection:
                              validate_inbound_headers=True, normalize_inbound_headers=True,
                              validate_outbound_headers=False, normalize_outbound_headers=False)
     connection = ServerH2Connection(config=config)
+    connection.incoming_buffer = BoundedFrameBuffer(2 * limits.max_header_list_size)
     connection.local_settings = type(connection.local_settings)(
         client=False,
         initial_values={

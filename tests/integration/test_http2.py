@@ -417,3 +417,74 @@ def test_a_body_that_stops_coming_is_answered_408(serve: Any) -> None:
         assert client.wait(sid).status == 408
         assert 0.2 < time.monotonic() - started < 3
         assert client.get("/").status == 200  # the other streams go on
+
+
+def test_pathsend_and_100_continue(serve: Any, tmp_path: Any) -> None:
+    path = tmp_path / "file.bin"
+    path.write_bytes(bytes(range(256)) * 1000)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/file":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.pathsend", "path": str(path)})
+            return
+        await echo_app(scope, receive, send)
+
+    server = serve(app, http2=True)
+    with H2Client(server.port) as client:
+        reply = client.get("/file")
+        assert reply.body == path.read_bytes() and reply.header(b"content-length") == b"256000"
+        sid = client.request("POST", "/", end=False, headers=[("expect", "100-continue")])
+        while not client.replies[sid].informational:
+            client.read()
+        assert client.replies[sid].informational == [100]
+        client.send_all(sid, b"b" * 1000)
+        assert client.wait(sid).body == b"2 POST test 1000"
+
+
+def test_a_header_block_is_refused_as_its_continuations_pass_the_limit(serve: Any) -> None:
+    from hyperframe.frame import ContinuationFrame, HeadersFrame
+
+    server = serve(echo_app, http2=True, http2_max_header_list_size=4096)
+    with H2Client(server.port) as client:
+        client.read()  # the server's SETTINGS
+        headers = HeadersFrame(1)
+        headers.data = client.h2.encoder.encode([(b":method", b"GET"), (b":path", b"/"),
+                                                 (b":scheme", b"http"), (b":authority", b"t")])
+        client.sock.sendall(headers.serialize())
+        sent = 0
+        while client.goaway is None and sent < 64:  # each frame under h2's own 64-frame cap
+            continuation = ContinuationFrame(1)
+            continuation.data = b"\x00" * 1000  # never ends: no END_HEADERS
+            client.sock.sendall(continuation.serialize())
+            sent += 1
+            client.sock.settimeout(0.02)
+            with contextlib.suppress(TimeoutError):
+                client.read()
+        client.sock.settimeout(5)
+        while client.goaway is None and client.read():
+            pass
+        assert client.goaway is not None
+        assert client.goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+        assert sent <= 10  # refused past twice the header list size, not after 64 frames
+
+
+@pytest.mark.parametrize(("cleartext", "preface", "upgrade"), [
+    ("off", False, False), ("prior-knowledge", True, False), ("upgrade", False, True),
+])
+def test_cleartext_mechanisms_are_separate(serve: Any, cleartext: str, preface: bool,
+                                           upgrade: bool) -> None:
+    server = serve(echo_app, http2=True, http2_cleartext=cleartext)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(PREFACE)
+        answer = sock.recv(65536)
+        # HTTP/2 answers with its SETTINGS frame (type 4), HTTP/1.1 with 400 (505 from h11)
+        assert (answer[3:4] == b"\x04") is preface
+        assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 505")) is not preface
+    with Client(server.port) as client:
+        client.send(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                    b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101 ") is upgrade
