@@ -8,7 +8,8 @@ block is also refused as it arrives once its encoded bytes pass twice the header
 (:class:`BoundedFrameBuffer`): ``h2`` alone would buffer 64 frames of the largest frame size
 first, a gigabyte with ``--http2-max-frame-size`` at its maximum. The concurrent streams are
 the session's to refuse: ``h2`` ends the whole connection with PROTOCOL_ERROR for a stream past
-the limit, where RFC 9113 §5.1.2 makes it an error of that stream alone
+the limit, where RFC 9113 §5.1.2 makes it an error of that stream alone, and closes its state at
+a client's GOAWAY, when the streams open still wait for their answers
 (:class:`ServerH2Connection`).
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from h2.events import ConnectionTerminated
 from h2.exceptions import DenialOfServiceError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes
@@ -56,6 +58,16 @@ class ServerH2Connection(H2Connection):
     ends the connection (PROTOCOL_ERROR), as for a stream never opened."""
 
     MAX_CLOSED_STREAMS = 4096
+
+    def _receive_goaway_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
+        """A client's GOAWAY, without closing ``h2``'s state: ``h2`` would refuse every frame
+        after it, so the streams the client still waits for could not be answered (RFC 9113
+        §6.8: a GOAWAY stops new streams, not those open)."""
+        event = ConnectionTerminated()
+        event.error_code = frame.error_code
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
 
     @property
     def open_inbound_streams(self) -> int:

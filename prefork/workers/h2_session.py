@@ -378,12 +378,14 @@ class Http2Session:
                     break
                 stream.stalled_since = 0.0
                 chunk = pending[0]
-                if len(chunk) <= window:
+                start = stream.pending_start
+                if len(chunk) - start <= window:
                     del pending[0]
-                    piece = chunk
-                else:
-                    piece = chunk[:window]
-                    pending[0] = chunk[window:]
+                    stream.pending_start = 0
+                    piece = chunk[start:] if start else chunk
+                else:  # the next frame's worth, copied alone (the rest stays where it is)
+                    piece = chunk[start:start + window]
+                    stream.pending_start = start + window
                 stream.pending_size -= len(piece)
                 last = not pending and conn.ended and not conn.trailers
                 h2.send_data(stream_id, piece, end_stream=last)
@@ -420,6 +422,7 @@ class Http2Session:
         stream.closed = True
         stream.pending = []
         stream.pending_size = 0
+        stream.pending_start = 0
         if not self.ended:
             with contextlib.suppress(H2ProtocolError, StreamClosedError):
                 self.h2.reset_stream(stream.stream_id, code)

@@ -93,6 +93,7 @@ class H2Stream(Connection):
         self.cycle: Cycle | None = None
         self.pending: list[bytes] = []  # body bytes waiting for the send window
         self.pending_size = 0
+        self.pending_start = 0  # where the first pending piece's unsent bytes start
         self.end_sent = False
         self.complete = False  # response_complete was called
         self.request_ended = False
@@ -137,6 +138,7 @@ class H2Stream(Connection):
         self.closed = True
         self.pending = []
         self.pending_size = 0
+        self.pending_start = 0
         cycle = self.cycle
         if cycle is not None:
             cycle.client_gone()

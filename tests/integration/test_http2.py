@@ -488,3 +488,33 @@ def test_cleartext_mechanisms_are_separate(serve: Any, cleartext: str, preface: 
         while b"\r\n\r\n" not in head:
             head += client.sock.recv(1)
         assert head.startswith(b"HTTP/1.1 101 ") is upgrade
+
+
+def test_a_client_goaway_lets_its_open_streams_be_answered(serve: Any) -> None:
+    from hyperframe.frame import GoAwayFrame
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.3)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"late"})
+
+    server = serve(app, http2=True)
+    with H2Client(server.port) as client:
+        sid = client.request("GET", "/")
+        time.sleep(0.05)
+        client.sock.sendall(GoAwayFrame(0, last_stream_id=0, error_code=0).serialize())
+        assert client.wait(sid).body == b"late"
+        while client.read():  # then the server closes
+            pass
+        assert client.goaway is not None and client.goaway.last_stream_id == sid
+
+
+def test_httpx_over_prior_knowledge(serve: Any) -> None:
+    httpx = pytest.importorskip("httpx")
+    server = serve(echo_app, http2=True)
+    with httpx.Client(http1=False, http2=True, timeout=5) as client:
+        replies = [client.post(f"http://127.0.0.1:{server.port}/", content=b"x" * n)
+                   for n in (0, 100_000)]
+    assert [r.http_version for r in replies] == ["HTTP/2", "HTTP/2"]
+    host = f"127.0.0.1:{server.port}"
+    assert [r.text for r in replies] == [f"2 POST {host} 0", f"2 POST {host} 100000"]
