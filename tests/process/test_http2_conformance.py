@@ -361,8 +361,6 @@ def test_unknown_frame_types_are_ignored(client: RawConnection) -> None:
     expect_served(client)
 
 
-@pytest.mark.xfail(strict=True, reason="h2 closes its state machine on a received GOAWAY, so "
-                                       "a stream still open cannot be answered")
 def test_goaway_from_the_client(client: RawConnection) -> None:
     """The client says it opens no more streams; the one it opened is still answered."""
     client.request(1, "/")
