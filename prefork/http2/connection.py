@@ -19,7 +19,7 @@ from typing import Any
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import ConnectionTerminated
+from h2.events import ConnectionTerminated, StreamReset
 from h2.exceptions import DenialOfServiceError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes
@@ -58,6 +58,19 @@ class ServerH2Connection(H2Connection):
     ends the connection (PROTOCOL_ERROR), as for a stream never opened."""
 
     MAX_CLOSED_STREAMS = 4096
+    # RST_STREAM frames that reset no open stream (h2 reports no event for them), so that the
+    # session can count them with the other frames that ask for nothing; it zeroes this
+    silent_resets = 0
+
+    def _receive_rst_stream_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
+        try:
+            frames, events = super()._receive_rst_stream_frame(frame)
+        except Exception:
+            self.silent_resets += 1
+            raise
+        if not any(isinstance(event, StreamReset) for event in events):
+            self.silent_resets += 1
+        return frames, events
 
     def _receive_goaway_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
         """A client's GOAWAY, without closing ``h2``'s state: ``h2`` would refuse every frame
@@ -76,7 +89,7 @@ class ServerH2Connection(H2Connection):
         return 0
 
 
-def new_connection(limits: Http2Limits) -> H2Connection:
+def new_connection(limits: Http2Limits) -> ServerH2Connection:
     """The server side of one connection, its SETTINGS not sent yet (see
     :func:`start_connection`)."""
     config = H2Configuration(client_side=False, header_encoding=None,

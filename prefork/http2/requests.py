@@ -19,6 +19,8 @@ A refused head raises ``RemoteProtocolError`` with the status to answer on that 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
 from typing import Final
 
@@ -28,6 +30,10 @@ from prefork.http.limits import Limits
 from prefork.http.targets import CHECKED_HOSTS, check_host
 
 HTTP2_VERSION: Final = b"2"
+# RFC 9113 §6.5.2: the settings whose values are bounded (others are taken as sent)
+_ENABLE_PUSH: Final = 0x2
+_INITIAL_WINDOW_SIZE: Final = 0x4
+_MAX_FRAME_SIZE: Final = 0x5
 _FORWARDING_FIELDS: Final = frozenset(
     {b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 
@@ -99,3 +105,29 @@ def request_head(fields: Iterable[tuple[bytes, bytes]], limits: Limits,
     expect_continue = (expect is not None and not end_stream
                        and expect.lower() == b"100-continue")
     return Request(method, path, HTTP2_VERSION, headers, True, expect_continue, None, forwarded)
+
+
+def upgrade_settings(values: list[bytes]) -> bytes | None:
+    """The ``HTTP2-Settings`` field of an ``Upgrade: h2c`` request if the upgrade may be taken,
+    else None. RFC 7540 §3.2.1 (kept by RFC 9113's §3.1 for the servers that still take the
+    upgrade): exactly one such field, whose value is the base64url payload of a SETTINGS frame.
+    Checked before the ``101`` goes out, so that a bad one is answered over HTTP/1.1 rather than
+    upgraded into a connection that can only be dropped."""
+    if len(values) != 1:
+        return None
+    value = values[0].strip()
+    try:
+        payload = base64.b64decode(value + b"=" * (-len(value) % 4), altchars=b"-_",
+                                   validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(payload) % 6:
+        return None
+    for at in range(0, len(payload), 6):
+        code = int.from_bytes(payload[at:at + 2], "big")
+        setting = int.from_bytes(payload[at + 2:at + 6], "big")
+        if (code == _ENABLE_PUSH and setting > 1) or \
+                (code == _INITIAL_WINDOW_SIZE and setting > 0x7FFFFFFF) or \
+                (code == _MAX_FRAME_SIZE and not 0x4000 <= setting <= 0xFFFFFF):
+            return None
+    return value

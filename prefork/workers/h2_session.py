@@ -204,6 +204,14 @@ class Http2Session:
                 self._idle_frame()
             if self.ended:
                 return
+        h2 = self.h2
+        silent = h2.silent_resets
+        if silent:  # resets of streams already closed: no event, yet as costly as any frame
+            h2.silent_resets = 0
+            for _ in range(silent):
+                self._idle_frame()
+                if self.ended:
+                    return
         self._out()
         protocol = self.protocol
         if protocol.write_paused and not protocol.reading_paused:

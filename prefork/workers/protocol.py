@@ -578,13 +578,13 @@ class HttpProtocol(asyncio.Protocol, Watched):
 
     def _upgrade_h2c(self, request: Request) -> None:
         """``Upgrade: h2c`` on a request without a body: 101, then the request is stream 1."""
-        settings = None
-        for name, value in request.headers:
-            if name == b"http2-settings":
-                settings = value
+        from prefork.http2.requests import upgrade_settings
+
+        settings = upgrade_settings([value for name, value in request.headers
+                                     if name == b"http2-settings"])
         if settings is None:
-            # not an upgrade HTTP/2 can take (RFC 9113 §3.2 requires the field): answered as
-            # HTTP/1.1, then closed, as any declined upgrade
+            # not an upgrade HTTP/2 can take (RFC 9113 §3.2 requires exactly one well-formed
+            # HTTP2-Settings): answered as HTTP/1.1, then closed, as any declined upgrade
             self.conn.close_after_response()
             self._start_cycle(dataclasses.replace(request, upgrade=None))
             return

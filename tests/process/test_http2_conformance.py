@@ -465,13 +465,13 @@ def test_upgrade_with_valid_settings_answers_on_stream_one(server: Server) -> No
     assert answer.endswith(HELLO) and b"\r\n\r\n\x00\x00" in answer
 
 
-@pytest.mark.xfail(strict=True, reason="the upgrade is taken before HTTP2-Settings is decoded: "
-                                       "101, then the connection is dropped")
 @pytest.mark.parametrize("fields", [
     "HTTP2-Settings: !!!notbase64\r\n",
     "HTTP2-Settings: AAEAAA\r\n",  # 4 bytes: not a whole setting
     "HTTP2-Settings: AAMAAABk\r\nHTTP2-Settings: AAMAAABk\r\n",  # two: MUST NOT upgrade
-], ids=["not-base64", "not-whole-settings", "twice"])
+    "HTTP2-Settings: AAIAAAAC\r\n",  # ENABLE_PUSH 2
+    "HTTP2-Settings: AAUAAAAA\r\n",  # MAX_FRAME_SIZE 0
+], ids=["not-base64", "not-whole-settings", "twice", "push-2", "frame-size-0"])
 def test_upgrade_with_bad_settings_is_not_taken(server: Server, fields: str) -> None:
     """RFC 7540 §3.2.1: no upgrade unless exactly one valid HTTP2-Settings; the request is
     answered over HTTP/1.1 (or refused with 400), never upgraded into a dead connection."""
