@@ -231,12 +231,13 @@ class Http2Session:
         if self.goaway_sent or self.ended:
             return
         self.goaway_sent = True
+        if not self.streams:
+            self._finish()  # nothing in flight: one GOAWAY, the last, and the close
+            return
         self._out()
         frame = GoAwayFrame(stream_id=0, last_stream_id=self.last_stream_id,
                             error_code=ErrorCodes.NO_ERROR)
         self.protocol.write(frame.serialize())
-        if not self.streams:
-            self._finish()
 
     def writing_resumed(self) -> None:
         protocol = self.protocol

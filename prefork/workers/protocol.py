@@ -916,5 +916,13 @@ class HttpProtocol(asyncio.Protocol, Watched):
                 self.abort()
             else:
                 self.close()  # the discarded rest of a body stalled
+        elif phase == _IDLE and self.upgraded is not None and self.state.http2 is not None:
+            from prefork.workers.h2_session import Http2Session
+
+            upgraded = self.upgraded
+            if isinstance(upgraded, Http2Session):
+                upgraded.shutdown()  # an idle HTTP/2 connection says GOAWAY, then closes
+            else:
+                self.close()
         else:  # _IDLE or _LINGER
             self.close()

@@ -336,6 +336,8 @@ def test_idle_connection_closes_after_keep_alive(serve: Any) -> None:
         while client.read():
             pass
         assert 0.2 < time.monotonic() - started < 3
+        # said with GOAWAY NO_ERROR, naming the last stream taken, before the close
+        assert [(g.last_stream_id, g.error_code) for g in client.goaways] == [(1, 0)]
 
 
 def test_a_window_the_client_never_opens_resets_the_stream(serve: Any) -> None:
