@@ -432,7 +432,9 @@ class ServerConnection:
             keep_alive = http11
             upgrade_token = False
         else:
-            single = connection[0].lower() if len(connection) == 1 else None
+            single = connection[0] if len(connection) == 1 else None
+            if single is not None and single != b"close" and single != b"keep-alive":
+                single = single.lower()  # as most clients spell them, they need no lowering
             if single == b"keep-alive":
                 keep_alive, upgrade_token = True, False
             elif single == b"close":

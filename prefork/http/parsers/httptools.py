@@ -23,8 +23,6 @@ from prefork.http.limits import Limits, check_field_sizes
 from prefork.http.parsers.contract import Sink
 
 _VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
-# How a request line ends, after its method, a space, its target and a space.
-_LINE_ENDS: Final = {b"HTTP/1.1\r\n": b"1.1", b"HTTP/1.0\r\n": b"1.0"}
 # Field names as clients usually spell them, each with its lower-case form: one lookup costs
 # less than calling bytes.lower, and the name it returns keeps its hash for the engine's own
 # lookups of it. A name not here is lowered as before.
@@ -174,7 +172,10 @@ class HttptoolsTokenizer:
         # get_http_version formats a string each time, 2.3k instructions a request. A line
         # cut short, or led by empty lines, does not match, and llhttp is asked.
         at = len(method) + len(target) + 2
-        version = _LINE_ENDS.get(self._line[at : at + 10])
+        line_end = self._line[at : at + 10]
+        # compared rather than looked up: a fresh slice would be hashed for the lookup
+        version = b"1.1" if line_end == b"HTTP/1.1\r\n" else \
+            b"1.0" if line_end == b"HTTP/1.0\r\n" else None
         self._line = b""
         if version is None:
             text = parser.get_http_version()
