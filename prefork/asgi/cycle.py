@@ -304,14 +304,17 @@ class HttpCycle(Cycle):
         the interpreter does."""
         if self.disconnected:
             raise ClientDisconnected("the client disconnected")
-        kind = message["type"]
+        # Read as a dict, which an ASGI message is: a compiled build then reads its keys with
+        # dict operations instead of calling methods on an object of any type.
+        fields: dict[str, Any] = message if isinstance(message, dict) else _as_message(message)
+        kind = fields["type"]
         state = self.response_state
         if state == RESPONSE_STARTED and kind == "http.response.body" and \
                 not self.awaiting_trailers:
-            body = message.get("body", b"")
+            body = fields.get("body", b"")
             if type(body) is not bytes:
                 body = _as_bytes(body)
-            if not message.get("more_body", False):
+            if not fields.get("more_body", False):
                 if self.trailers == _NO_TRAILERS:
                     head = self.head
                     if head is not None:  # the whole response in one message: one engine call
@@ -330,11 +333,11 @@ class HttpCycle(Cycle):
             if protocol.write_paused:
                 return protocol.drain()
         elif state == RESPONSE_NOT_STARTED and kind == "http.response.start":
-            headers = message.get("headers", ())
+            headers = fields.get("headers", ())
             if type(headers) is not list and type(headers) is not tuple:
                 headers = list(headers)
-            self.head = Response(message["status"], headers)
-            if message.get("trailers", False):
+            self.head = Response(fields["status"], headers)
+            if fields.get("trailers", False):
                 self.trailers = _FORWARD_TRAILERS if self._can_send_trailers(headers) \
                     else _DROP_TRAILERS
             self.response_state = RESPONSE_STARTED
@@ -344,17 +347,17 @@ class HttpCycle(Cycle):
             if self.trailers == _FORWARD_TRAILERS:
                 if self.trailer_fields is _NOTHING:
                     self.trailer_fields = []
-                self.trailer_fields.extend(message.get("headers", ()))
-            if not message.get("more_trailers", False):
-                fields = self.trailer_fields
-                self._complete(self._end(EndOfMessage(fields) if fields else _END))
+                self.trailer_fields.extend(fields.get("headers", ()))
+            if not fields.get("more_trailers", False):
+                sent = self.trailer_fields
+                self._complete(self._end(EndOfMessage(sent) if sent else _END))
         elif state == RESPONSE_STARTED and kind == PATHSEND and \
                 self.head is not None:
-            return self._send_path(message["path"])
+            return self._send_path(fields["path"])
         elif state == RESPONSE_STARTED and kind == ZEROCOPYSEND and not self.awaiting_trailers:
-            return self._send_zero_copy(message)
+            return self._send_zero_copy(fields)
         elif kind == EARLY_HINT and state != RESPONSE_COMPLETE:
-            self._early_hint(message)
+            self._early_hint(fields)
         elif state == RESPONSE_COMPLETE:
             raise RuntimeError(f"cannot send {kind!r}: the response is already complete")
         else:
@@ -555,6 +558,16 @@ class Receive:
 
     def __call__(self) -> Awaitable[dict[str, Any]]:
         return self.cycle.receive()
+
+
+def _as_message(message: Any) -> dict[str, Any]:
+    """A message that is not a dict, as one: any mapping passes (as it would through its own
+    ``[]`` and ``get``), anything else is refused as the spec's dict."""
+    try:
+        return dict(message)
+    except (TypeError, ValueError):
+        raise TypeError(f"an ASGI message must be a dict, not {type(message).__name__}") \
+            from None
 
 
 def _as_bytes(body: Any) -> bytes:

@@ -38,7 +38,10 @@ def http_scope(
     None in cleartext (the spec forbids the extension there)."""
     target = request.target
     if target[:1] == b"/":
-        raw_path, _, query = target.partition(b"?")
+        if 0x3F in target:  # "?" as an int: a bytes operand is first tried as an int
+            raw_path, _, query = target.partition(b"?")
+        else:  # no query: no method call
+            raw_path, query = target, b""
     else:
         raw_path, query = split_target(target)
     path = raw_path.decode("latin-1")

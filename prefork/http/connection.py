@@ -39,7 +39,6 @@ one object's invariants, and splitting them would only pass private state betwee
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -161,7 +160,7 @@ class ServerConnection:
     __slots__ = (
         "_blocked", "_body_budget", "_chunks", "_closing", "_date", "_dead", "_eof", "_error",
         "_head_request", "_http11", "_keep_alive", "_limits", "_our", "_queue", "_queued_bytes",
-        "_raw_len", "_request", "_server_line", "_switching", "_their", "_tokenizer",
+        "_raw_len", "_request", "_server_line", "_switching", "_taken", "_their", "_tokenizer",
         "_upgrades", "_waiting_100", "_writer", "body_sent", "response",
     )  # fmt: skip
 
@@ -190,7 +189,12 @@ class ServerConnection:
         self._writer = framing.BodyWriter()
         self.response: Response | None = None  # the last response head sent
         self.body_sent = 0  # body bytes of that response that went (or go, by sendfile) out
-        self._queue: deque[_Queued] = deque()
+        # The events of one feed, taken from the front (_taken of them so far); a feed happens
+        # only once they are all taken, when the list is emptied. A list, not a deque: its
+        # operations are compiled ones, where a deque's are method calls (0.6k instructions a
+        # request), and making it costs a connection no call into the collections module.
+        self._queue: list[_Queued] = []
+        self._taken = 0
         self._chunks: list[bytes] = []
         self._raw_len = 0
         self._queued_bytes = 0
@@ -313,7 +317,13 @@ class ServerConnection:
             if not queue and self._chunks and not self._blocked:
                 self._feed()
             if queue:
-                event = queue.popleft()
+                taken = self._taken
+                event = queue[taken]
+                taken += 1
+                if taken == len(queue):
+                    queue.clear()
+                    taken = 0
+                self._taken = taken
                 kind = type(event)
                 if kind is Data:
                     self._queued_bytes -= len(event.data)  # type: ignore[union-attr]  # kind is Data
@@ -376,6 +386,7 @@ class ServerConnection:
         self._error = exc
         self._keep_alive = False
         self._queue.clear()
+        self._taken = 0
         self._queued_bytes = 0
 
     # --- the backends' sink -----------------------------------------------------------------
@@ -437,7 +448,9 @@ class ServerConnection:
             keep_alive = http11
             upgrade_token = False
         else:
-            single = connection[0].lower() if len(connection) == 1 else None
+            single = connection[0] if len(connection) == 1 else None
+            if single is not None and single != b"close" and single != b"keep-alive":
+                single = single.lower()  # as most clients spell them, they need no lowering
             if single == b"keep-alive":
                 keep_alive, upgrade_token = True, False
             elif single == b"close":

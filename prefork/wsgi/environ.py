@@ -120,7 +120,10 @@ def build_environ(
     target = request.target
     raw_target = target.decode("latin-1")
     if target[:1] == b"/":  # origin-form, the usual one: RAW_URI's text serves the path too
-        path, _, query = raw_target.partition("?")
+        if "?" in raw_target:
+            path, _, query = raw_target.partition("?")
+        else:  # no query: no method call
+            path, query = raw_target, ""
         if "%" in path:
             path = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
     else:

@@ -36,6 +36,10 @@ async def str_header(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"never seen"})
 
 
+async def list_message(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send([("type", "http.response.start"), ("status", 200)])
+
+
 async def bad_status(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await _start(send, status=99)
     await send({"type": "http.response.body", "body": b"never seen"})
@@ -55,7 +59,7 @@ async def returns_without_response(scope: dict[str, Any], receive: Any, send: An
 
 
 @pytest.mark.parametrize("app", [bad_header_value, bad_header_name, str_header, bad_status,
-                                 raises_before_start, raises_after_head_stored,
+                                 list_message, raises_before_start, raises_after_head_stored,
                                  returns_without_response])
 def test_failure_before_the_head_is_a_500(serve: Any, client_factory: Any, app: Any,
                                           caplog: pytest.LogCaptureFixture) -> None:

@@ -8,6 +8,7 @@ import inspect
 import json
 import os
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,18 @@ def test_receive_and_send_pass_for_coroutine_functions(serve: Any, client_factor
 
     server = serve(app)
     assert client_factory(server.port).request("GET", "/").body == b"True True"
+
+
+def test_messages_may_be_any_mapping(serve: Any, client_factory: Any) -> None:
+    """The spec's messages are dicts; a read-only mapping of the same keys is served alike."""
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(types.MappingProxyType(
+            {"type": "http.response.start", "status": 201, "headers": [(b"x-a", b"1")]}))
+        await send(types.MappingProxyType({"type": "http.response.body", "body": b"mapped"}))
+
+    reply = client_factory(serve(app).port).request("GET", "/")
+    assert (reply.status, reply.body) == (201, b"mapped")
+    assert reply.headers[b"x-a"] == b"1"
 
 
 def test_scope_http10_and_absolute_form(serve: Any, client_factory: Any) -> None:

@@ -23,8 +23,24 @@ from prefork.http.limits import Limits, check_field_sizes
 from prefork.http.parsers.contract import Sink
 
 _VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
-# How a request line ends, after its method, a space, its target and a space.
-_LINE_ENDS: Final = {b"HTTP/1.1\r\n": b"1.1", b"HTTP/1.0\r\n": b"1.0"}
+# Field names as clients usually spell them, each with its lower-case form: one lookup costs
+# less than calling bytes.lower, and the name it returns keeps its hash for the engine's own
+# lookups of it. A name not here is lowered as before.
+_COMMON_NAMES: Final = (
+    b"Host", b"Connection", b"User-Agent", b"Accept", b"Accept-Encoding", b"Accept-Language",
+    b"Content-Length", b"Content-Type", b"Transfer-Encoding", b"Cookie", b"Authorization",
+    b"Cache-Control", b"Pragma", b"Referer", b"Origin", b"Upgrade", b"Expect",
+    b"If-None-Match", b"If-Modified-Since", b"Range", b"Forwarded", b"X-Forwarded-For",
+    b"X-Forwarded-Proto", b"X-Forwarded-Host", b"X-Real-IP", b"X-Request-ID",
+    b"Sec-Fetch-Dest", b"Sec-Fetch-Mode", b"Sec-Fetch-Site", b"Sec-Fetch-User", b"DNT",
+    b"Upgrade-Insecure-Requests", b"Priority", b"Keep-Alive", b"TE",
+    b"Sec-WebSocket-Key", b"Sec-WebSocket-Version", b"Sec-WebSocket-Extensions",
+    b"Sec-WebSocket-Protocol",
+)
+_LOWER_NAMES: Final[dict[bytes, bytes]] = {
+    **{name: name.lower() for name in _COMMON_NAMES},
+    **{name.lower(): name.lower() for name in _COMMON_NAMES},
+}
 
 
 class HttptoolsTokenizer:
@@ -134,7 +150,14 @@ class HttptoolsTokenizer:
     def on_header(self, name: bytes, value: bytes) -> None:
         # After the head, fields are trailers; on_headers_complete has swapped in a fresh list.
         headers = self._headers
-        headers.append((name.lower(), value.strip(b" \t")))
+        lowered = _LOWER_NAMES.get(name)
+        if lowered is None:
+            lowered = name.lower()
+        # llhttp leaves out the blanks before a value, not always those after it
+        if value and (value[-1] == 0x20 or value[-1] == 0x09 or value[0] == 0x20 or
+                      value[0] == 0x09):
+            value = value.strip(b" \t")
+        headers.append((lowered, value))
         if not self._in_head and (
             len(headers) > self._max_headers or len(name) + len(value) + 2 > self._max_field
         ):
@@ -149,7 +172,10 @@ class HttptoolsTokenizer:
         # get_http_version formats a string each time, 2.3k instructions a request. A line
         # cut short, or led by empty lines, does not match, and llhttp is asked.
         at = len(method) + len(target) + 2
-        version = _LINE_ENDS.get(self._line[at : at + 10])
+        line_end = self._line[at : at + 10]
+        # compared rather than looked up: a fresh slice would be hashed for the lookup
+        version = b"1.1" if line_end == b"HTTP/1.1\r\n" else \
+            b"1.0" if line_end == b"HTTP/1.0\r\n" else None
         self._line = b""
         if version is None:
             text = parser.get_http_version()
