@@ -18,7 +18,6 @@ tokenizer, no queue): a stream's request arrives as one ``Request``
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Final
 
 from prefork.errors import LocalProtocolError, ProtocolError
@@ -44,7 +43,7 @@ CONNECTION_FIELDS: Final = frozenset({b"connection", b"keep-alive", b"proxy-conn
 _NO_LENGTH: Final = -1
 # The receiving side's parts a stream never uses, shared by every stream (never changed).
 _NO_WRITER: Final = BodyWriter()
-_NO_QUEUE: Final[deque[Any]] = deque()
+_NO_QUEUE: Final[list[Any]] = []
 _STATUS: Final = b":status"
 
 
@@ -63,6 +62,7 @@ class StreamResponder(ServerConnection):
         self._tokenizer = NO_TOKENIZER
         self._writer = _NO_WRITER
         self._queue = _NO_QUEUE
+        self._taken = 0
         self._chunks = []
         self._raw_len = 0
         self._queued_bytes = 0
