@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test compile pure nginx redis podman docker-base run test test-pythons \
+.PHONY: install install-test compile pure nginx redis podman nghttp2 docker-base run test test-pythons \
 	lint docs typecheck bench bench-install bench-scaling fuzz clean
 
 # setuptools and mypy (mypyc) too: make compile builds the request path with them in place, and
@@ -42,6 +42,15 @@ podman:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	     --no-install-recommends podman runc debootstrap >/dev/null) || \
 	  echo "podman could not be installed: tests/process/test_docker_image.py will skip"
+
+# nghttp2-client (nghttp and h2load) for the HTTP/2 client tests
+# (tests/process/test_http2_clients.py, which skip without them, and fail under CI=true) and for
+# make bench's HTTP/2 scenarios.
+nghttp2:
+	@command -v nghttp >/dev/null && command -v h2load >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     --no-install-recommends nghttp2-client >/dev/null) || \
+	  echo "nghttp2-client could not be installed: tests/process/test_http2_clients.py will skip"
 
 # The image's base, python:3.11-slim, from the registry where it is reachable; else the stand-in
 # (.ci/python-slim-standin.sh), built once into /var/cache/prefork-ci.
@@ -93,7 +102,7 @@ run: install
 # The suite runs on the compiled build (what make run and the Docker image serve); the tests that
 # run the request path in-process run again on the pure-Python package, the fallback. Then the
 # same in-process tests and a served request on every other Python that requires-python admits.
-test: install-test nginx redis podman docker-base
+test: install-test nginx redis podman nghttp2 docker-base
 	$(VENV)/bin/ruff check prefork tests bench setup.py
 	$(VENV)/bin/mypy
 	$(MAKE) -s docs
@@ -160,7 +169,7 @@ NGINX_ARGS ?= --rounds 4 --duration 5
 FOOTPRINT_ARGS ?= --workers 2,4,8 --rounds 2
 STARTUP_ARGS ?= --repeat 10
 
-bench: install nginx $(BENCH_VENV)/.installed
+bench: install nginx $(BENCH_VENV)/.installed nghttp2
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) bench/http_engine.py
 	# pip byte-compiled the peers when it installed them; prefork and the benchmark apps are

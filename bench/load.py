@@ -1,15 +1,20 @@
-"""Drive a server with load: wrk for HTTP, ``bench.ws_client`` for WebSocket echo.
+"""Drive a server with load: wrk for HTTP/1.1, h2load for HTTP/2, ``bench.ws_client`` for
+WebSocket echo.
 
-Both run as child processes under ``taskset`` on the load core when the scenario is pinned, and
-report JSON lines (``wrk/load.lua``'s ``done()``, the client's one line) rather than human text.
+All run as child processes under ``taskset`` on the load core when the scenario is pinned. wrk
+and the WebSocket client report JSON lines (``wrk/load.lua``'s ``done()``, the client's one line)
+rather than human text; h2load's summary is read from its text, and its latencies from its
+per-request log, since the summary has no percentiles.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,3 +107,47 @@ def run_ws(port: int, seconds: float, cpus: str | None) -> LoadResult:
                       p50_us=float(figures["p50_us"]),
                       p99_us=float(figures["p99_us"]),
                       client_cpu=float(figures["client_cpu"]))
+
+
+def _h2load_count(pattern: str, output: str) -> int:
+    found = re.search(pattern, output)
+    if found is None:
+        raise LoadFailed(f"h2load's summary has no {pattern!r}: {output.strip()[-300:]}")
+    return int(found.group(1))
+
+
+def _percentile(ordered: list[int], fraction: float) -> float:
+    return float(ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]) if ordered else 0.0
+
+
+def run_h2load(scenario: Scenario, port: int, seconds: float, cpus: str | None) -> LoadResult:
+    """One h2load run of ``seconds``: the scenario's connections and streams per connection,
+    cleartext HTTP/2 by prior knowledge. A run that did not speak h2c fails."""
+    connections = scenario.connections or 1
+    with tempfile.NamedTemporaryFile(prefix="h2load-", suffix=".log") as log:
+        command = ["h2load", "-t", "1", "-c", str(connections), "-m", str(scenario.streams),
+                   "-D", str(max(1, round(seconds))), "--log-file", log.name]
+        for name, value in scenario.request_headers().items():
+            command += ["-H", f"{name}: {value}"]
+        command.append(f"http://127.0.0.1:{port}{scenario.path}")
+        finished = subprocess.run(_pinned(command, cpus), capture_output=True, text=True,
+                                  timeout=seconds + 60, check=False)
+        output = finished.stdout
+        if finished.returncode != 0 or "Application protocol: h2c" not in output:
+            detail = (finished.stderr.strip() or output.strip())[-300:]
+            raise LoadFailed(f"h2load exited with status {finished.returncode}, not on h2c: "
+                             f"{detail}")
+        # one line per request: start (µs since the epoch), status, duration (µs)
+        durations = sorted(int(fields[2]) for fields in
+                           (line.split() for line in Path(log.name).read_text().splitlines())
+                           if len(fields) >= 3)
+    rate = re.search(r"finished in [0-9.]+\w*, ([0-9.]+) req/s", output)
+    if rate is None:
+        raise LoadFailed(f"h2load reported no rate: {output.strip()[-300:]}")
+    done = _h2load_count(r"(\d+) done", output)
+    # errored and timed out requests are counted among the failed ones
+    errors = {"failed": _h2load_count(r"(\d+) failed", output),
+              "non-2xx": sum(_h2load_count(rf"(\d+) {kind}xx", output) for kind in "345")}
+    return LoadResult(rate=float(rate.group(1)), requests=done, errors=sum(errors.values()),
+                      error_detail=errors, p50_us=_percentile(durations, 0.5),
+                      p99_us=_percentile(durations, 0.99))

@@ -179,11 +179,13 @@ def summarize_row(cells: Sequence[Cell], reference: Sequence[Cell] | None) -> Ro
 
 
 def summarize(cells: Sequence[Cell], references: dict[str, str],
-              server_order: Sequence[str] = ()) -> list[Table]:
+              server_order: Sequence[str] = (),
+              scenario_references: dict[str, str] | None = None) -> list[Table]:
     """One table per (scenario, interface), scenarios and interfaces in order of first appearance.
 
     Rows follow ``server_order``, then first appearance. ``references`` maps an interface to
-    the server whose rate the ratio column divides by.
+    the server whose rate the ratio column divides by; ``scenario_references`` names another
+    for a scenario the interface's reference does not run (the HTTP/2 ones).
     """
     order = _first_seen([*server_order, *(cell.server for cell in cells)])
     tables = []
@@ -191,7 +193,7 @@ def summarize(cells: Sequence[Cell], references: dict[str, str],
         group = [cell for cell in cells
                  if cell.scenario == scenario and cell.interface == interface]
         by_server = {server: [cell for cell in group if cell.server == server] for server in order}
-        reference = references.get(interface)
+        reference = (scenario_references or {}).get(scenario) or references.get(interface)
         reference_cells = by_server.get(reference) if reference else None
         rows = tuple(summarize_row(server_cells, reference_cells or None)
                      for server_cells in by_server.values() if server_cells)

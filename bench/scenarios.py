@@ -5,6 +5,10 @@ servers), the request wrk sends, how the response is checked before the load sta
 the server is placed on the CPUs. Every scenario but ``hello-2w`` runs one worker pinned to its
 own core; ``hello-2w`` runs two workers with nothing pinned, so the server shares both cores with
 the load generator and its figures are marked as contaminated.
+
+The HTTP/2 scenarios (``http2``) are loaded by h2load instead of wrk, over cleartext by prior
+knowledge, with ``connections`` connections of ``streams`` concurrent streams each: 100 streams
+in flight in both, spread over ten connections or on one.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class Scenario:
     expect_length: int | None = None  # response body length the pre-load check insists on
     note: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    http2: bool = False  # h2load, cleartext HTTP/2 by prior knowledge, instead of wrk
+    connections: int | None = None  # None: the suite's --connections
+    streams: int = 1  # concurrent streams per connection (h2load -m)
 
     def request_headers(self) -> dict[str, str]:
         """Headers of the scenario's request, as wrk and the pre-load check send them."""
@@ -75,6 +82,15 @@ SCENARIOS: tuple[Scenario, ...] = (
              websocket=True,
              note="16 connections, one 64-byte text message in flight on each; the client is "
                   "Python (websockets on uvloop) pinned to the load core."),
+    Scenario("h2-hello", "Hello world over HTTP/2 (h2c), 10 connections x 10 streams",
+             {"asgi": "bench.apps.hello:asgi"}, http2=True, connections=10, streams=10,
+             expect_length=13,
+             note="h2load -c 10 -m 10: 100 streams in flight, cleartext HTTP/2 by prior "
+                  "knowledge; only the servers that serve it run."),
+    Scenario("h2-hello-1c", "Hello world over HTTP/2 (h2c), 1 connection x 100 streams",
+             {"asgi": "bench.apps.hello:asgi"}, http2=True, connections=1, streams=100,
+             expect_length=13,
+             note="h2load -c 1 -m 100: 100 streams in flight on one connection."),
     Scenario("hello-2w", "Hello world, keep-alive, 2 workers, unpinned", _plain("hello"),
              workers=2, pinned=False, expect_length=13,
              note="Contaminated: the server's two workers and wrk share the machine's cores, "
@@ -82,3 +98,6 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+# The ratio column's reference where the interface's (uvicorn) does not serve the scenario:
+# HTTP/2 is measured against granian, the rate to reach.
+SCENARIO_REFERENCES = {scenario.name: "granian" for scenario in SCENARIOS if scenario.http2}

@@ -11,6 +11,14 @@ shared variants run only the scenarios where connections are made (``DISPATCH_SC
 the h11 parser variant runs everything, since the parser touches every byte. ``uvloop-floor``
 (``bench/floor.py``) is no server but the event loop and parser alone answering a constant: the
 ceiling of any server built on them, run in the one-worker hello scenarios.
+
+The HTTP/2 scenarios (``Scenario.http2``) run only the servers that serve cleartext HTTP/2 by
+prior knowledge (``Server.http2``), each told to as its documentation says: prefork with
+``--http2``, granian with ``--http auto`` (HTTP/1.1 and HTTP/2 on one port, as prefork and
+hypercorn serve them; its readiness check is an HTTP/1.1 request), hypercorn as it starts, with
+``bench/hypercorn-h2.toml`` lifting its limit of 1,000 requests per connection (h2load opens its
+connections once and does not reconnect, so the limit would end the run after 1,000 requests
+per connection).
 """
 
 from __future__ import annotations
@@ -19,11 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-Command = Callable[[Path, str, int, int], list[str]]  # (bin dir, app, port, workers) -> argv
+# (bin dir, app, port, workers, http2) -> argv; http2: serve cleartext HTTP/2 as well
+Command = Callable[[Path, str, int, int, bool], list[str]]
 
 DISPATCH_SCENARIOS = frozenset({"hello", "hello-close", "hello-2w"})
 FLOOR_SCENARIOS = frozenset({"hello", "hello-close"})
 LOG_QUIET = ["--log-level", "warning"]
+HYPERCORN_H2_CONFIG = "bench/hypercorn-h2.toml"  # servers start in the repository's root
 
 
 @dataclass(frozen=True)
@@ -35,53 +45,57 @@ class Server:
     executable: str  # the console script in the bench venv's bin directory
     command: Command
     scenarios: frozenset[str] | None = None  # None: every scenario with an app for `interface`
+    http2: bool = False  # serves cleartext HTTP/2 by prior knowledge when its command says so
 
-    def runs(self, scenario: str) -> bool:
+    def runs(self, scenario: str, http2: bool = False) -> bool:
         """Whether this server takes part in the scenario (given an app for its interface)."""
-        return self.scenarios is None or scenario in self.scenarios
+        return (self.scenarios is None or scenario in self.scenarios) and (self.http2 or not http2)
 
 
 def _prefork(interface: str, dispatch: str = "reuseport", parser: str = "httptools") -> Command:
-    def command(bin_dir: Path, app: str, port: int, workers: int) -> list[str]:
+    def command(bin_dir: Path, app: str, port: int, workers: int, http2: bool) -> list[str]:
         return [str(bin_dir / "python"), "-m", "prefork", app, "--bind", f"127.0.0.1:{port}",
                 "--workers", str(workers), "--interface", interface, "--dispatch", dispatch,
-                "--http", parser, "--no-control-socket", *LOG_QUIET]
+                "--http", parser, *(["--http2"] if http2 else []), "--no-control-socket",
+                *LOG_QUIET]
     return command
 
 
-def _uvicorn(bin_dir: Path, app: str, port: int, workers: int) -> list[str]:
+def _uvicorn(bin_dir: Path, app: str, port: int, workers: int, http2: bool) -> list[str]:
     return [str(bin_dir / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
             "--no-access-log", *LOG_QUIET]
 
 
 def _gunicorn(worker_class: str, *extra: str) -> Command:
-    def command(bin_dir: Path, app: str, port: int, workers: int) -> list[str]:
+    def command(bin_dir: Path, app: str, port: int, workers: int, http2: bool) -> list[str]:
         return [str(bin_dir / "gunicorn"), app, "--bind", f"127.0.0.1:{port}",
                 "--workers", str(workers), "--worker-class", worker_class, *extra, *LOG_QUIET]
     return command
 
 
 def _granian(interface: str) -> Command:
-    def command(bin_dir: Path, app: str, port: int, workers: int) -> list[str]:
+    def command(bin_dir: Path, app: str, port: int, workers: int, http2: bool) -> list[str]:
         loop = ["--loop", "uvloop"] if interface == "asgi" else []
         return [str(bin_dir / "granian"), "--interface", interface, "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(workers), "--http", "1", *loop,
+                "--port", str(port), "--workers", str(workers), "--http",
+                "auto" if http2 else "1", *loop,
                 "--no-access-log", *LOG_QUIET, app]
     return command
 
 
-def _floor(bin_dir: Path, app: str, port: int, workers: int) -> list[str]:
+def _floor(bin_dir: Path, app: str, port: int, workers: int, http2: bool) -> list[str]:
     return [str(bin_dir / "python"), "-m", "bench.floor", "--port", str(port)]
 
 
-def _hypercorn(bin_dir: Path, app: str, port: int, workers: int) -> list[str]:
+def _hypercorn(bin_dir: Path, app: str, port: int, workers: int, http2: bool) -> list[str]:
+    config = ["--config", HYPERCORN_H2_CONFIG] if http2 else []
     return [str(bin_dir / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "uvloop", *LOG_QUIET, app]
+            "--worker-class", "uvloop", *config, *LOG_QUIET, app]
 
 
 SERVERS: tuple[Server, ...] = (
-    Server("prefork", "asgi", "python", _prefork("asgi")),
+    Server("prefork", "asgi", "python", _prefork("asgi"), http2=True),
     Server("prefork-roundrobin", "asgi", "python", _prefork("asgi", dispatch="roundrobin"),
            scenarios=DISPATCH_SCENARIOS),
     Server("prefork-shared", "asgi", "python", _prefork("asgi", dispatch="shared"),
@@ -91,8 +105,8 @@ SERVERS: tuple[Server, ...] = (
     Server("gunicorn-asgi", "asgi", "gunicorn", _gunicorn("asgi")),
     Server("gunicorn-uvicorn-worker", "asgi", "gunicorn",
            _gunicorn("uvicorn_worker.UvicornWorker")),
-    Server("granian", "asgi", "granian", _granian("asgi")),
-    Server("hypercorn", "asgi", "hypercorn", _hypercorn),
+    Server("granian", "asgi", "granian", _granian("asgi"), http2=True),
+    Server("hypercorn", "asgi", "hypercorn", _hypercorn, http2=True),
     # not a server: uvloop and httptools answering a constant, the ceiling for the two above
     Server("uvloop-floor", "asgi", "python", _floor, scenarios=FLOOR_SCENARIOS),
     Server("prefork-wsgi", "wsgi", "python", _prefork("wsgi")),

@@ -38,7 +38,7 @@ from typing import Any
 import prefork
 from bench import cputime, lifecycle, load, memory, report
 from bench.scenarios import BY_NAME as SCENARIOS_BY_NAME
-from bench.scenarios import SCENARIOS, Scenario
+from bench.scenarios import SCENARIO_REFERENCES, SCENARIOS, Scenario
 from bench.servers import BY_NAME as SERVERS_BY_NAME
 from bench.servers import HEADLINERS, REFERENCES, SERVERS, Server, select
 
@@ -83,7 +83,8 @@ def cpu_set(cpus: str) -> set[int]:
 def plan(scenarios: list[Scenario], servers: list[Server]) -> list[tuple[Scenario, list[Server]]]:
     """Each scenario with the servers that run it: an app for their interface, and not excluded."""
     return [(scenario, [server for server in servers
-                        if server.interface in scenario.apps and server.runs(scenario.name)])
+                        if server.interface in scenario.apps
+                        and server.runs(scenario.name, scenario.http2)])
             for scenario in scenarios]
 
 
@@ -112,6 +113,8 @@ def run_load(scenario: Scenario, port: int, seconds: float, options: Options) ->
     cpus = options.load_cpus if scenario.pinned else None
     if scenario.websocket:
         return load.run_ws(port, seconds, cpus)
+    if scenario.http2:
+        return load.run_h2load(scenario, port, seconds, cpus)
     return load.run_wrk(scenario, port, seconds, options.connections, cpus, options.load_threads)
 
 
@@ -125,7 +128,7 @@ def run_cell(server: Server, scenario: Scenario, round_number: int, options: Opt
         return report.Cell(**identity, outcome=report.MISSING, reason=f"no {executable}")
     port = lifecycle.free_port()
     argv = server.command(options.bin_dir, scenario.apps[server.interface], port,
-                          scenario.workers)
+                          scenario.workers, scenario.http2)
     log = logs / f"{server.name}-{scenario.name}-{round_number}.log"
     cpus = options.server_cpus if scenario.pinned else None
     process = lifecycle.spawn(argv, port, cpus, log)
@@ -172,11 +175,14 @@ def _first_line(command: list[str]) -> str:
     return output.splitlines()[0] if output else "unknown"
 
 
-def require_tools() -> None:
-    """Exit with one line naming a missing tool the benchmarks run (wrk, taskset)."""
-    for tool in ("wrk", "taskset"):
+def require_tools(scenarios: list[Scenario]) -> None:
+    """Exit with one line naming a missing tool the scenarios run (wrk, h2load, taskset)."""
+    tools = ["taskset"]
+    tools += ["wrk"] if any(not s.http2 and not s.websocket for s in scenarios) else []
+    tools += ["h2load"] if any(s.http2 for s in scenarios) else []
+    for tool in tools:
         if shutil.which(tool) is None:
-            sys.exit(f"bench: {tool} is not installed (make bench installs wrk)")
+            sys.exit(f"bench: {tool} is not installed (make bench installs wrk and h2load)")
 
 
 def cell_line(cell: report.Cell) -> str:
@@ -206,7 +212,7 @@ def describe_machine() -> list[str]:
         f"{os.cpu_count()} logical CPUs" + (f", {int(total) // 1024} MB memory" if total else ""),
         f"Kernel: {platform.system()} {platform.release()}",
         f"Python {platform.python_version()} ({sys.executable})",
-        f"Load generator: {_first_line(['wrk', '-v'])}",
+        f"Load generator: {_first_line(['wrk', '-v'])}; {_first_line(['h2load', '--version'])}",
         "Versions: " + ", ".join(versions),
         "prefork tree: " + _first_line(["git", "-C", str(ROOT), "describe", "--always",
                                         "--dirty"]) + f", {prefork.build()}",
@@ -223,13 +229,18 @@ def describe_method(options: Options) -> list[str]:
         f"One worker per server (two in `hello-2w`). The server and all its processes under "
         f"`taskset -c {options.server_cpus}`; wrk (1 thread, {options.connections} "
         f"connections, `bench/wrk/load.lua`) and the suite under `taskset -c "
-        f"{options.load_cpus}`. `hello-2w` pins nothing.",
+        f"{options.load_cpus}`. `hello-2w` pins nothing. The HTTP/2 scenarios (`h2-*`) are "
+        "loaded by h2load (1 thread, cleartext by prior knowledge, the connections and "
+        "streams per connection their titles give) in place of wrk; their latencies are "
+        "h2load's per-request times.",
         f"Every cell starts the server afresh: spawn to first 200 (start-up), one checked "
         f"request, {options.warmup:g} s warm-up, {options.duration:g} s measured, stop.",
         "Rate and latency: median over the rounds. Errors: summed over the rounds (connect, "
         "read, write, timeout, non-2xx). Ratio: median of the per-round ratios against the "
         "reference (" + ", ".join(f"{server} for {interface.upper()}"
                                   for interface, server in options.references.items())
+        + "; " + ", ".join(f"{server} in `{scenario}`"
+                           for scenario, server in SCENARIO_REFERENCES.items())
         + "), with their range.",
         "CPU per request: user and system CPU seconds of all the server's processes during the "
         "measured seconds (/proc/PID/stat), over the requests (messages for WebSocket) served. "
@@ -240,7 +251,8 @@ def describe_method(options: Options) -> list[str]:
 
 
 def describe_commands(servers: list[Server], bin_dir: Path) -> dict[str, str]:
-    """Each server's command line with placeholders for the app, port and worker count."""
+    """Each server's command line with placeholders for the app, port and worker count; for a
+    server that serves HTTP/2, its HTTP/2 scenarios' line too ("NAME, HTTP/2")."""
     try:
         shown_bin = bin_dir.resolve().relative_to(ROOT)
     except ValueError:
@@ -248,10 +260,11 @@ def describe_commands(servers: list[Server], bin_dir: Path) -> dict[str, str]:
     port, workers = 65432, 98
     lines = {}
     for server in servers:
-        argv = server.command(shown_bin, "APP", port, workers)
-        argv = ["N" if token == str(workers) else token.replace(str(port), "PORT")
-                for token in argv]
-        lines[server.name] = " ".join(argv)
+        for http2 in (False, True) if server.http2 else (False,):
+            argv = server.command(shown_bin, "APP", port, workers, http2)
+            argv = ["N" if token == str(workers) else token.replace(str(port), "PORT")
+                    for token in argv]
+            lines[f"{server.name}, HTTP/2" if http2 else server.name] = " ".join(argv)
     return lines
 
 
@@ -273,7 +286,8 @@ def write_outputs(cells: list[report.Cell], context: report.Context, meta: dict[
     raw.write_text(json.dumps({"meta": meta, "context": dataclasses.asdict(context),
                                "cells": [dataclasses.asdict(cell) for cell in cells]},
                               indent=1, default=sorted) + "\n")
-    tables = report.summarize(cells, meta["references"], [server.name for server in SERVERS])
+    tables = report.summarize(cells, meta["references"], [server.name for server in SERVERS],
+                              SCENARIO_REFERENCES)
     markdown.write_text(report.render(tables, context))
 
 
@@ -285,7 +299,8 @@ def render_saved(raw: Path, markdown: Path) -> None:
     context = make_context(bool(saved.get("smoke")), saved.get("machine", []),
                            saved.get("method", []), saved.get("commands", {}))
     references = data.get("meta", {}).get("references", REFERENCES)
-    tables = report.summarize(cells, references, [server.name for server in SERVERS])
+    tables = report.summarize(cells, references, [server.name for server in SERVERS],
+                              SCENARIO_REFERENCES)
     markdown.write_text(report.render(tables, context))
 
 
@@ -353,7 +368,7 @@ def main() -> None:
         render_saved(args.render, markdown)
         print(f"wrote {markdown}")
         return
-    require_tools()
+    require_tools(scenarios)
     options = Options(rounds=args.rounds, duration=args.duration, warmup=args.warmup,
                       connections=args.connections, server_cpus=args.server_cpus,
                       load_cpus=args.load_cpus, bin_dir=args.bin_dir,

@@ -11,7 +11,8 @@ deadline it keeps using.
 
 Bounds: concurrent streams (``--h2-max-concurrent-streams``, refused with REFUSED_STREAM),
 streams cancelled by the client (``prefork.http2.limits.ResetBudget``: GOAWAY
-ENHANCE_YOUR_CALM), the header list (``h2``), and what the client does not read: while the
+ENHANCE_YOUR_CALM), frames that ask for nothing (``prefork.http2.limits.IdleFrameBudget``, the
+same), the header list (``h2``), and what the client does not read: while the
 transport is above its high-water mark no more is read from the client, so PING and SETTINGS
 acknowledgements cannot pile up. A stream whose bytes the client's window has blocked for
 ``--send-timeout`` is reset, one whose body stopped coming for ``--body-timeout`` answered 408
@@ -36,10 +37,14 @@ from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    PingAckReceived,
+    PingReceived,
+    PriorityUpdated,
     RemoteSettingsChanged,
     RequestReceived,
     StreamEnded,
     StreamReset,
+    UnknownFrameReceived,
     WindowUpdated,
 )
 from h2.exceptions import ProtocolError as H2ProtocolError
@@ -50,7 +55,7 @@ from prefork.errors import RemoteProtocolError
 from prefork.http.events import Request
 from prefork.http.headers import REASONS
 from prefork.http2.connection import new_connection, start_connection
-from prefork.http2.limits import ResetBudget
+from prefork.http2.limits import IdleFrameBudget, ResetBudget
 from prefork.http2.requests import HTTP2_VERSION, request_head
 from prefork.proxy import resolve as resolve_forwarded
 from prefork.workers import observation
@@ -116,6 +121,7 @@ class Http2Session:
         self.goaway_sent = False
         self.ended = False
         self.resets = ResetBudget(limits.reset_allowance)
+        self.idle_frames = IdleFrameBudget()
         self.timer: asyncio.TimerHandle | None = None  # see _watch
         self.check_interval = max(0.05, min(state.send_timeout, state.limits.body_timeout) / 4)
         self.peer_trusted: bool | None = None
@@ -170,6 +176,8 @@ class Http2Session:
             return
         for event in events:
             if isinstance(event, DataReceived):
+                if not event.data and event.stream_ended is None:
+                    self._idle_frame()
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     stream.data_arrived(event.data, event.flow_controlled_length)
@@ -181,12 +189,19 @@ class Http2Session:
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     stream.ended_by_client()
-            elif isinstance(event, WindowUpdated | RemoteSettingsChanged):
+            elif isinstance(event, WindowUpdated):
+                if not self._window_opened():  # an update nothing waited for
+                    self._idle_frame()
+            elif isinstance(event, RemoteSettingsChanged):
                 self._window_opened()
+                self._idle_frame()
             elif isinstance(event, StreamReset):
                 self._reset_by_client(event.stream_id)
             elif isinstance(event, ConnectionTerminated):
                 self._terminated(event.error_code or 0)
+            elif isinstance(event, PingReceived | PingAckReceived | PriorityUpdated
+                            | UnknownFrameReceived):
+                self._idle_frame()
             if self.ended:
                 return
         self._out()
@@ -458,10 +473,22 @@ class Http2Session:
                         "streams in a few seconds", self.protocol.peer, self.resets.allowance)
             self._end_connection(ErrorCodes.ENHANCE_YOUR_CALM)
 
-    def _window_opened(self) -> None:
+    def _idle_frame(self) -> None:
+        """Count a frame that asks for nothing; past the budget, end the connection."""
+        if not self.idle_frames.spend(self.loop.time()) and not self.ended:
+            log.warning("closing the HTTP/2 connection from %s: more than %d frames that ask "
+                        "for nothing in a few seconds", self.protocol.peer,
+                        self.idle_frames.allowance)
+            self._end_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def _window_opened(self) -> bool:
+        """Send what waited for the client's window; whether anything did."""
+        waited = False
         for stream in list(self.streams.values()):
             if stream.pending:
+                waited = True
                 self.flush(stream)
+        return waited
 
     def _watch(self) -> None:
         """Check the streams' deadlines (:meth:`_check_deadlines`) soon: a timer per connection,

@@ -117,6 +117,17 @@ def test_tables_split_by_interface_each_with_its_own_reference() -> None:
     assert wsgi_row is not None and wsgi_row.ratio == pytest.approx(3.0)
 
 
+def test_a_scenario_the_reference_does_not_run_is_measured_against_its_own() -> None:
+    tables = report.summarize([
+        cell("prefork", 0, 30, scenario="h2-hello"), cell("granian", 0, 60, scenario="h2-hello"),
+        cell("prefork", 0, 100), cell("uvicorn", 0, 50), cell("granian", 0, 80),
+    ], REFERENCES, scenario_references={"h2-hello": "granian"})
+    assert [(t.scenario, t.reference) for t in tables] == [("h2-hello", "granian"),
+                                                           ("hello", "uvicorn")]
+    prefork = tables[0].row("prefork")
+    assert prefork is not None and prefork.ratio == pytest.approx(0.5)
+
+
 def test_rows_follow_the_given_server_order() -> None:
     cells = [cell("uvicorn", 0, 1), cell("granian", 0, 1), cell("prefork", 0, 1)]
     table = report.summarize(cells, REFERENCES, server_order=["prefork", "uvicorn"])[0]
@@ -273,6 +284,19 @@ def test_plan_runs_each_server_only_where_its_interface_has_an_app() -> None:
     assert "prefork-roundrobin" not in {s.name for s in by_name["body-64k"]}
     assert {s.name for s in by_name["websocket"]} >= {"prefork", "uvicorn", "granian",
                                                       "hypercorn", "gunicorn-asgi"}
+
+
+def test_http2_scenarios_run_only_the_servers_that_serve_it() -> None:
+    by_name = {scenario.name: group for scenario, group in plan(list(SCENARIOS),
+                                                                list(servers.SERVERS))}
+    for name in ("h2-hello", "h2-hello-1c"):
+        assert {s.name for s in by_name[name]} == {"prefork", "granian", "hypercorn"}
+    assert "uvicorn" in {s.name for s in by_name["hello"]}
+    lines = describe_commands(list(servers.SERVERS), Path("/nowhere/bin"))
+    assert "--http2" in lines["prefork, HTTP/2"] and "--http2" not in lines["prefork"]
+    assert "--http auto" in lines["granian, HTTP/2"] and "--http 1" in lines["granian"]
+    assert "hypercorn-h2.toml" in lines["hypercorn, HTTP/2"]
+    assert "uvicorn, HTTP/2" not in lines
 
 
 def test_server_selection_by_name_and_group_and_unknown_names() -> None:

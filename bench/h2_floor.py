@@ -1,0 +1,88 @@
+"""The ``h2`` library's own cost of an HTTP/2 hello request: the floor of prefork's HTTP/2 rate.
+
+No socket, no event loop, no app: a server-side ``h2`` connection, configured as prefork's is,
+takes the bytes of pre-encoded batches of requests (h2load's five fields, 100 streams a batch)
+and answers each with the hello app's head and 13-byte body, as the session does. What it
+spends per request, in CPU time of this process, is what prefork cannot go below while ``h2``
+frames, decodes and encodes its HTTP/2; the suite's ``h2-*`` scenarios give what prefork
+spends in all.
+
+    bench/venv/bin/python -m bench.h2_floor [--requests 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+REQUEST = [(":method", "GET"), (":scheme", "http"), (":path", "/"),
+           (":authority", "127.0.0.1:8000"), ("user-agent", "h2load nghttp2/1.52.0")]
+RESPONSE = [(b":status", b"200"), (b"content-type", b"text/plain"),
+            (b"content-length", b"13"), (b"date", b"Sun, 06 Dec 2026 08:00:00 GMT"),
+            (b"server", b"prefork")]
+BODY = b"Hello, world!"
+BATCH = 100
+
+
+def _server() -> h2.connection.H2Connection:
+    """A server connection as ``prefork.http2`` makes it (inbound fields validated)."""
+    config = h2.config.H2Configuration(
+        client_side=False, header_encoding=None, validate_inbound_headers=True,
+        normalize_inbound_headers=True, validate_outbound_headers=False,
+        normalize_outbound_headers=False)
+    server = h2.connection.H2Connection(config)
+    server.local_settings = h2.settings.Settings(
+        client=False, initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1 << 20})
+    server.initiate_connection()
+    return server
+
+
+def _batches(server: h2.connection.H2Connection, requests: int) -> list[bytes]:
+    """The client's bytes: its preface, then ``BATCH`` requests and the window they use."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.receive_data(server.data_to_send())
+    batches = []
+    for _ in range(0, requests, BATCH):
+        for _ in range(BATCH):
+            client.send_headers(client.get_next_available_stream_id(), REQUEST,
+                                end_stream=True)
+        client.increment_flow_control_window(BATCH * len(BODY))
+        batches.append(client.data_to_send())
+    return batches
+
+
+def cost_per_request(requests: int) -> float:
+    """Microseconds of CPU per request, the encoding of the requests left out."""
+    server = _server()
+    batches = _batches(server, requests)
+    began = time.process_time()
+    for batch in batches:
+        for event in server.receive_data(batch):
+            if isinstance(event, h2.events.RequestReceived):
+                server.send_headers(event.stream_id, RESPONSE)
+                server.send_data(event.stream_id, BODY, end_stream=True)
+        server.data_to_send()
+    return (time.process_time() - began) / (len(batches) * BATCH) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.h2_floor",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    costs = sorted(cost_per_request(args.requests) for _ in range(args.rounds))
+    median = costs[len(costs) // 2]
+    print(f"h2 {h2.__version__}: {median:.1f} µs of CPU per hello request (median of "
+          f"{args.rounds}; {min(costs):.1f}-{max(costs):.1f}), at most {1e6 / median:,.0f} "
+          f"requests/s on one core")
+
+
+if __name__ == "__main__":
+    main()
