@@ -79,8 +79,9 @@ class ServerH2Connection(H2Connection):
 def new_connection(limits: Http2Limits) -> H2Connection:
     """The server side of one connection, its SETTINGS not sent yet (see
     :func:`start_connection`)."""
+    # the fields are checked as the request is built (prefork.http2.requests), in one pass
     config = H2Configuration(client_side=False, header_encoding=None,
-                             validate_inbound_headers=True, normalize_inbound_headers=True,
+                             validate_inbound_headers=False, normalize_inbound_headers=False,
                              validate_outbound_headers=False, normalize_outbound_headers=False)
     connection = ServerH2Connection(config=config)
     connection.incoming_buffer = BoundedFrameBuffer(2 * limits.max_header_list_size)
