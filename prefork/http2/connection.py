@@ -1,7 +1,8 @@
 """The server side of an ``h2`` connection with the worker's HTTP/2 settings.
 
 :func:`new_connection` announces the settings (``prefork.http2.limits.Http2Limits``) in the
-first SETTINGS frame and has ``h2`` enforce them itself where it can: the frame size, the
+first SETTINGS frame, gives it HPACK coders that skip repeated header blocks
+(``prefork.http2.hpack_memo``) and has ``h2`` enforce them itself where it can: the frame size, the
 decoded header list size (an HPACK bomb ends the connection with ENHANCE_YOUR_CALM; a header
 block split over more than 64 CONTINUATION frames is refused before it is decoded). A header
 block is also refused as it arrives once its encoded bytes pass twice the header list size
@@ -25,6 +26,7 @@ from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes
 from hyperframe.frame import ContinuationFrame, HeadersFrame
 
+from prefork.http2.hpack_memo import MemoDecoder, MemoEncoder
 from prefork.http2.limits import Http2Limits
 
 
@@ -84,6 +86,8 @@ def new_connection(limits: Http2Limits) -> H2Connection:
                              validate_inbound_headers=False, normalize_inbound_headers=False,
                              validate_outbound_headers=False, normalize_outbound_headers=False)
     connection = ServerH2Connection(config=config)
+    connection.encoder = MemoEncoder()
+    connection.decoder = MemoDecoder()
     connection.incoming_buffer = BoundedFrameBuffer(2 * limits.max_header_list_size)
     connection.local_settings = type(connection.local_settings)(
         client=False,
