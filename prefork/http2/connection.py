@@ -55,11 +55,16 @@ class ServerH2Connection(H2Connection):
     """``h2``'s connection without its own concurrent-stream check, which ends the connection;
     the session refuses a stream past the limit with REFUSED_STREAM instead.
 
-    It remembers how its last 4096 streams closed, not ``h2``'s 65536: about 120 bytes each,
+    Its closed streams are forgotten (walking every stream it has) only once it holds
+    ``STREAMS_KEPT`` of them, not at each new stream. It remembers how its last 4096 streams
+    closed, not ``h2``'s 65536: about 120 bytes each,
     8 MB for a long-lived connection otherwise. A frame for a stream closed longer ago than that
     ends the connection (PROTOCOL_ERROR), as for a stream never opened."""
 
     MAX_CLOSED_STREAMS = 4096
+    # Streams kept before h2's closed ones are forgotten: h2 walks all of them to do it, at each
+    # new stream; past this many it is done as often as h2 does it, below it not at all.
+    STREAMS_KEPT = 32
 
     def _receive_goaway_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
         """A client's GOAWAY, without closing ``h2``'s state: ``h2`` would refuse every frame
@@ -73,8 +78,10 @@ class ServerH2Connection(H2Connection):
 
     @property
     def open_inbound_streams(self) -> int:
-        # h2 also forgets its closed streams in this property: that still happens
-        super().open_inbound_streams  # noqa: B018
+        # h2 also forgets its closed streams in this property: that still happens, once the
+        # streams kept are more than a few
+        if len(self.streams) >= self.STREAMS_KEPT:
+            super().open_inbound_streams  # noqa: B018
         return 0
 
 
