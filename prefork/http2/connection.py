@@ -1,7 +1,8 @@
 """The server side of an ``h2`` connection with the worker's HTTP/2 settings.
 
 :func:`new_connection` announces the settings (``prefork.http2.limits.Http2Limits``) in the
-first SETTINGS frame and has ``h2`` enforce them itself where it can: the frame size, the
+first SETTINGS frame, gives it HPACK coders that skip repeated header blocks
+(``prefork.http2.hpack_memo``) and has ``h2`` enforce them itself where it can: the frame size, the
 decoded header list size (an HPACK bomb ends the connection with ENHANCE_YOUR_CALM; a header
 block split over more than 64 CONTINUATION frames is refused before it is decoded). A header
 block is also refused as it arrives once its encoded bytes pass twice the header list size
@@ -25,6 +26,7 @@ from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes
 from hyperframe.frame import ContinuationFrame, HeadersFrame
 
+from prefork.http2.hpack_memo import MemoDecoder, MemoEncoder
 from prefork.http2.limits import Http2Limits
 
 
@@ -53,11 +55,16 @@ class ServerH2Connection(H2Connection):
     """``h2``'s connection without its own concurrent-stream check, which ends the connection;
     the session refuses a stream past the limit with REFUSED_STREAM instead.
 
-    It remembers how its last 4096 streams closed, not ``h2``'s 65536: about 120 bytes each,
+    Its closed streams are forgotten (walking every stream it has) only once it holds
+    ``STREAMS_KEPT`` of them, not at each new stream. It remembers how its last 4096 streams
+    closed, not ``h2``'s 65536: about 120 bytes each,
     8 MB for a long-lived connection otherwise. A frame for a stream closed longer ago than that
     ends the connection (PROTOCOL_ERROR), as for a stream never opened."""
 
     MAX_CLOSED_STREAMS = 4096
+    # Streams kept before h2's closed ones are forgotten: h2 walks all of them to do it, at each
+    # new stream; past this many it is done as often as h2 does it, below it not at all.
+    STREAMS_KEPT = 32
     # RST_STREAM frames that reset no open stream (h2 reports no event for them), so that the
     # session can count them with the other frames that ask for nothing; it zeroes this
     silent_resets = 0
@@ -84,18 +91,23 @@ class ServerH2Connection(H2Connection):
 
     @property
     def open_inbound_streams(self) -> int:
-        # h2 also forgets its closed streams in this property: that still happens
-        super().open_inbound_streams  # noqa: B018
+        # h2 also forgets its closed streams in this property: that still happens, once the
+        # streams kept are more than a few
+        if len(self.streams) >= self.STREAMS_KEPT:
+            super().open_inbound_streams  # noqa: B018
         return 0
 
 
 def new_connection(limits: Http2Limits) -> ServerH2Connection:
     """The server side of one connection, its SETTINGS not sent yet (see
     :func:`start_connection`)."""
+    # the fields are checked as the request is built (prefork.http2.requests), in one pass
     config = H2Configuration(client_side=False, header_encoding=None,
-                             validate_inbound_headers=True, normalize_inbound_headers=True,
+                             validate_inbound_headers=False, normalize_inbound_headers=False,
                              validate_outbound_headers=False, normalize_outbound_headers=False)
     connection = ServerH2Connection(config=config)
+    connection.encoder = MemoEncoder()
+    connection.decoder = MemoDecoder()
     connection.incoming_buffer = BoundedFrameBuffer(2 * limits.max_header_list_size)
     connection.local_settings = type(connection.local_settings)(
         client=False,

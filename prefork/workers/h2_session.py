@@ -44,6 +44,7 @@ from h2.events import (
     RequestReceived,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
     UnknownFrameReceived,
     WindowUpdated,
 )
@@ -56,7 +57,12 @@ from prefork.http.events import Request
 from prefork.http.headers import REASONS
 from prefork.http2.connection import new_connection, start_connection
 from prefork.http2.limits import IdleFrameBudget, ResetBudget
-from prefork.http2.requests import HTTP2_VERSION, request_head
+from prefork.http2.requests import (
+    HTTP2_VERSION,
+    MalformedRequest,
+    malformed_trailers,
+    request_head,
+)
 from prefork.proxy import resolve as resolve_forwarded
 from prefork.workers import observation
 from prefork.workers.contract import RESPONSE_NOT_STARTED, Cycle
@@ -199,6 +205,9 @@ class Http2Session:
                 self._reset_by_client(event.stream_id)
             elif isinstance(event, ConnectionTerminated):
                 self._terminated(event.error_code or 0)
+            elif isinstance(event, TrailersReceived):
+                if malformed_trailers(event.headers):
+                    self._malformed(event.stream_id)
             elif isinstance(event, PingReceived | PingAckReceived | PriorityUpdated
                             | UnknownFrameReceived):
                 self._idle_frame()
@@ -259,6 +268,10 @@ class Http2Session:
             return
         try:
             request = request_head(fields, state.limits, end_stream)
+        except MalformedRequest as malformed:
+            log.debug("stream %d from %s: %s", stream_id, self.protocol.peer, malformed)
+            self._refuse_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+            return
         except RemoteProtocolError as exc:
             self._answer_error(stream_id, exc.status_hint, end_stream)
             return
@@ -341,6 +354,15 @@ class Http2Session:
         if self.state.metrics is not None:
             self.state.metrics.rejected(status)
         self._out()
+
+    def _malformed(self, stream_id: int) -> None:
+        """A malformed trailer block: the stream is reset (RFC 9113 §8.1.1)."""
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            stream.gone()
+            self.reset(stream, ErrorCodes.PROTOCOL_ERROR)
+        else:
+            self._refuse_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
 
     def _refuse_stream(self, stream_id: int, code: int) -> None:
         with contextlib.suppress(H2ProtocolError, StreamClosedError):

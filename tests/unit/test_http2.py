@@ -9,7 +9,7 @@ from prefork.http.connection import DONE, ERROR, SEND_BODY
 from prefork.http.events import Data, EndOfMessage, InformationalResponse, Request, Response
 from prefork.http.limits import Limits
 from prefork.http2.limits import RESET_WINDOW, Http2Limits, ResetBudget
-from prefork.http2.requests import request_head
+from prefork.http2.requests import MalformedRequest, malformed_trailers, request_head
 from prefork.http2.responder import StreamResponder
 
 BASE = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/a?b=1"),
@@ -17,7 +17,7 @@ BASE = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/a?b=1"),
 
 
 def test_request_head_takes_the_authority_as_host_and_joins_cookies() -> None:
-    request = request_head([*BASE, (b"host", b"other"), (b"cookie", b"a=1"),
+    request = request_head([*BASE, (b"host", b"example.org:8443"), (b"cookie", b"a=1"),
                             (b"accept", b"*/*"), (b"cookie", b"b=2")], Limits(), True)
     assert (request.method, request.target, request.http_version) == (b"GET", b"/a?b=1", b"2")
     assert request.headers == [(b"host", b"example.org:8443"), (b"accept", b"*/*"),
@@ -36,7 +36,7 @@ def test_request_head_notes_forwarding_and_expect_continue() -> None:
     ([(b":method", b"GET"), (b":path", b"/")], Limits(), 400),  # no authority, no Host
     ([*BASE[:2], (b":path", b"a"), BASE[3]], Limits(), 400),  # not origin-form
     ([(b":method", b"CONNECT"), (b":authority", b"x:1")], Limits(), 405),
-    ([*BASE, (b":protocol", b"websocket")], Limits(), 405),
+    ([(b":method", b"CONNECT"), *BASE[1:], (b":protocol", b"websocket")], Limits(), 405),
     ([*BASE, (b"x", b"y" * 100)], Limits(max_header_size=50), 431),
     ([*BASE, *[(b"x-%d" % n, b"v") for n in range(5)]], Limits(max_headers=4), 431),
     ([*BASE[:2], (b":path", b"/" + b"p" * 100), BASE[3]], Limits(max_request_line=64), 414),
@@ -122,3 +122,46 @@ def test_reset_budget_counts_per_window() -> None:
     limits = Http2Limits(max_concurrent_streams=100, initial_window_size=65535)
     assert limits.connection_window == 6553500
     assert Http2Limits(initial_window_size=2**31 - 1).connection_window == 2**31 - 1
+
+
+@pytest.mark.parametrize("fields", [
+    [*BASE, (b"X-Upper", b"1")],
+    [*BASE, (b"", b"1")],
+    [*BASE, (b"a:b", b"1")],
+    [*BASE, (b"a b", b"1")],
+    [*BASE, (b"x", b"a\r\nb")],
+    [*BASE, (b"x", b"a\0b")],
+    [*BASE, (b"x", b" a")],
+    [*BASE, (b"x", b"a\t")],
+    [*BASE, (b"connection", b"keep-alive")],
+    [*BASE, (b"transfer-encoding", b"chunked")],
+    [*BASE, (b"te", b"gzip")],
+    [*BASE, (b"host", b"elsewhere")],
+    [*BASE, (b"host", b"example.org:8443"), (b"host", b"example.org:8443")],
+    [*BASE, (b":method", b"POST")],
+    [*BASE, (b":status", b"200")],
+    [*BASE, (b":foo", b"1")],
+    [*BASE[:2], (b"x", b"1"), *BASE[2:]],
+    [BASE[0], *BASE[2:]],  # no :scheme
+    [*BASE[1:]],  # no :method
+    [*BASE[:2], (b":path", b""), BASE[3]],
+    [*BASE, (b":protocol", b"websocket"), (b":protocol", b"websocket")],
+    [(b":Method", b"GET"), *BASE[1:]],
+    [*BASE, (b":protocol", b"websocket")],  # extended CONNECT's field without CONNECT
+])
+def test_request_head_malformed(fields: list[tuple[bytes, bytes]]) -> None:
+    with pytest.raises(MalformedRequest):
+        request_head(fields, Limits(), True)
+
+
+def test_request_head_allows_te_trailers_and_a_matching_host() -> None:
+    request = request_head([*BASE, (b"te", b"trailers"), (b"host", b"example.org:8443"),
+                            (b"x", b"")], Limits(), True)
+    assert request.headers == [(b"host", b"example.org:8443"), (b"te", b"trailers"), (b"x", b"")]
+
+
+def test_malformed_trailers() -> None:
+    assert not malformed_trailers([(b"grpc-status", b"0")])
+    assert malformed_trailers([(b":status", b"200")])
+    assert malformed_trailers([(b"Grpc-Status", b"0")])
+    assert malformed_trailers([(b"connection", b"close")])
