@@ -59,7 +59,10 @@ def test_a_frozen_cycle_waits_for_collect_all(unfrozen_afterwards: None) -> None
     gone = weakref.ref(first)
     del first, second
     fork_and_reap()  # the cycle, garbage already, is frozen with everything else
+    frozen = gc.get_freeze_count()
     gc.collect()
     assert gone() is not None
     collect_all()
-    assert gone() is None and gc.get_freeze_count() == 0
+    # unfrozen and collected; 3.12's collection moves the immortal objects it meets into the
+    # permanent generation again (a few hundred), so the count is not zero there
+    assert gone() is None and gc.get_freeze_count() < frozen // 4
