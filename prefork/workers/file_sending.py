@@ -70,7 +70,7 @@ async def send_file(connection: FileTarget, file: IO[bytes], count: int, offset:
     if state.native_sendfile:
         try:
             return await connection.loop.sendfile(transport, file, offset, count, fallback=False)
-        except NotImplementedError:  # uvloop
+        except NotImplementedError:  # uvloop's loop has no sendfile: never ask it again
             state.native_sendfile = False
         except asyncio.SendfileNotAvailableError:  # this transport cannot
             pass
