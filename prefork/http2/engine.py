@@ -31,6 +31,13 @@ import binascii
 from typing import Final
 
 from prefork.http2.errors import (
+    COMPRESSION_ERROR,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
+    NO_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    STREAM_CLOSED,
     DenialOfServiceError,
     FlowControlError,
     ProtocolError,
@@ -53,7 +60,6 @@ from prefork.http2.events import (
 )
 from prefork.http2.frames import (
     ACK,
-    COMPRESSION_ERROR,
     CONTINUATION,
     DATA,
     DEFAULT_MAX_FRAME_SIZE,
@@ -61,8 +67,6 @@ from prefork.http2.frames import (
     ENABLE_PUSH,
     END_HEADERS,
     END_STREAM,
-    FLOW_CONTROL_ERROR,
-    FRAME_SIZE_ERROR,
     GOAWAY,
     HEADER_SIZE,
     HEADER_TABLE_SIZE,
@@ -73,18 +77,14 @@ from prefork.http2.frames import (
     MAX_CONCURRENT_STREAMS,
     MAX_FRAME_SIZE,
     MAX_HEADER_LIST_SIZE,
-    NO_ERROR,
     PADDED,
     PING,
     PREFACE,
     PRIORITY,
     PRIORITY_FLAG,
-    PROTOCOL_ERROR,
     PUSH_PROMISE,
-    REFUSED_STREAM,
     RST_STREAM,
     SETTINGS,
-    STREAM_CLOSED,
     STREAM_ID_MASK,
     WINDOW_UPDATE,
     append_data,
@@ -181,16 +181,16 @@ class ServerConnection:
         stream 1, its request side over. Malformed: :class:`ProtocolError`, nothing queued."""
         text = settings_header.strip()
         if not text or text.translate(None, BASE64URL) or len(text) % 4 == 1:
-            raise ProtocolError(PROTOCOL_ERROR, "HTTP2-Settings is not base64url")
+            raise ProtocolError("HTTP2-Settings is not base64url", PROTOCOL_ERROR)
         text = text.replace(b"-", b"+").replace(b"_", b"/")
         payload = binascii.a2b_base64(text + b"=" * (-len(text) % 4))
         if len(payload) % 6:
-            raise ProtocolError(PROTOCOL_ERROR, "HTTP2-Settings is not whole settings")
+            raise ProtocolError("HTTP2-Settings is not whole settings", PROTOCOL_ERROR)
         pairs = read_settings(payload, 0, len(payload))
         for identifier, value in pairs:
             code = _setting_error(identifier, value)
             if code:
-                raise ProtocolError(code, f"HTTP2-Settings: setting {identifier} = {value}")
+                raise ProtocolError(f"HTTP2-Settings: setting {identifier} = {value}", code)
         self._apply_settings(pairs)
         self.initiate_connection()
         self.highest_stream_id = 1
@@ -361,10 +361,13 @@ class ServerConnection:
     def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
         try:
             return self.decoder.decode(block)
-        except HeaderListTooLarge as error:
-            raise self._close(DenialOfServiceError(f"header list too large: {error}")) from None
-        except HpackError as error:
-            raise self._connection_error(COMPRESSION_ERROR, f"bad header block: {error}") from None
+        # one name per clause: mypyc gives a name one type for the whole function
+        except HeaderListTooLarge as too_large:
+            raise self._close(DenialOfServiceError(f"header list too large: {too_large}")
+                              ) from None
+        except HpackError as malformed:
+            raise self._connection_error(COMPRESSION_ERROR,
+                                         f"bad header block: {malformed}") from None
 
     def _receive_data(self, buffer: bytes, start: int, end: int, flags: int, stream_id: int,
                       events: list[Event]) -> None:
@@ -554,14 +557,14 @@ class ServerConnection:
 
     def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
         if self.closed:
-            raise ProtocolError(self.close_code, "the connection is closed")
+            raise ProtocolError("the connection is closed", self.close_code)
         if self.streams.pop(stream_id, None) is None:
             raise StreamClosedError(stream_id)
         append_rst_stream(self.out, stream_id, error_code)
 
     def _sending_stream(self, stream_id: int) -> Stream:
         if self.closed:
-            raise ProtocolError(self.close_code, "the connection is closed")
+            raise ProtocolError("the connection is closed", self.close_code)
         stream = self.streams.get(stream_id)
         if stream is None or not stream.sending:
             raise StreamClosedError(stream_id)
@@ -586,7 +589,7 @@ class ServerConnection:
         if size < 0:
             raise ValueError("a negative size")
         if self.closed:
-            raise ProtocolError(self.close_code, "the connection is closed")
+            raise ProtocolError("the connection is closed", self.close_code)
         self._connection_taken(size)
         stream = self.streams.get(stream_id)
         if stream is None or not stream.receiving:
@@ -641,7 +644,7 @@ class ServerConnection:
         """The drain's GOAWAY(NO_ERROR): streams above ``last_stream_id`` are refused from now
         on, those open are served."""
         if self.closed:
-            raise ProtocolError(self.close_code, "the connection is closed")
+            raise ProtocolError("the connection is closed", self.close_code)
         self.goaway_last_stream_id = last_stream_id
         append_goaway(self.out, last_stream_id, NO_ERROR)
 
@@ -666,7 +669,7 @@ class ServerConnection:
     # -- errors ---------------------------------------------------------------------------------
 
     def _connection_error(self, code: int, message: str) -> ProtocolError:
-        return self._close(ProtocolError(code, message))
+        return self._close(ProtocolError(message, code))
 
     def _too_large_block(self) -> ProtocolError:
         return self._close(DenialOfServiceError("header block too large"))

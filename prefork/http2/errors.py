@@ -1,42 +1,50 @@
-"""What ``prefork.http2.engine.ServerConnection`` raises.
-
-A :class:`ProtocolError` is a connection error (RFC 9113 §5.4.1): by the time it is raised the
-GOAWAY that names its code is queued and the connection takes nothing more, so the caller writes
-``data_to_send()`` and closes. :class:`StreamClosedError` and :class:`FlowControlError` are the
-caller's mistakes on the sending side (a stream that is no longer open for it, bytes past the
-window); they queue nothing and leave the connection as it was.
-"""
+"""What an HTTP/2 connection engine raises (both engines: see ``prefork.http2.events``)."""
 
 from __future__ import annotations
 
-from prefork.http2.frames import ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR
+# RFC 9113 §7 error codes that prefork sends or reads by name
+NO_ERROR = 0x0
+PROTOCOL_ERROR = 0x1
+INTERNAL_ERROR = 0x2
+FLOW_CONTROL_ERROR = 0x3
+SETTINGS_TIMEOUT = 0x4
+STREAM_CLOSED = 0x5
+FRAME_SIZE_ERROR = 0x6
+REFUSED_STREAM = 0x7
+CANCEL = 0x8
+COMPRESSION_ERROR = 0x9
+CONNECT_ERROR = 0xA
+ENHANCE_YOUR_CALM = 0xB
+INADEQUATE_SECURITY = 0xC
+HTTP_1_1_REQUIRED = 0xD
 
 
 class ProtocolError(Exception):
-    """The client broke the protocol: GOAWAY(``error_code``) is queued, the connection is over."""
+    """A connection error: the GOAWAY naming ``error_code`` is queued already and the engine
+    takes nothing more; the caller writes what is queued and closes."""
 
-    def __init__(self, error_code: int, message: str) -> None:
+    def __init__(self, message: str, error_code: int = PROTOCOL_ERROR) -> None:
         super().__init__(message)
         self.error_code = error_code
 
 
 class DenialOfServiceError(ProtocolError):
-    """The client asked for more than the connection's bounds allow (ENHANCE_YOUR_CALM)."""
+    """The client asked for more than the limits allow (GOAWAY ENHANCE_YOUR_CALM)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(ENHANCE_YOUR_CALM, message)
+        super().__init__(message, ENHANCE_YOUR_CALM)
 
 
 class FlowControlError(ProtocolError):
-    """``send_data`` past the send windows: nothing was queued, the connection goes on."""
+    """More was to be sent than the client's window holds."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(FLOW_CONTROL_ERROR, message)
+        super().__init__(message, FLOW_CONTROL_ERROR)
 
 
 class StreamClosedError(Exception):
-    """A send or a reset on a stream that is not open for it."""
+    """A frame to send on a stream that is not open for it."""
 
     def __init__(self, stream_id: int) -> None:
-        super().__init__(f"stream {stream_id} is not open")
+        super().__init__(f"stream {stream_id} is closed")
         self.stream_id = stream_id

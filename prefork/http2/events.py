@@ -1,18 +1,19 @@
-"""What ``prefork.http2.engine.ServerConnection.receive_data`` reports: one small native class
-per kind of news from the client, its fields set positionally. Field names and values are the
-bytes the client sent; ``stream_ended`` is a plain flag, and the end of a stream is also
-reported on its own as :class:`StreamEnded` right after the event that carried it.
+"""What an HTTP/2 connection engine reports of the bytes it was given (``receive_data``).
+
+Both engines (``prefork.http2.engine``, prefork's own, and ``prefork.http2.h2_engine`` over
+python-hyper ``h2``) report these, so that the session (``prefork.workers.h2_session``)
+is written once. Names and values are bytes, as the client sent them.
 """
 
 from __future__ import annotations
 
 
 class Event:
-    """Any of the events below."""
+    """One thing the client's frames said."""
 
 
 class RequestReceived(Event):
-    """A stream opened with its request head."""
+    """A new stream's request head; ``stream_ended``: it carried END_STREAM (no body)."""
 
     def __init__(self, stream_id: int, headers: list[tuple[bytes, bytes]],
                  stream_ended: bool) -> None:
@@ -22,8 +23,7 @@ class RequestReceived(Event):
 
 
 class DataReceived(Event):
-    """Body bytes; ``flow_controlled_length`` (the bytes plus padding) is what the stream's and
-    the connection's windows lost, to be given back with ``acknowledge_received_data``."""
+    """Body bytes of a stream; ``flow_controlled_length`` counts the padding too."""
 
     def __init__(self, stream_id: int, data: bytes, flow_controlled_length: int,
                  stream_ended: bool) -> None:
@@ -34,19 +34,22 @@ class DataReceived(Event):
 
 
 class TrailersReceived(Event):
+    """A stream's trailer fields (they end the stream)."""
+
     def __init__(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.stream_id = stream_id
         self.headers = headers
 
 
 class StreamEnded(Event):
+    """The client sent all of a stream: reported after the event whose frame ended it."""
+
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
 
 
 class StreamReset(Event):
-    """An open stream is gone: the client reset it, or its frames broke the protocol and the
-    engine reset it (``error_code`` then says why)."""
+    """The client reset a stream that was open."""
 
     def __init__(self, stream_id: int, error_code: int) -> None:
         self.stream_id = stream_id
@@ -54,7 +57,7 @@ class StreamReset(Event):
 
 
 class WindowUpdated(Event):
-    """The client opened a send window; ``stream_id`` 0 is the connection's."""
+    """The client opened its window by ``delta`` (``stream_id`` 0: the connection's)."""
 
     def __init__(self, stream_id: int, delta: int) -> None:
         self.stream_id = stream_id
@@ -62,32 +65,43 @@ class WindowUpdated(Event):
 
 
 class RemoteSettingsChanged(Event):
+    """The client's SETTINGS, acknowledged already: setting id → new value."""
+
     def __init__(self, changed: dict[int, int]) -> None:
         self.changed = changed
 
 
 class PingReceived(Event):
+    """A PING, answered already."""
+
     def __init__(self, data: bytes) -> None:
         self.data = data
 
 
 class PingAckReceived(Event):
+    """The answer to a PING (the server sends none, so a client's is unasked for)."""
+
     def __init__(self, data: bytes) -> None:
         self.data = data
 
 
 class PriorityUpdated(Event):
+    """A PRIORITY frame or field: prefork does not schedule by it."""
+
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
 
 
 class UnknownFrameReceived(Event):
+    """A frame of a type HTTP/2 does not define: ignored (RFC 9113 §4.1)."""
+
     def __init__(self, frame_type: int) -> None:
         self.frame_type = frame_type
 
 
 class ConnectionTerminated(Event):
-    """The client's GOAWAY: it opens no more streams; those open are still served."""
+    """The client's GOAWAY: no new streams from it; those open are still answered (RFC 9113
+    §6.8)."""
 
     def __init__(self, error_code: int, last_stream_id: int, additional_data: bytes) -> None:
         self.error_code = error_code

@@ -12,6 +12,23 @@ from __future__ import annotations
 
 from typing import Final
 
+# The error codes (RFC 9113 §7) live in prefork.http2.errors, which the session reads too; they
+# are named here as well, beside the frames' other numbers.
+from prefork.http2.errors import CANCEL as CANCEL
+from prefork.http2.errors import COMPRESSION_ERROR as COMPRESSION_ERROR
+from prefork.http2.errors import CONNECT_ERROR as CONNECT_ERROR
+from prefork.http2.errors import ENHANCE_YOUR_CALM as ENHANCE_YOUR_CALM
+from prefork.http2.errors import FLOW_CONTROL_ERROR as FLOW_CONTROL_ERROR
+from prefork.http2.errors import FRAME_SIZE_ERROR as FRAME_SIZE_ERROR
+from prefork.http2.errors import HTTP_1_1_REQUIRED as HTTP_1_1_REQUIRED
+from prefork.http2.errors import INADEQUATE_SECURITY as INADEQUATE_SECURITY
+from prefork.http2.errors import INTERNAL_ERROR as INTERNAL_ERROR
+from prefork.http2.errors import NO_ERROR as NO_ERROR
+from prefork.http2.errors import PROTOCOL_ERROR as PROTOCOL_ERROR
+from prefork.http2.errors import REFUSED_STREAM as REFUSED_STREAM
+from prefork.http2.errors import SETTINGS_TIMEOUT as SETTINGS_TIMEOUT
+from prefork.http2.errors import STREAM_CLOSED as STREAM_CLOSED
+
 # The client's first 24 bytes (RFC 9113 §3.4).
 PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 HEADER_SIZE: Final = 9
@@ -34,22 +51,6 @@ ACK: Final = 0x1
 END_HEADERS: Final = 0x4
 PADDED: Final = 0x8
 PRIORITY_FLAG: Final = 0x20
-
-# Error codes (§7).
-NO_ERROR: Final = 0x0
-PROTOCOL_ERROR: Final = 0x1
-INTERNAL_ERROR: Final = 0x2
-FLOW_CONTROL_ERROR: Final = 0x3
-SETTINGS_TIMEOUT: Final = 0x4
-STREAM_CLOSED: Final = 0x5
-FRAME_SIZE_ERROR: Final = 0x6
-REFUSED_STREAM: Final = 0x7
-CANCEL: Final = 0x8
-COMPRESSION_ERROR: Final = 0x9
-CONNECT_ERROR: Final = 0xA
-ENHANCE_YOUR_CALM: Final = 0xB
-INADEQUATE_SECURITY: Final = 0xC
-HTTP_1_1_REQUIRED: Final = 0xD
 
 # Setting identifiers (§6.5.2).
 HEADER_TABLE_SIZE: Final = 0x1
