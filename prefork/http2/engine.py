@@ -133,7 +133,11 @@ class ServerConnection:
         self.streams: dict[int, Stream] = {}
         self.highest_stream_id = 0  # the highest stream id the client opened
         self.out = bytearray()
-        self.buffer = b""
+        # the bytes of an incomplete frame, kept as they came until ``needed`` of them are here
+        # (joined once: a large frame arriving in many reads is not copied at each)
+        self.pieces: list[bytes] = []
+        self.buffered = 0
+        self.needed = 0
         self.preface_received = False
         self.settings_received = False
         self.settings_unacknowledged = 0
@@ -204,14 +208,24 @@ class ServerConnection:
         events: list[Event] = []
         if self.closed:
             return events
-        buffer = self.buffer + data if self.buffer else data
+        pieces = self.pieces
+        if pieces:
+            pieces.append(data)
+            self.buffered += len(data)
+            if self.buffered < self.needed:
+                return events
+            buffer = b"".join(pieces)
+            self.pieces = []
+        else:
+            buffer = data
         offset = 0
         end = len(buffer)
+        needed = HEADER_SIZE
         if not self.preface_received:
             if end < PREFACE_SIZE:
                 if not PREFACE.startswith(buffer):
                     raise self._connection_error(PROTOCOL_ERROR, "not the HTTP/2 preface")
-                self.buffer = buffer
+                self._keep(buffer, 0, PREFACE_SIZE)
                 return events
             if not buffer.startswith(PREFACE):
                 raise self._connection_error(PROTOCOL_ERROR, "not the HTTP/2 preface")
@@ -227,6 +241,7 @@ class ServerConnection:
                         and self.block_size + length > self.block_limit):
                     # refused before it is all here: its bytes are never buffered
                     raise self._too_large_block()
+                needed = HEADER_SIZE + length
                 break
             offset = start + length
             if self.block_stream_id and frame_type != CONTINUATION:
@@ -273,8 +288,16 @@ class ServerConnection:
                 raise self._connection_error(PROTOCOL_ERROR, "PUSH_PROMISE from a client")
             else:  # unknown types are ignored (§4.1, §5.5)
                 events.append(UnknownFrameReceived(frame_type))
-        self.buffer = buffer[offset:] if offset < end else b""
+        if offset < end:
+            self._keep(buffer, offset, needed)
         return events
+
+    def _keep(self, buffer: bytes, offset: int, needed: int) -> None:
+        """Keep the bytes from ``offset`` on until ``needed`` of them are here."""
+        rest = buffer[offset:] if offset else buffer
+        self.pieces = [rest]
+        self.buffered = len(rest)
+        self.needed = needed
 
     def _receive_headers(self, buffer: bytes, start: int, end: int, flags: int, stream_id: int,
                          events: list[Event]) -> None:
@@ -677,7 +700,7 @@ class ServerConnection:
     def _close(self, error: ProtocolError) -> ProtocolError:
         """Queue the GOAWAY that says why; the caller raises ``error``."""
         self.close_connection(error.error_code)
-        self.buffer = b""
+        self.pieces = []
         return error
 
     def _stream_error(self, stream: Stream, code: int, events: list[Event]) -> None:

@@ -237,6 +237,19 @@ def test_bytes_one_at_a_time_give_the_same_events() -> None:
                              "StreamEnded"]
 
 
+def test_a_large_frame_in_many_reads() -> None:
+    pair = Pair(Http2Limits(max_frame_size=65536, initial_window_size=100_000))
+    stream_id = pair.request(POST, end_stream=False)
+    pair.to_server()
+    data = frame(frames.DATA, frames.END_STREAM, stream_id, bytes(range(250)) * 240)
+    events: list[Event] = []
+    for offset in range(0, len(data), 1000):
+        events += pair.raw(data[offset:offset + 1000])
+        assert events == [] or offset + 1000 >= len(data)
+    assert kinds(events) == ["DataReceived", "StreamEnded"]
+    assert events[0].data == bytes(range(250)) * 240  # type: ignore[attr-defined]
+
+
 def test_a_wrong_preface_and_a_first_frame_other_than_settings_are_protocol_errors() -> None:
     server = ServerConnection(Http2Limits())
     with pytest.raises(ProtocolError):
