@@ -505,6 +505,10 @@ SETTINGS: tuple[Setting, ...] = (
             "How HTTP/2 is reached without TLS when --http2 is on: prior-knowledge (the "
             "connection opens with the HTTP/2 preface), upgrade (an HTTP/1.1 request with "
             "Upgrade: h2c), both, or off.", "HTTP/2", choices=HTTP2_CLEARTEXT),
+    Setting("http2_engine", ("--http2-engine",), _choice("native", "h2"), "h2",
+            "What speaks HTTP/2: native (prefork's own frame layer, flow control and HPACK, "
+            "compiled with the request path) or h2 (python-hyper's h2 library).", "HTTP/2",
+            choices=("native", "h2")),
     Setting("http2_max_concurrent_streams",
             ("--h2-max-concurrent-streams", "--http2-max-concurrent-streams"),
             _int_between(1, 2**31 - 1), 100,
@@ -792,6 +796,7 @@ class Config:
     ws_per_message_deflate: bool
     http2: bool
     http2_cleartext: str
+    http2_engine: str
     http2_max_concurrent_streams: int
     http2_initial_window_size: int
     http2_max_frame_size: int

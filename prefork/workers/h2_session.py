@@ -3,25 +3,24 @@ engine once it speaks HTTP/2 (``prefork.workers.contract``).
 
 The connection (``prefork.workers.protocol.HttpProtocol``) hands itself over when TLS chose
 ``h2`` by ALPN, when the first bytes are the HTTP/2 preface (``prefork.workers.h2_preface``),
-or after answering ``Upgrade: h2c`` with 101. From then on this session feeds ``h2``
-(``prefork.http2``), makes an ``H2Stream`` (``prefork.workers.h2_stream``) per request and
-starts its cycle through the worker's ``Serving`` as the connection would, and writes what
-``h2`` serialises through the connection, whose held writes, send timeout and keep-alive
-deadline it keeps using.
+or after answering ``Upgrade: h2c`` with 101. From then on this session feeds the connection's
+HTTP/2 engine (``prefork.http2.engines``: prefork's own, or python-hyper's ``h2``), makes an
+``H2Stream`` (``prefork.workers.h2_stream``) per request and starts its cycle through the
+worker's ``Serving`` as the connection would, and writes what the engine frames through the
+connection, whose held writes, send timeout and keep-alive deadline it keeps using.
 
 Bounds: concurrent streams (``--h2-max-concurrent-streams``, refused with REFUSED_STREAM),
 streams cancelled by the client (``prefork.http2.limits.ResetBudget``: GOAWAY
 ENHANCE_YOUR_CALM), frames that ask for nothing (``prefork.http2.limits.IdleFrameBudget``, the
-same), the header list (``h2``), and what the client does not read: while the
+same), the header list (the engine), and what the client does not read: while the
 transport is above its high-water mark no more is read from the client, so PING and SETTINGS
 acknowledgements cannot pile up. A stream whose bytes the client's window has blocked for
 ``--send-timeout`` is reset, one whose body stopped coming for ``--body-timeout`` answered 408
 (one timer per connection, armed only while a stream has such a deadline); the connection's
 keep-alive deadline runs while no stream is open.
 
-Drain: GOAWAY naming the last stream taken, the open streams finish, then the connection
-closes. ``h2`` ends its own state at its first GOAWAY, so the drain's GOAWAY is framed here
-and ``h2``'s own is the last frame.
+Drain: GOAWAY naming the last stream taken (the engine's ``announce_goaway``), the open
+streams finish, then the connection closes with a last GOAWAY.
 """
 
 from __future__ import annotations
@@ -33,8 +32,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from h2.errors import ErrorCodes
-from h2.events import (
+from prefork.errors import RemoteProtocolError
+from prefork.http.events import Request
+from prefork.http.headers import REASONS
+from prefork.http2 import errors
+from prefork.http2.errors import ProtocolError, StreamClosedError
+from prefork.http2.events import (
     ConnectionTerminated,
     DataReceived,
     PingAckReceived,
@@ -48,14 +51,6 @@ from h2.events import (
     UnknownFrameReceived,
     WindowUpdated,
 )
-from h2.exceptions import ProtocolError as H2ProtocolError
-from h2.exceptions import StreamClosedError
-from hyperframe.frame import GoAwayFrame
-
-from prefork.errors import RemoteProtocolError
-from prefork.http.events import Request
-from prefork.http.headers import REASONS
-from prefork.http2.connection import new_connection, start_connection
 from prefork.http2.limits import IdleFrameBudget, ResetBudget
 from prefork.http2.requests import (
     HTTP2_VERSION,
@@ -121,7 +116,9 @@ class Http2Session:
         self.server = protocol.server
         self.tls = protocol.tls
         self.limits = limits
-        self.h2 = new_connection(limits)
+        engine = state.h2_engine
+        assert engine is not None
+        self.engine = engine(limits)
         self.streams: dict[int, H2Stream] = {}
         self.last_stream_id = 0
         self.goaway_sent = False
@@ -136,7 +133,7 @@ class Http2Session:
 
     def start(self, data: bytes = b"") -> None:
         """Begin with the server's SETTINGS; ``data``: what the client sent already."""
-        start_connection(self.h2, self.limits)
+        self.engine.initiate_connection()
         self._out()
         self.protocol.session_idle()
         if data:
@@ -144,16 +141,13 @@ class Http2Session:
 
     def start_upgraded(self, request: Request, settings: bytes, data: bytes) -> None:
         """After ``101 Switching Protocols``: the upgrade request is stream 1."""
-        h2 = self.h2
+        engine = self.engine
         try:
-            h2.initiate_upgrade_connection(settings)
-        except Exception:  # a malformed HTTP2-Settings: the connection cannot go on
+            engine.initiate_upgrade_connection(settings)
+        except ProtocolError:  # a malformed HTTP2-Settings: the connection cannot go on
             log.debug("bad HTTP2-Settings from %s", self.protocol.peer)
             self.protocol.abort()
             return
-        increase = self.limits.connection_window - 65535
-        if increase > 0:
-            h2.increment_flow_control_window(increase)
         self._out()
         headers = [(name, value) for name, value in request.headers
                    if name not in _UPGRADE_FIELDS]
@@ -170,19 +164,19 @@ class Http2Session:
         if self.ended:
             return
         try:
-            events = self.h2.receive_data(data)
-        except H2ProtocolError as exc:  # h2 queued the GOAWAY that says why
+            events = self.engine.receive_data(data)
+        except ProtocolError as exc:  # the engine queued the GOAWAY that says why
             log.debug("HTTP/2 protocol error from %s: %s", self.protocol.peer, exc)
             self._end_connection()
             return
-        except Exception as exc:  # anything else h2 raises on bad input: no GOAWAY to send
+        except Exception as exc:  # anything else raised on bad input: no GOAWAY to send
             log.debug("HTTP/2 input from %s refused: %r", self.protocol.peer, exc)
             self._lost()
             self.protocol.abort()
             return
         for event in events:
             if isinstance(event, DataReceived):
-                if not event.data and event.stream_ended is None:
+                if not event.data and not event.stream_ended:
                     self._idle_frame()
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
@@ -190,7 +184,7 @@ class Http2Session:
                 elif event.flow_controlled_length:
                     self._acknowledge_closed(event.stream_id, event.flow_controlled_length)
             elif isinstance(event, RequestReceived):
-                self._request(event.stream_id, event.headers, event.stream_ended is not None)
+                self._request(event.stream_id, event.headers, event.stream_ended)
             elif isinstance(event, StreamEnded):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
@@ -213,10 +207,10 @@ class Http2Session:
                 self._idle_frame()
             if self.ended:
                 return
-        h2 = self.h2
-        silent = h2.silent_resets
+        engine = self.engine
+        silent = engine.silent_resets
         if silent:  # resets of streams already closed: no event, yet as costly as any frame
-            h2.silent_resets = 0
+            engine.silent_resets = 0
             for _ in range(silent):
                 self._idle_frame()
                 if self.ended:
@@ -243,10 +237,8 @@ class Http2Session:
         if not self.streams:
             self._finish()  # nothing in flight: one GOAWAY, the last, and the close
             return
+        self.engine.announce_goaway(self.last_stream_id)
         self._out()
-        frame = GoAwayFrame(stream_id=0, last_stream_id=self.last_stream_id,
-                            error_code=ErrorCodes.NO_ERROR)
-        self.protocol.write(frame.serialize())
 
     def writing_resumed(self) -> None:
         protocol = self.protocol
@@ -261,16 +253,16 @@ class Http2Session:
         self.last_stream_id = max(self.last_stream_id, stream_id)
         state = self.state
         if self.goaway_sent:
-            self._refuse_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._refuse_stream(stream_id, errors.REFUSED_STREAM)
             return
         if len(self.streams) >= self.limits.max_concurrent_streams:
-            self._refuse_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._refuse_stream(stream_id, errors.REFUSED_STREAM)
             return
         try:
             request = request_head(fields, state.limits, end_stream)
         except MalformedRequest as malformed:
             log.debug("stream %d from %s: %s", stream_id, self.protocol.peer, malformed)
-            self._refuse_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+            self._refuse_stream(stream_id, errors.PROTOCOL_ERROR)
             return
         except RemoteProtocolError as exc:
             self._answer_error(stream_id, exc.status_hint, end_stream)
@@ -341,15 +333,15 @@ class Http2Session:
         """Answer a refused request head on its stream, as HTTP/1.1 answers with a status."""
         status = status if 400 <= status <= 599 else 400
         body = b"%d %s\n" % (status, REASONS.get(status, b"Error"))
-        h2 = self.h2
+        engine = self.engine
         try:
-            h2.send_headers(stream_id, [(b":status", b"%d" % status),
+            engine.send_headers(stream_id, [(b":status", b"%d" % status),
                                         (b"content-type", b"text/plain; charset=utf-8"),
                                         (b"content-length", b"%d" % len(body))])
-            h2.send_data(stream_id, body, end_stream=True)
+            engine.send_data(stream_id, body, end_stream=True)
             if not end_stream:
-                h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
-        except (H2ProtocolError, StreamClosedError):
+                engine.reset_stream(stream_id, errors.NO_ERROR)
+        except (ProtocolError, StreamClosedError):
             pass
         if self.state.metrics is not None:
             self.state.metrics.rejected(status)
@@ -360,13 +352,13 @@ class Http2Session:
         stream = self.streams.get(stream_id)
         if stream is not None:
             stream.gone()
-            self.reset(stream, ErrorCodes.PROTOCOL_ERROR)
+            self.reset(stream, errors.PROTOCOL_ERROR)
         else:
-            self._refuse_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+            self._refuse_stream(stream_id, errors.PROTOCOL_ERROR)
 
     def _refuse_stream(self, stream_id: int, code: int) -> None:
-        with contextlib.suppress(H2ProtocolError, StreamClosedError):
-            self.h2.reset_stream(stream_id, code)
+        with contextlib.suppress(ProtocolError, StreamClosedError):
+            self.engine.reset_stream(stream_id, code)
 
     def refuse_body(self, stream: H2Stream, status: int, reason: str) -> None:
         """A body past ``--limit-request-body``: the status if nothing was answered yet, else
@@ -378,47 +370,48 @@ class Http2Session:
             self._answer_error(stream.stream_id, status, False)
             self._drop(stream)
         else:
-            self.reset(stream, ErrorCodes.CANCEL)
+            self.reset(stream, errors.CANCEL)
 
     def acknowledge(self, stream: H2Stream, size: int) -> None:
         """``size`` flow-controlled bytes of ``stream`` are taken: the client may send more
-        (h2 sends WINDOW_UPDATE once half a window is taken)."""
+        (the engine sends WINDOW_UPDATE once half a window is taken)."""
         if size and not self.ended:
-            with contextlib.suppress(H2ProtocolError, StreamClosedError, ValueError):
-                self.h2.acknowledge_received_data(size, stream.stream_id)
+            with contextlib.suppress(ProtocolError, StreamClosedError, ValueError):
+                self.engine.acknowledge_received_data(size, stream.stream_id)
             self._out()  # the app's receive, outside data_received: nothing else writes it
 
     def _acknowledge_closed(self, stream_id: int, size: int) -> None:
         """Data on a stream no longer served: its window is nobody's, the connection's is."""
-        with contextlib.suppress(H2ProtocolError, StreamClosedError, ValueError):
-            self.h2.acknowledge_received_data(size, stream_id)
+        with contextlib.suppress(ProtocolError, StreamClosedError, ValueError):
+            self.engine.acknowledge_received_data(size, stream_id)
 
     def send_continue(self, stream: H2Stream) -> None:
-        with contextlib.suppress(H2ProtocolError, StreamClosedError):
-            self.h2.send_headers(stream.stream_id, [(b":status", b"100")])
+        with contextlib.suppress(ProtocolError, StreamClosedError):
+            self.engine.send_headers(stream.stream_id, [(b":status", b"100")])
         self._out()
 
     def flush(self, stream: H2Stream) -> None:
         """Frame what ``stream`` has for the wire, as far as the windows allow."""
         if stream.closed or self.ended:
             return
-        h2 = self.h2
+        engine = self.engine
         conn = stream.responder
         stream_id = stream.stream_id
         try:
             for head in conn.informational:
-                h2.send_headers(stream_id, head)
+                engine.send_headers(stream_id, head)
             conn.informational.clear()
             pending = stream.pending
             if conn.head is not None:
                 head = conn.head
                 conn.head = None
-                h2.send_headers(stream_id, head,
+                engine.send_headers(stream_id, head,
                                 end_stream=conn.ended and not pending and not conn.trailers)
                 if conn.ended and not pending and not conn.trailers:
                     stream.end_sent = True
             while pending:
-                window = min(h2.local_flow_control_window(stream_id), h2.max_outbound_frame_size)
+                window = min(engine.local_flow_control_window(stream_id),
+                             engine.max_outbound_frame_size)
                 if window <= 0:
                     if not stream.stalled_since:
                         stream.stalled_since = self.loop.time()
@@ -436,16 +429,16 @@ class Http2Session:
                     stream.pending_start = start + window
                 stream.pending_size -= len(piece)
                 last = not pending and conn.ended and not conn.trailers
-                h2.send_data(stream_id, piece, end_stream=last)
+                engine.send_data(stream_id, piece, end_stream=last)
                 if last:
                     stream.end_sent = True
             if not pending and conn.ended and not stream.end_sent:
                 if conn.trailers:
-                    h2.send_headers(stream_id, conn.trailers, end_stream=True)
+                    engine.send_headers(stream_id, conn.trailers, end_stream=True)
                 else:
-                    h2.end_stream(stream_id)
+                    engine.end_stream(stream_id)
                 stream.end_sent = True
-        except (H2ProtocolError, StreamClosedError) as exc:
+        except (ProtocolError, StreamClosedError) as exc:
             log.debug("stream %d from %s ended while sending: %s", stream_id,
                       self.protocol.peer, exc)
             stream.gone()
@@ -459,8 +452,8 @@ class Http2Session:
         """Its response is complete and its last frame queued."""
         if not stream.request_ended and not self.ended:
             # answered before the body ended: the client may stop sending it (RFC 9113 §8.1)
-            with contextlib.suppress(H2ProtocolError, StreamClosedError):
-                self.h2.reset_stream(stream.stream_id, ErrorCodes.NO_ERROR)
+            with contextlib.suppress(ProtocolError, StreamClosedError):
+                self.engine.reset_stream(stream.stream_id, errors.NO_ERROR)
             self._out()
         stream.closed = True
         self._drop(stream)
@@ -472,8 +465,8 @@ class Http2Session:
         stream.pending_size = 0
         stream.pending_start = 0
         if not self.ended:
-            with contextlib.suppress(H2ProtocolError, StreamClosedError):
-                self.h2.reset_stream(stream.stream_id, code)
+            with contextlib.suppress(ProtocolError, StreamClosedError):
+                self.engine.reset_stream(stream.stream_id, code)
             self._out()
         stream.update_paused()
         self._drop(stream)
@@ -502,7 +495,7 @@ class Http2Session:
         if cancelled and not self.resets.spend(self.loop.time()):
             log.warning("closing the HTTP/2 connection from %s: it cancelled more than %d "
                         "streams in a few seconds", self.protocol.peer, self.resets.allowance)
-            self._end_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+            self._end_connection(errors.ENHANCE_YOUR_CALM)
 
     def _idle_frame(self) -> None:
         """Count a frame that asks for nothing; past the budget, end the connection."""
@@ -510,7 +503,7 @@ class Http2Session:
             log.warning("closing the HTTP/2 connection from %s: more than %d frames that ask "
                         "for nothing in a few seconds", self.protocol.peer,
                         self.idle_frames.allowance)
-            self._end_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+            self._end_connection(errors.ENHANCE_YOUR_CALM)
 
     def _window_opened(self) -> bool:
         """Send what waited for the client's window; whether anything did."""
@@ -543,7 +536,7 @@ class Http2Session:
                     log.info("resetting stream %d from %s: its window stayed closed for %.3g s",
                              stream.stream_id, self.protocol.peer, send_timeout)
                     stream.gone()
-                    self.reset(stream, ErrorCodes.CANCEL)
+                    self.reset(stream, errors.CANCEL)
                     continue
                 waiting = True
             due = stream.body_due
@@ -573,18 +566,18 @@ class Http2Session:
         """Every stream is done after GOAWAY: the last frame, then close."""
         if self.ended:
             return
-        with contextlib.suppress(H2ProtocolError):
-            self.h2.close_connection(last_stream_id=self.last_stream_id)
+        with contextlib.suppress(ProtocolError):
+            self.engine.close_connection(last_stream_id=self.last_stream_id)
         self._out()
         self.ended = True
         self.protocol.close()
 
     def _end_connection(self, code: int | None = None) -> None:
-        """A protocol error or an abusive client: GOAWAY (already queued by ``h2`` for its own
-        errors), every stream told, then close."""
+        """A protocol error or an abusive client: GOAWAY (already queued by the engine for its
+        own errors), every stream told, then close."""
         if code is not None:
-            with contextlib.suppress(H2ProtocolError):
-                self.h2.close_connection(error_code=code, last_stream_id=self.last_stream_id)
+            with contextlib.suppress(ProtocolError):
+                self.engine.close_connection(error_code=code, last_stream_id=self.last_stream_id)
         self._out()
         self._lost()
         self.protocol.close()
@@ -601,6 +594,6 @@ class Http2Session:
             stream.gone()
 
     def _out(self) -> None:
-        data = self.h2.data_to_send()
+        data = self.engine.data_to_send()
         if data:
             self.protocol.write(data)

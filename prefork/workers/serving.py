@@ -30,6 +30,7 @@ from prefork.http.connection import H2C_UPGRADE
 from prefork.http.headers import DateCache
 from prefork.http.limits import Limits
 from prefork.http.parsers import choose_parser
+from prefork.http2.engines import Engine, engine_factory
 from prefork.http2.limits import Http2Limits
 from prefork.logs.access_log import AccessLog
 from prefork.proxy import TrustedProxies
@@ -130,6 +131,7 @@ class ServingState:
         # --http2: the limits of each HTTP/2 connection (None: HTTP/2 is not served); without
         # TLS, by the preface (prior knowledge) and/or by Upgrade: h2c, as --http2-cleartext says
         self.http2: Http2Limits | None = None
+        self.h2_engine: Callable[[Http2Limits], Engine] | None = None
         self.h2_prior_knowledge = False
         upgrades = serving.upgrades
         if config.http2:
@@ -138,6 +140,7 @@ class ServingState:
                 initial_window_size=config.http2_initial_window_size,
                 max_frame_size=config.http2_max_frame_size,
                 max_header_list_size=config.http2_max_header_list_size)
+            self.h2_engine = engine_factory(config.http2_engine)
             cleartext = config.http2_cleartext
             self.h2_prior_knowledge = cleartext in ("prior-knowledge", "both")
             if cleartext in ("upgrade", "both"):
