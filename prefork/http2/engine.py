@@ -120,6 +120,8 @@ class Stream:
         self.received = 0  # flow-controlled bytes taken by the app since the last update
         self.receiving = receiving  # the client has not ended it (open or half-closed local)
         self.sending = True  # we have not ended it (open or half-closed remote)
+        self.expected_length = -1  # the request's content-length, -1 without one
+        self.body_length = 0  # body bytes received, padding left out
 
 
 class ServerConnection:
@@ -362,11 +364,15 @@ class ServerConnection:
             if stream_id > self.goaway_last_stream_id:  # after announce_goaway
                 append_rst_stream(self.out, stream_id, REFUSED_STREAM)
                 return
-            if bad_priority:
+            expected = _content_length(headers)
+            if bad_priority or (end_stream and expected > 0):
+                # malformed (RFC 9113 §5.3.1, §8.1.1): refused before the caller sees it
                 append_rst_stream(self.out, stream_id, PROTOCOL_ERROR)
                 return
-            self.streams[stream_id] = Stream(stream_id, self.peer_initial_window,
-                                             self.initial_window, not end_stream)
+            stream = Stream(stream_id, self.peer_initial_window, self.initial_window,
+                            not end_stream)
+            stream.expected_length = expected
+            self.streams[stream_id] = stream
             events.append(RequestReceived(stream_id, headers, end_stream))
             if end_stream:
                 events.append(StreamEnded(stream_id))
@@ -374,7 +380,8 @@ class ServerConnection:
         headers = self._decode(block)
         if not stream.receiving:
             self._stream_error(stream, STREAM_CLOSED, events)
-        elif not end_stream or bad_priority:  # trailers end the stream (RFC 9113 §8.1)
+        elif (not end_stream or bad_priority  # trailers end the stream (RFC 9113 §8.1)
+              or 0 <= stream.expected_length != stream.body_length):
             self._stream_error(stream, PROTOCOL_ERROR, events)
         else:
             events.append(TrailersReceived(stream_id, headers))
@@ -421,8 +428,17 @@ class ServerConnection:
             # nobody takes these bytes: the connection's window gets them back now
             self._connection_taken(length)
             return
-        stream.receive_window -= length
         ended = flags & END_STREAM != 0
+        expected = stream.expected_length
+        if expected >= 0:
+            body_length = stream.body_length + end - start
+            stream.body_length = body_length
+            if body_length > expected or (ended and body_length != expected):
+                # the body disagrees with its content-length: malformed (RFC 9113 §8.1.1)
+                self._stream_error(stream, PROTOCOL_ERROR, events)
+                self._connection_taken(length)
+                return
+        stream.receive_window -= length
         events.append(DataReceived(stream_id, buffer[start:end], length, ended))
         if ended:
             events.append(StreamEnded(stream_id))
@@ -708,6 +724,15 @@ class ServerConnection:
         del self.streams[stream.stream_id]
         append_rst_stream(self.out, stream.stream_id, code)
         events.append(StreamReset(stream.stream_id, code))
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The request's content-length, or -1 where it has none; one that is not a number is
+    ``prefork.http2.requests``' to refuse."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() and len(value) < 19 else -1
+    return -1
 
 
 def _setting_error(identifier: int, value: int) -> int:

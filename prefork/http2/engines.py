@@ -58,6 +58,10 @@ class Engine(Protocol):
 
 def engine_factory(name: str) -> Callable[[Http2Limits], Engine]:
     """What makes a connection's engine for ``--http2-engine name``."""
+    if name == "native":
+        from prefork.http2.engine import ServerConnection
+
+        return ServerConnection
     if name == "h2":
         from prefork.http2.h2_engine import H2Engine
 

@@ -867,3 +867,45 @@ def test_events_carry_what_the_spec_names() -> None:
     assert (StreamEnded(3).stream_id, WindowUpdated(0, 5).delta,
             PriorityUpdated(9).stream_id, TrailersReceived(1, []).headers,
             StreamReset(1, 8).error_code) == (3, 5, 9, [], 8)
+
+
+# -- content-length against the body (RFC 9113 §8.1.1) -----------------------------------------
+
+WITH_LENGTH = [*POST, (b"content-length", b"5")]
+
+
+@pytest.mark.parametrize(("body", "trailers"), [(b"12345", False), (b"12345", True)])
+def test_a_body_that_matches_its_content_length(body: bytes, trailers: bool) -> None:
+    pair = Pair()
+    stream_id = pair.request(WITH_LENGTH, end_stream=False)
+    pair.client.send_data(stream_id, body[:2])
+    pair.client.send_data(stream_id, body[2:], end_stream=not trailers)
+    if trailers:
+        pair.client.send_headers(stream_id, [(b"x-t", b"1")], end_stream=True)
+    assert kinds(pair.to_server())[-1] == "StreamEnded"
+
+
+@pytest.mark.parametrize("case", ["shorter", "longer", "shorter-then-trailers"])
+def test_a_body_that_disagrees_with_its_content_length_resets_the_stream(case: str) -> None:
+    pair = Pair()
+    stream_id = pair.request(WITH_LENGTH, end_stream=False)
+    pair.to_server()
+    if case == "shorter":
+        data = frame(frames.DATA, frames.END_STREAM, stream_id, b"1234")
+    elif case == "longer":
+        data = frame(frames.DATA, 0, stream_id, b"123456")
+    else:
+        data = frame(frames.DATA, 0, stream_id, b"1234") + frame(
+            frames.HEADERS, frames.END_HEADERS | frames.END_STREAM, stream_id,
+            pair.client.encoder.encode([(b"x-t", b"1")]))
+    events = pair.raw(data)
+    assert kinds(events)[-1] == "StreamReset"
+    pair.expect_reset(stream_id, frames.PROTOCOL_ERROR)
+    assert pair.server.streams == {}
+
+
+def test_a_content_length_on_a_request_without_body_is_refused() -> None:
+    pair = Pair()
+    pair.request(WITH_LENGTH, end_stream=True)
+    assert pair.to_server() == []
+    pair.expect_reset(1, frames.PROTOCOL_ERROR)
