@@ -505,7 +505,7 @@ SETTINGS: tuple[Setting, ...] = (
             "How HTTP/2 is reached without TLS when --http2 is on: prior-knowledge (the "
             "connection opens with the HTTP/2 preface), upgrade (an HTTP/1.1 request with "
             "Upgrade: h2c), both, or off.", "HTTP/2", choices=HTTP2_CLEARTEXT),
-    Setting("http2_engine", ("--http2-engine",), _choice("native", "h2"), "h2",
+    Setting("http2_engine", ("--http2-engine",), _choice("native", "h2"), "native",
             "What speaks HTTP/2: native (prefork's own frame layer, flow control and HPACK, "
             "compiled with the request path) or h2 (python-hyper's h2 library).", "HTTP/2",
             choices=("native", "h2")),
