@@ -74,7 +74,8 @@ def read_header(buffer: bytes, offset: int) -> tuple[int, int, int, int]:
     caller has checked that nine bytes are there. The reserved bit is dropped."""
     return ((buffer[offset] << 16) | (buffer[offset + 1] << 8) | buffer[offset + 2],
             buffer[offset + 3], buffer[offset + 4],
-            int.from_bytes(buffer[offset + 5:offset + 9], "big") & STREAM_ID_MASK)
+            ((buffer[offset + 5] & 0x7F) << 24) | (buffer[offset + 6] << 16)
+            | (buffer[offset + 7] << 8) | buffer[offset + 8])
 
 
 def read_settings(payload: bytes, start: int, end: int) -> list[tuple[int, int]]:
