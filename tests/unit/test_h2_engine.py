@@ -16,6 +16,8 @@ import h2.events
 import h2.settings
 import pytest
 from hyperframe.frame import Frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prefork.http2 import frames
 from prefork.http2.engine import ServerConnection
@@ -909,3 +911,42 @@ def test_a_content_length_on_a_request_without_body_is_refused() -> None:
     pair.request(WITH_LENGTH, end_stream=True)
     assert pair.to_server() == []
     pair.expect_reset(1, frames.PROTOCOL_ERROR)
+
+
+# -- any frames ------------------------------------------------------------------------------
+
+FRAME_TYPES = [frames.DATA, frames.HEADERS, frames.PRIORITY, frames.RST_STREAM, frames.SETTINGS,
+               frames.PUSH_PROMISE, frames.PING, frames.GOAWAY, frames.WINDOW_UPDATE,
+               frames.CONTINUATION, 0x42]
+any_frame = st.tuples(st.sampled_from(FRAME_TYPES), st.sampled_from([0, 1, 4, 5, 8, 0x20, 0xFF]),
+                      st.sampled_from([0, 1, 2, 3, 5, 99]),
+                      st.one_of(st.binary(max_size=24),
+                                st.sampled_from([b"", b"\x00" * 4, b"\x00" * 5, b"\x00\x01" * 3,
+                                                 b"\x00\x00\x00\x01", b"\x00" * 8])))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(any_frame, min_size=1, max_size=8), st.booleans())
+def test_any_frames_give_events_or_a_protocol_error(
+        sent: list[tuple[int, int, int, bytes]], block: bool) -> None:
+    """Whatever frames come, the engine reports events or raises ProtocolError (GOAWAY queued),
+    and the streams it keeps open can still be answered."""
+    pair = Pair()
+    pair.request(POST, end_stream=False)
+    pair.to_server()
+    data = b"".join(frame(frame_type, flags, stream_id,
+                          pair.client.encoder.encode(REQUEST) if block and frame_type
+                          == frames.HEADERS else payload)
+                    for frame_type, flags, stream_id, payload in sent)
+    try:
+        pair.raw(data)
+    except ProtocolError:
+        assert pair.server.closed
+        return
+    for stream_id in list(pair.server.streams):
+        stream = pair.server.streams[stream_id]
+        if stream.sending:
+            pair.server.send_headers(stream_id, [(b":status", b"200")])
+            if pair.server.local_flow_control_window(stream_id) > 0:
+                pair.server.send_data(stream_id, b"x", end_stream=True)
+    wire(pair.server.data_to_send())
