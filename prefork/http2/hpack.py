@@ -334,23 +334,53 @@ def _static_names() -> dict[bytes, int]:
     return names
 
 
-_STATIC_NAMES: Final = _static_names()
-# a full match: its one octet
-_STATIC_FIELDS: Final = {
-    field: _encode_integer(index, 7, 0x80) for index, field in enumerate(STATIC_TABLE, 1)}
-# a literal whose name the static table has, by name: the representation's octets before the
-# value, for each kind of literal
-_PLAIN_PREFIXES: Final = {name: _encode_integer(index, 4, 0x00)
-                          for name, index in _STATIC_NAMES.items()}
-_NEVER_INDEXED_PREFIXES: Final = {name: _encode_integer(index, 4, 0x10)
-                                  for name, index in _STATIC_NAMES.items()}
-_INDEXING_PREFIXES: Final = {name: _encode_integer(index, 6, 0x40)
-                             for name, index in _STATIC_NAMES.items()}
+class _NameRule:
+    """How the encoder writes a field of one name: its static full matches, and the octets
+    that start a literal of it (its name indexed where the static table has it)."""
+
+    def __init__(self, values: dict[bytes, bytes] | None, literal: bytes,
+                 indexing: bytes | None, slot: int) -> None:
+        self.values = values  # value -> the one octet of a static full match
+        self.literal = literal  # the literal's start: without indexing, or never indexed
+        self.indexing = indexing  # the start of one added to the table, for _INDEXED_NAMES
+        self.slot = slot  # for _INDEXED_NAMES: where an encoder keeps this name's entries
+
+
+def _literal_start(name: bytes, index: int, prefix_bits: int, flags: int) -> bytes:
+    if index:
+        return _encode_integer(index, prefix_bits, flags)
+    return bytes((flags,)) + _encode_integer(len(name), 7, 0x00) + name
+
+
+def _name_rules() -> dict[bytes, _NameRule]:
+    """A rule for each name of the static table or of _INDEXED_NAMES and
+    _NEVER_INDEXED_NAMES: one dictionary lookup per field finds all the encoder needs."""
+    indexes: dict[bytes, int] = {}
+    values: dict[bytes, dict[bytes, bytes]] = {}
+    for index, (name, value) in enumerate(STATIC_TABLE, 1):
+        indexes.setdefault(name, index)
+        if value:
+            values.setdefault(name, {})[value] = _encode_integer(index, 7, 0x80)
+    slots = {name: slot for slot, name in enumerate(sorted(_INDEXED_NAMES))}
+    rules = {}
+    for name in indexes.keys() | _INDEXED_NAMES | _NEVER_INDEXED_NAMES:
+        index = indexes.get(name, 0)
+        never = name in _NEVER_INDEXED_NAMES
+        rules[name] = _NameRule(
+            values.get(name), _literal_start(name, index, 4, 0x10 if never else 0x00),
+            _literal_start(name, index, 6, 0x40) if name in _INDEXED_NAMES else None,
+            slots.get(name, -1))
+    return rules
+
+
+# One lookup by name per field, never by a (name, value) tuple: under mypyc a field is a C
+# struct, and a tuple key would be built (and hashed) anew for every lookup.
+_NAME_RULES: Final = _name_rules()
+# an indexed field, by index: every index a table of ENCODER_TABLE_MAX octets can reach
+_INDEXED_FIELDS: Final = tuple(_encode_integer(index, 7, 0x80) for index in range(256))
 # a string's length octet, for the short ones (no allocation per field)
 _SHORT_LENGTHS: Final = tuple(bytes((length,)) for length in range(0x7f))
 _LITERAL_NAME_PLAIN: Final = b"\x00"
-_LITERAL_NAME_NEVER_INDEXED: Final = b"\x10"
-_LITERAL_NAME_INDEXING: Final = b"\x40"
 
 
 def _length(value: bytes) -> bytes:
@@ -364,9 +394,12 @@ class HeaderEncoder:
     """The encoding side of one connection's HPACK context (module docstring)."""
 
     def __init__(self) -> None:
-        self._entries: list[tuple[bytes, bytes]] = []  # the dynamic table, oldest first
-        # each entry's insertion number (the first is 0): its index is 62 + how many came after
-        self._numbers: dict[tuple[bytes, bytes], int] = {}
+        # the dynamic table, oldest first: each entry's name's slot, its value and its size
+        self._entries: list[tuple[int, bytes, int]] = []
+        # each entry's insertion number (the first is 0), by its name's slot and its value:
+        # its index is 62 plus how many came after it
+        # (made on the first insertion: most connections index a name or two)
+        self._numbers: list[dict[bytes, int] | None] = [None] * len(_INDEXED_NAMES)
         self._inserted = 0
         self._table_size = 0
         self._table_limit = ENCODER_TABLE_MAX  # RFC 9113 §6.5.2: 4096 until the peer says
@@ -397,46 +430,34 @@ class HeaderEncoder:
         parts: list[bytes] = []
         if self._smallest_limit >= 0:
             self._announce_limit(parts)
-        numbers = self._numbers
-        for field in headers:
-            static = _STATIC_FIELDS.get(field)
-            if static is not None:
-                parts.append(static)
-                continue
-            if numbers:
-                number = numbers.get(field)
-                if number is not None:
-                    parts.append(_encode_integer(
-                        _STATIC_ENTRIES + self._inserted - number, 7, 0x80))
-                    continue
-            name, value = field
-            if name in _INDEXED_NAMES and (
-                    (len(name) + len(value) + _ENTRY_OVERHEAD) * _INDEXED_FIELD_SHARE
-                    <= self._table_limit):
-                prefix = _INDEXING_PREFIXES.get(name)
-                if prefix is None:
-                    parts.append(_LITERAL_NAME_INDEXING)
-                    parts.append(_length(name))
-                    parts.append(name)
-                else:
-                    parts.append(prefix)
-                self._insert(field)
-            elif name in _NEVER_INDEXED_NAMES:
-                prefix = _NEVER_INDEXED_PREFIXES.get(name)
-                if prefix is None:
-                    parts.append(_LITERAL_NAME_NEVER_INDEXED)
-                    parts.append(_length(name))
-                    parts.append(name)
-                else:
-                    parts.append(prefix)
+        for name, value in headers:
+            rule = _NAME_RULES.get(name)
+            if rule is None:
+                parts.append(_LITERAL_NAME_PLAIN)
+                parts.append(_length(name))
+                parts.append(name)
             else:
-                prefix = _PLAIN_PREFIXES.get(name)
-                if prefix is None:
-                    parts.append(_LITERAL_NAME_PLAIN)
-                    parts.append(_length(name))
-                    parts.append(name)
+                if rule.values is not None:
+                    octets = rule.values.get(value)
+                    if octets is not None:
+                        parts.append(octets)
+                        continue
+                if rule.indexing is None:
+                    parts.append(rule.literal)
                 else:
-                    parts.append(prefix)
+                    numbers = self._numbers[rule.slot]
+                    if numbers is not None:
+                        number = numbers.get(value)
+                        if number is not None:
+                            parts.append(
+                                _INDEXED_FIELDS[_STATIC_ENTRIES + self._inserted - number])
+                            continue
+                    size = len(name) + len(value) + _ENTRY_OVERHEAD
+                    if size * _INDEXED_FIELD_SHARE <= self._table_limit:
+                        parts.append(rule.indexing)
+                        self._insert(rule.slot, value, size)
+                    else:
+                        parts.append(rule.literal)
             parts.append(_length(value))
             parts.append(value)
         block = b"".join(parts)
@@ -455,27 +476,29 @@ class HeaderEncoder:
         if self._table_limit != smallest:
             parts.append(_encode_integer(self._table_limit, 5, 0x20))
 
-    def _insert(self, field: tuple[bytes, bytes]) -> None:
+    def _insert(self, slot: int, value: bytes, size: int) -> None:
         self._changes += 1
-        size = len(field[0]) + len(field[1]) + _ENTRY_OVERHEAD
         self._evict(self._table_limit - size)  # fits: _INDEXED_FIELD_SHARE keeps it small
-        self._entries.append(field)
-        self._numbers[field] = self._inserted
+        self._entries.append((slot, value, size))
+        numbers = self._numbers[slot]
+        if numbers is None:
+            numbers = self._numbers[slot] = {}
+        numbers[value] = self._inserted
         self._inserted += 1
         self._table_size += size
 
     def _evict(self, room: int) -> None:
         """Drop the oldest entries until the table holds at most ``room`` octets."""
         entries = self._entries
-        numbers = self._numbers
         size = self._table_size
         dropped = 0
         first = self._inserted - len(entries)  # the oldest entry's insertion number
         while size > room:
-            field = entries[dropped]
-            size -= len(field[0]) + len(field[1]) + _ENTRY_OVERHEAD
-            if numbers.get(field) == first + dropped:
-                del numbers[field]
+            slot, value, entry_size = entries[dropped]
+            size -= entry_size
+            numbers = self._numbers[slot]
+            if numbers is not None and numbers.get(value) == first + dropped:
+                del numbers[value]
             dropped += 1
         if dropped:
             del entries[:dropped]
