@@ -13,8 +13,9 @@ has 5 bits, so 8 bits finish the pending code and at most one more). The tables,
 import, are four ``bytes`` of 65536 entries indexed by ``state << 8 | octet``: the next state,
 how many symbols were completed (3: EOS was met, an error), and the two symbols. Plain octet
 strings keep them at 256 KiB without an int object per entry, and an indexed ``bytes`` read
-is one C call under mypyc. They are built from a per-nibble walk of the tree, composed twice,
-which keeps the import at a few tens of milliseconds on the pure build.
+is a few inline C operations under mypyc. They are built by composing a per-nibble walk of the
+tree in pairs, which keeps the import to some 50 ms even on the pure build. Compiled, decoding
+h2load's ``user-agent`` (15 octets) costs about 6,500 instructions a call from Python.
 
 A string ends cleanly at the root or on one of the first seven nodes of the all-ones path
 (padding is at most 7 bits of the EOS prefix, §5.2): anything else is :class:`InvalidHuffman`.
@@ -115,7 +116,7 @@ def _code_tree() -> tuple[list[int], list[int]]:
         node = 0
         for shift in range(length - 1, 0, -1):
             slot = 2 * node + ((code >> shift) & 1)
-            if children[slot] == 0:  # no inner node is a child of another at slot 0 (root)
+            if children[slot] == 0:  # no child yet: the root, node 0, is nobody's child
                 children[slot] = len(depth)
                 depth.append(depth[node] + 1)
                 children.extend((0, 0))
