@@ -42,7 +42,8 @@ from typing import Final
 
 from prefork.http2 import huffman
 
-__all__ = ["STATIC_TABLE", "HeaderDecoder", "HeaderEncoder", "HeaderListTooLarge", "HpackError"]
+__all__ = ["ENCODER_TABLE_MAX", "STATIC_TABLE", "HeaderDecoder", "HeaderEncoder",
+           "HeaderListTooLarge", "HpackError"]
 
 
 class HpackError(Exception):

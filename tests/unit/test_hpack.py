@@ -345,6 +345,30 @@ def test_malformed_blocks_are_hpack_errors(block: bytes, reason: str) -> None:
         HeaderDecoder().decode(block)
 
 
+def test_any_octets_decode_or_raise_hpack_error() -> None:
+    # random octets, and valid blocks with octets flipped, cut short or spliced together
+    rnd = random.Random(9113)
+    valid = [bytes.fromhex(block) for block in C3 + C4 + C5 + C6]
+    for _ in range(3000):
+        kind = rnd.randrange(3)
+        if kind == 0:
+            block = bytes(rnd.randrange(256) for _ in range(rnd.randrange(40)))
+        elif kind == 1:
+            mutated = bytearray(rnd.choice(valid))
+            for _ in range(rnd.randrange(1, 4)):
+                mutated[rnd.randrange(len(mutated))] = rnd.randrange(256)
+            block = bytes(mutated)
+        else:
+            first, second = rnd.choice(valid), rnd.choice(valid)
+            block = first[:rnd.randrange(len(first))] + second[rnd.randrange(len(second)):]
+        decoder = HeaderDecoder(max_table_size=256, max_header_list_size=2048)
+        try:
+            fields = decoder.decode(block)
+        except HpackError:
+            continue
+        assert all(type(name) is bytes and type(value) is bytes for name, value in fields)
+
+
 def test_integer_bounds_are_inclusive() -> None:
     # 2**28 itself is taken (as a size update it is then over the table's limit)
     with pytest.raises(HpackError, match="over the 4096 allowed"):
