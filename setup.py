@@ -45,6 +45,8 @@ COMPILED = [
     "prefork/http/parsers/httptools.py",
     "prefork/http/targets.py",
     "prefork/http/connection.py",
+    "prefork/http2/huffman.py",
+    "prefork/http2/hpack.py",
     "prefork/http2/requests.py",
     "prefork/http2/responder.py",
     "prefork/http2/frames.py",
