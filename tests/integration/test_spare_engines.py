@@ -91,8 +91,8 @@ def test_a_connection_cut_inside_a_request_keeps_no_engine(
 def test_bytes_after_a_close_request_are_not_read_and_keep_no_engine(
         serve: Callable[..., LoopServer], parser: str) -> None:
     server = serve(echo)
-    answer = _closed_exchange(
-        server.port, CLOSE_POST + b"POST /two HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nnot")
+    after = b"POST /two HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nnot"
+    answer = _closed_exchange(server.port, CLOSE_POST + after)
     assert answer.count(b"HTTP/1.1 ") == 1 and answer.endswith(b"\r\n\r\nfirst")
     assert _settle(server) == 0
     answer = _closed_exchange(server.port, CLOSE_POST)
