@@ -409,7 +409,9 @@ class ServerConnection:
         # costs less than building a dict of them all (11.0k instructions for the bench's
         # six-field head against 12.9k with dict() and six gets).
         hosts = 0
-        lengths = codings = connection = _NONE
+        lengths = codings = connections = _NONE
+        # the usual single Connection field is kept as it is: no list made for it
+        connection: bytes | None = None
         expect = upgrade = None
         forwarded = False
         for name, value in headers:
@@ -419,7 +421,10 @@ class ServerConnection:
                     if value not in CHECKED_HOSTS:
                         check_host(value)
                 elif name == b"connection":
-                    connection = [value] if connection is _NONE else [*connection, value]
+                    if connection is None:
+                        connection = value
+                    else:
+                        connections = [*(connections or [connection]), value]
                 elif name == b"content-length":
                     lengths = [value] if lengths is _NONE else [*lengths, value]
                 elif name == b"transfer-encoding":
@@ -444,11 +449,11 @@ class ServerConnection:
         max_body = limits.max_body_size
         if max_body is not None and length > max_body:
             raise RemoteProtocolError("request body too large", 413)
-        if not connection:
+        if connection is None:
             keep_alive = http11
             upgrade_token = False
         else:
-            single = connection[0] if len(connection) == 1 else None
+            single = connection if connections is _NONE else None
             if single is not None and single != b"close" and single != b"keep-alive":
                 single = single.lower()  # as most clients spell them, they need no lowering
             if single == b"keep-alive":
@@ -456,7 +461,7 @@ class ServerConnection:
             elif single == b"close":
                 keep_alive, upgrade_token = False, False
             else:
-                tokens = field_tokens(connection)
+                tokens = field_tokens([connection] if connections is _NONE else connections)
                 keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
                 upgrade_token = b"upgrade" in tokens
         upgrade_value = upgrade.lower() if upgrade and upgrade_token else None
