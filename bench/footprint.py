@@ -230,7 +230,7 @@ def parse_options() -> argparse.Namespace:
 def main() -> None:
     """Measure every server at every worker count and write the report."""
     args = parse_options()
-    suite.require_tools()
+    suite.require_tools([HELLO])
     if not memory.available():
         sys.exit("bench.footprint: this system has no /proc/PID/smaps_rollup")
     servers: list[Server] = args.server_list
