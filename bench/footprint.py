@@ -73,7 +73,7 @@ def measure(server: Server, workers: int, round_number: int, args: argparse.Name
     if not (args.bin_dir / server.executable).exists():
         return reading(f"missing: no {args.bin_dir / server.executable}")
     port = lifecycle.free_port()
-    argv = server.command(args.bin_dir, HELLO.apps[server.interface], port, workers)
+    argv = server.command(args.bin_dir, HELLO.apps[server.interface], port, workers, False)
     process = lifecycle.spawn(argv, port, None, logs / f"{server.name}-{workers}-{round_number}")
     try:
         lifecycle.wait_ready(process, HELLO.ready_path)
