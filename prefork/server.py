@@ -249,10 +249,11 @@ def _worker_main(app: AppSpec | Callable[..., Any], parser: str, label: str, int
     share too. The app is still imported in each worker, after the fork, unless
     ``--preload``. The HTTP/2 side (``h2``) only with ``--http2``."""
     from prefork.http.parsers import load_backend
-    from prefork.workers.base import import_interface_modules, worker_main
+    from prefork.workers.base import import_interface_modules, warm_event_loop, worker_main
 
     load_backend(parser)
     import_interface_modules(interface)
+    warm_event_loop()
     if http2:
         import prefork.workers.h2_session  # noqa: F401
 

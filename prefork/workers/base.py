@@ -86,6 +86,23 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def warm_event_loop() -> None:
+    """Run a throwaway event loop once, as the arbiter does before it forks its workers.
+
+    What asyncio and uvloop make the first time a loop runs in a process (the default policy,
+    the state ``_asyncio`` sets up for its first task, what the loop's first run initialises)
+    is then made once, before the fork, and shared, instead of being made in each worker, and
+    each worker's first loop touches fewer of the pages it shares with the arbiter. The loop
+    leaves nothing behind: it is closed, and the signal wakeup fd it set while running is put
+    back as it was (the arbiter sets its own later)."""
+    asyncio.get_event_loop_policy()
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+
+
 # What a worker of each interface imports once it knows its app's interface: modules that the
 # arbiter imports before the fork are shared with every worker instead of copied into each.
 INTERFACE_MODULES = {
