@@ -73,7 +73,7 @@ def measure(server: Server, workers: int, round_number: int, args: argparse.Name
     if not (args.bin_dir / server.executable).exists():
         return reading(f"missing: no {args.bin_dir / server.executable}")
     port = lifecycle.free_port()
-    argv = server.command(args.bin_dir, HELLO.apps[server.interface], port, workers)
+    argv = server.command(args.bin_dir, HELLO.apps[server.interface], port, workers, False)
     process = lifecycle.spawn(argv, port, None, logs / f"{server.name}-{workers}-{round_number}")
     try:
         lifecycle.wait_ready(process, HELLO.ready_path)
@@ -230,7 +230,7 @@ def parse_options() -> argparse.Namespace:
 def main() -> None:
     """Measure every server at every worker count and write the report."""
     args = parse_options()
-    suite.require_tools()
+    suite.require_tools([HELLO])
     if not memory.available():
         sys.exit("bench.footprint: this system has no /proc/PID/smaps_rollup")
     servers: list[Server] = args.server_list

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from prefork.app import (
+    AppSpec,
     app_traceback,
     check_app_spec,
     load_app,
@@ -57,8 +58,12 @@ from prefork.workerclass import adopt_worker_class
 AppSource = str | Callable[..., Any]
 
 
-def prepare_app(config: Config, app: AppSource) -> AppSource:
-    """Check (or, with preload, import) the app before any fork; raises AppLoadError."""
+def prepare_app(config: Config, app: AppSource) -> AppSpec | Callable[..., Any]:
+    """Check (or, with preload, import) the app before any fork; raises AppLoadError.
+
+    Returns what the workers load: the loaded app, or the spec parsed here once, so that no
+    worker runs the spec's parser (``ast``) and copies the pages its code shares with the
+    arbiter."""
     if config.chdir:
         try:
             os.chdir(config.chdir)
@@ -74,7 +79,7 @@ def prepare_app(config: Config, app: AppSource) -> AppSource:
     spec = parse_app_spec(app)
     if not config.preload_app:
         check_app_spec(spec)
-        return app
+        return spec
     loaded = load_app(spec, factory=config.factory)
     _, ready = resolve_interface(loaded, config.app_interface())
     return ready
@@ -119,7 +124,7 @@ def run_arbiter(config: Config, app: AppSource, control: Channel | None = None,
     parser = choose_parser(config.http)  # so does a parser that is not installed
     if config.check_config:
         source = prepare_app(config, app)
-        if isinstance(source, str):
+        if isinstance(source, AppSpec):
             resolve_interface(load_app(source, factory=config.factory), config.app_interface())
         print(f"prefork: configuration OK, application {app if isinstance(app, str) else ''} "
               "loads", file=sys.stderr)
@@ -231,7 +236,7 @@ def app_label(app: AppSource) -> str:
     return f"{getattr(app, '__module__', None) or type(app).__module__}:{name}"
 
 
-def _worker_main(app: AppSource, parser: str, label: str, interface: str,
+def _worker_main(app: AppSpec | Callable[..., Any], parser: str, label: str, interface: str,
                  http2: bool) -> WorkerMain:
     """What the arbiter runs in each forked child.
 
@@ -244,10 +249,11 @@ def _worker_main(app: AppSource, parser: str, label: str, interface: str,
     share too. The app is still imported in each worker, after the fork, unless
     ``--preload``. The HTTP/2 side (``h2``) only with ``--http2``."""
     from prefork.http.parsers import load_backend
-    from prefork.workers.base import import_interface_modules, worker_main
+    from prefork.workers.base import import_interface_modules, warm_event_loop, worker_main
 
     load_backend(parser)
     import_interface_modules(interface)
+    warm_event_loop()
     if http2:
         import prefork.workers.h2_session  # noqa: F401
 

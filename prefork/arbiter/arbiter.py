@@ -22,6 +22,7 @@ replacement (``rolling``), the recycling limits (``recycling``), the /proc sampl
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import selectors
@@ -36,6 +37,7 @@ from prefork.arbiter.embedder import EmbedderLink, carry_out
 from prefork.arbiter.exits import ExitReports
 from prefork.arbiter.forking import collect_all, fork_worker
 from prefork.arbiter.records import (
+    PendingFork,
     SlotHistory,
     WorkerRecord,
     WorkerTable,
@@ -108,6 +110,7 @@ class Arbiter:
         self.reload_config = reload_config  # re-reads every settings source on SIGHUP
         self.upgrade = BinaryUpgrade(upgrade_command, listeners, logger)  # SIGUSR2
         self.age = 0
+        self._forking: list[PendingFork] = []  # the batch being forked (_fork_all)
         self.view = ServerView(os.getpid(), config, logger, self._worker_views,
                                lambda: self.target,
                                lambda data: self._broadcast(data, os.getpid()),
@@ -308,8 +311,8 @@ class Arbiter:
         collect_all()
         self.log.info("reloading: replacing %d workers", len(replaced))
         self.reload_progress.begin(replaced)
-        for worker in replaced:
-            self._spawn(worker.slot).reloading = True
+        for record in self._fork_all([self._prepare_fork(worker.slot) for worker in replaced]):
+            record.reloading = True
         self.reload_progress.check_done()
         return [worker.pid for worker in replaced]
 
@@ -362,13 +365,16 @@ class Arbiter:
     # -- workers --------------------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> WorkerRecord:
+        return self._fork_all([self._prepare_fork(slot)])[0]
+
+    def _prepare_fork(self, slot: int) -> PendingFork:
+        """Everything the fork of a worker into ``slot`` needs, made before any fork of a batch."""
         for listener in self.listeners:
             listener.ensure_slot(slot)
         arbiter_end, worker_end = Channel.pair()
         slot_sockets = [listener.for_slot(slot) for listener in self.listeners]
         self.age += 1
         view = WorkerView(0, os.getpid(), self.age, slot, self.config, self.log)
-        call_hook(self.config, "pre_fork", self.view, view, log=self.log)
         block = self.metrics.before_fork()
 
         def start_worker() -> int:
@@ -378,20 +384,48 @@ class Arbiter:
             call_hook(self.config, "post_fork", self.view, view, log=self.log)
             return self.worker_main(self.config, slot, worker_end, slot_sockets, view)
 
-        pid = fork_worker(lambda: self._forget_arbiter_state(keep=slot_sockets), start_worker)
-        worker_end.close()
-        self.metrics.forked(pid, block)
+        self.policy.record_fork(slot)  # before the next slot asks may_fork (a half-open trial)
+        return PendingFork(slot, arbiter_end, worker_end, slot_sockets, view, block, start_worker)
+
+    def _fork_all(self, batch: list[PendingFork]) -> list[WorkerRecord]:
+        """Fork the workers of ``batch`` back to back, then record them.
+
+        A page the arbiter writes between two forks stays with the workers forked before the
+        write and is copied for those after it, so whatever it writes there costs every worker
+        a page of its own: the records, the log line and the rest of one spawn came to about 1 MB
+        per worker (hello app). Between these forks it runs only the pre_fork hook and the fork."""
+        pids: list[int] = []
+        self._forking = batch  # each child closes what was made for the others
+        try:
+            for pending in batch:
+                call_hook(self.config, "pre_fork", self.view, pending.view, log=self.log)
+                pids.append(fork_worker(functools.partial(self._forget_arbiter_state, pending),
+                                        pending.start_worker))
+        finally:
+            self._forking = []
+            for pending in batch[len(pids):]:  # a fork failed: these never will
+                pending.abandon()
+        return [self._adopt(pending, pid) for pending, pid in zip(batch, pids, strict=False)]
+
+    def _adopt(self, pending: PendingFork, pid: int) -> WorkerRecord:
+        pending.worker_end.close()
+        self.metrics.forked(pid, pending.block)
         now = self.clock()
-        record = WorkerRecord(pid=pid, slot=slot, channel=arbiter_end, started_at=now,
-                              last_seen=now, restarts=self.slots[slot].restarts, age=self.age)
+        record = WorkerRecord(pid=pid, slot=pending.slot, channel=pending.arbiter_end,
+                              started_at=now, last_seen=now,
+                              restarts=self.slots[pending.slot].restarts, age=pending.view.age)
         self.workers[pid] = record
-        self.selector.register(arbiter_end.sock, selectors.EVENT_READ, self._on_worker_message)
-        self.policy.record_fork(slot)
-        self.log.info("Booting worker with pid: %d (slot %d)", pid, slot)
+        self.selector.register(pending.arbiter_end.sock, selectors.EVENT_READ,
+                               self._on_worker_message)
+        self.log.info("Booting worker with pid: %d (slot %d)", pid, pending.slot)
         return record
 
-    def _forget_arbiter_state(self, keep: list[socket.socket]) -> None:
+    def _forget_arbiter_state(self, own: PendingFork) -> None:
         """In a fresh worker: drop everything that belongs to the arbiter."""
+        keep = own.slot_sockets
+        for pending in self._forking:
+            if pending is not own:
+                pending.abandon()
         self.signals.forget()
         self.selector.close()
         for worker in self.workers.values():
@@ -599,14 +633,18 @@ class Arbiter:
         sample_workers(self.workers.values(), now)
         self.rolling.review(now, self.config)
         self.rolling.start_next()
+        batch: list[PendingFork] = []
         for slot in range(self.target):
             if self.workers.slot_is_filled(slot) or now < self.slots[slot].next_fork_at:
                 continue
             if self.shutdown_at is not None:
                 break  # a stop is announced: what leaves now is not replaced
-            if not self.policy.may_fork() or self.policy.crash_budget_spent(self.workers.booting()):
+            if not self.policy.may_fork() or self.policy.crash_budget_spent(
+                    self.workers.booting() + len(batch)):
                 break
-            self._spawn(slot)
+            batch.append(self._prepare_fork(slot))
+        if batch:
+            self._fork_all(batch)
         serving = {w.slot for w in self.workers.serving()}
         self.hand_off.follow(self.listeners, serving, self.config.dispatch_mode())
         self.hand_off.release_slots(self.listeners, self.target,

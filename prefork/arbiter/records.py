@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from prefork.arbiter.supervision import WorkerState
 from prefork.errors import (
@@ -21,6 +23,36 @@ from prefork.errors import (
 )
 from prefork.ipc.channel import Channel
 from prefork.system.procstat import ProcessSample
+
+if TYPE_CHECKING:
+    from prefork.hooks import WorkerView
+    from prefork.metrics.store import MetricBlock
+
+
+class PendingFork:
+    """A worker about to be forked into ``slot``: its channel's two ends, the listening sockets
+    it keeps, its view, its metrics block, and what its child runs once it is a worker."""
+
+    __slots__ = ("arbiter_end", "block", "slot", "slot_sockets", "start_worker", "view",
+                 "worker_end")
+
+    def __init__(self, slot: int, arbiter_end: Channel, worker_end: Channel,
+                 slot_sockets: list[socket.socket], view: WorkerView, block: MetricBlock | None,
+                 start_worker: Callable[[], int]) -> None:
+        self.slot = slot
+        self.arbiter_end = arbiter_end
+        self.worker_end = worker_end
+        self.slot_sockets = slot_sockets
+        self.view = view
+        self.block = block
+        self.start_worker = start_worker
+
+    def abandon(self) -> None:
+        """In another worker of the batch, or when the fork failed: close what was made for it."""
+        self.arbiter_end.close()
+        self.worker_end.close()
+        if self.block is not None:
+            self.block.close()
 
 
 class WorkerRecord:

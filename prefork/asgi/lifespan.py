@@ -21,6 +21,7 @@ shallow copy of it, as the spec asks. Without an injected logger it logs to ``pr
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -75,9 +76,14 @@ class Lifespan:
         self._asked = False  # the app called receive() at least once
         self._failure_message = ""
         self._error: BaseException | None = None
-        self._inbox: asyncio.Queue[Message] | None = None
+        # The messages for the app, and its receive() calls waiting for one. Futures rather
+        # than asyncio.Queue, Event and wait_for: each worker runs this once, and those classes'
+        # first use in a fresh worker touches (and copies) about 0.2 MB more of the pages it
+        # shares with the arbiter.
+        self._inbox: collections.deque[Message] = collections.deque()
+        self._receivers: collections.deque[asyncio.Future[Message]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
-        self._phase_changed: asyncio.Event | None = None
+        self._changed: asyncio.Future[None] | None = None  # done once the phase may have moved
 
     @property
     def scope(self) -> dict[str, Any]:
@@ -93,11 +99,9 @@ class Lifespan:
         if self.mode == "off":
             self.supported = False
             return
-        self._inbox = asyncio.Queue()
-        self._phase_changed = asyncio.Event()
         self._phase = "starting"
         self._task = asyncio.get_running_loop().create_task(self._run(), name="lifespan")
-        await self._inbox.put({"type": "lifespan.startup"})
+        self._deliver({"type": "lifespan.startup"})
         if not await self._settle("starting", self.startup_timeout):
             await self._cancel()
             raise BootError(
@@ -136,7 +140,7 @@ class Lifespan:
 
     async def shutdown(self) -> None:
         """Run the app's shutdown; logs what goes wrong and never raises."""
-        if self._phase != "started" or self._task is None or self._inbox is None:
+        if self._phase != "started" or self._task is None:
             return
         if self._task.done():
             self._phase = "stopped"
@@ -148,7 +152,7 @@ class Lifespan:
                 )
             return
         self._phase = "stopping"
-        await self._inbox.put({"type": "lifespan.shutdown"})
+        self._deliver({"type": "lifespan.shutdown"})
         if not await self._settle("stopping", self.shutdown_timeout):
             await self._cancel()
             self.logger.error(
@@ -179,9 +183,12 @@ class Lifespan:
             self._signal()
 
     async def _receive(self) -> Message:
-        assert self._inbox is not None  # set before the task starts
         self._asked = True
-        return await self._inbox.get()
+        if self._inbox:
+            return self._inbox.popleft()
+        receiver: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._receivers.append(receiver)
+        return await receiver
 
     async def _send(self, message: Message) -> None:
         message_type = message.get("type")
@@ -197,23 +204,40 @@ class Lifespan:
 
     # -- helpers ----------------------------------------------------------------------------------
 
+    def _deliver(self, message: Message) -> None:
+        """Hand ``message`` to a receive() waiting for one, else keep it for the next."""
+        while self._receivers:
+            receiver = self._receivers.popleft()
+            if not receiver.done():  # not cancelled with the app's task
+                receiver.set_result(message)
+                return
+        self._inbox.append(message)
+
     def _signal(self) -> None:
-        if self._phase_changed is not None:
-            self._phase_changed.set()
+        changed = self._changed
+        if changed is not None and not changed.done():
+            changed.set_result(None)
 
     async def _settle(self, phase: str, timeout: float) -> bool:
         """Wait until the app leaves ``phase`` (by a message) or ends; False on timeout."""
-        try:
-            await asyncio.wait_for(self._left(phase), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        assert self._task is not None
+        loop = asyncio.get_running_loop()
+        expired = False
 
-    async def _left(self, phase: str) -> None:
-        assert self._phase_changed is not None and self._task is not None
-        while self._phase == phase and not self._task.done():
-            self._phase_changed.clear()
-            await self._phase_changed.wait()
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            self._signal()
+
+        timer = loop.call_later(timeout, expire)
+        try:
+            while self._phase == phase and not self._task.done() and not expired:
+                self._changed = loop.create_future()
+                await self._changed
+        finally:
+            timer.cancel()
+            self._changed = None
+        return self._phase != phase or self._task.done()
 
     async def _cancel(self) -> None:
         assert self._task is not None

@@ -86,6 +86,23 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def warm_event_loop() -> None:
+    """Run a throwaway event loop once, as the arbiter does before it forks its workers.
+
+    What asyncio and uvloop make the first time a loop runs in a process (the default policy,
+    the state ``_asyncio`` sets up for its first task, what the loop's first run initialises)
+    is then made once, before the fork, and shared, instead of being made in each worker, and
+    each worker's first loop touches fewer of the pages it shares with the arbiter. The loop
+    leaves nothing behind: it is closed, and the signal wakeup fd it set while running is put
+    back as it was (the arbiter sets its own later)."""
+    asyncio.get_event_loop_policy()
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+
+
 # What a worker of each interface imports once it knows its app's interface: modules that the
 # arbiter imports before the fork are shared with every worker instead of copied into each.
 INTERFACE_MODULES = {
@@ -146,6 +163,7 @@ class Worker:
         self._fd_limit_warning = OncePerSecond()
         self._stopped: asyncio.Future[None] | None = None
         self._servers: list[asyncio.AbstractServer] = []
+        self._next_beat: asyncio.TimerHandle | None = None
         self.state: ServingState | None = None
         self.tls = tls_context(config)
 
@@ -258,9 +276,10 @@ class Worker:
         self.view.booted = True
         call_hook(self.config, "post_worker_init", self.view, log=self.log)
         self.channel.send(Ready(pid=os.getpid()))
-        heartbeat = loop.create_task(self._heartbeat())
+        self._beat(loop)
         await self._stopped
-        heartbeat.cancel()
+        if self._next_beat is not None:
+            self._next_beat.cancel()
         await self._finish_connections()
         if executor is not None:
             # Threads still running an app hold no connection any more; the process exits
@@ -336,19 +355,20 @@ class Worker:
         except OSError:
             sock.close()
 
-    async def _heartbeat(self) -> None:
+    def _beat(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Report to the arbiter, and again after the heartbeat interval. A timer callback
+        rather than a task that sleeps: asyncio.sleep's first use in a fresh worker touches
+        pages of asyncio's tasks module that it would otherwise share with the arbiter."""
         assert self.state is not None
+        counters = self.state.counters
+        with contextlib.suppress(ChannelClosed):
+            self.channel.send(Heartbeat(requests=counters.requests, in_flight=counters.in_flight,
+                                        connections=len(self.state.connections)))
+        self._check_open_files()
         interval = HEARTBEAT_MAX_INTERVAL
         if self.config.timeout:
             interval = min(interval, self.config.timeout / 4)
-        while True:
-            counters = self.state.counters
-            with contextlib.suppress(ChannelClosed):
-                self.channel.send(Heartbeat(requests=counters.requests,
-                                            in_flight=counters.in_flight,
-                                            connections=len(self.state.connections)))
-            self._check_open_files()
-            await asyncio.sleep(interval)
+        self._next_beat = loop.call_later(interval, self._beat, loop)
 
     def _on_request_done(self, total: int) -> None:
         if self.retiring_sent:

@@ -97,6 +97,7 @@ from prefork.workers.serving import (
     LINGER_TIMEOUT,
     NEXT_REQUEST_GRACE,
     NO_DEADLINE,
+    SPARE_ENGINES,
     ServingState,
     Watched,
     socket_address,
@@ -137,11 +138,11 @@ class HttpProtocol(asyncio.Protocol, Watched):
         instructions); None to ask each connection's socket."""
         self.state = state
         self.loop = state.loop
-        self.conn = ServerConnection(state.limits, parser=state.parser,
-                                     server_header=state.server_header,
-                                     date_header=state.date_header,
-                                     date_cache=state.date_cache,
-                                     upgrades=state.upgrades)
+        spare = state.spare_engines
+        self.conn = spare.pop() if spare else ServerConnection(
+            state.limits, parser=state.parser, server_header=state.server_header,
+            date_header=state.date_header, date_cache=state.date_cache,
+            upgrades=state.upgrades)
         self.transport: asyncio.Transport | None = None
         self.cycle: Cycle | None = None  # the cycle whose response is not complete yet
         self.pending: Cycle | None = None  # created, its task not started yet
@@ -257,8 +258,19 @@ class HttpProtocol(asyncio.Protocol, Watched):
         self.held = None
         self.unsent = None
         self.send_deadline = 0.0
-        self.conn.release()
-        self.state.connections.discard(self)
+        state = self.state
+        conn = self.conn
+        spare = state.spare_engines
+        # The engine serves the next connection when this one ended between two messages (the
+        # cycle's response complete; no session took the bytes over) and the worker keeps
+        # fewer than SPARE_ENGINES: Connection: close, or an idle keep-alive connection closed.
+        if self.cycle is None and self.upgraded is None and len(spare) < SPARE_ENGINES \
+                and conn.recycle():
+            spare.append(conn)
+            self.conn = state.gone_engine
+        else:
+            conn.release()
+        state.connections.discard(self)
         self._clear_deadline()
         if self.cycle is not None:
             self.cycle.client_gone()

@@ -172,6 +172,9 @@ def test_keep_alive_rules(parser: str) -> None:
         b"GET / HTTP/1.0\r\n\r\n": False,
         b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n": True,
         b"GET / HTTP/1.0\r\nConnection: foo\r\nConnection: Keep-Alive\r\n\r\n": True,
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: a\r\nConnection: b\r\nConnection: Close\r\n\r\n":
+            False,
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: \r\n\r\n": True,
     }
     for raw, keep in cases.items():
         conn = make(parser)

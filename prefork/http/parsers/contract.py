@@ -41,6 +41,11 @@ class Tokenizer(Protocol):
     def in_head(self) -> bool:
         """True while part of a request head has been received but not the whole of it."""
 
+    def recycle(self) -> bool:
+        """Get ready to read another connection's first request, as if new, when this one
+        stopped between two messages; False (and nothing changes) when it did not, or when the
+        backend cannot start over cheaply: then :meth:`release` it."""
+
     def release(self) -> None:
         """The connection is gone: drop whatever refers back to this tokenizer (httptools'
         parser holds its callbacks), so the connection's objects are freed by reference

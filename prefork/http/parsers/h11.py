@@ -223,6 +223,9 @@ class H11Tokenizer:
         self._in_head = True
         self._chunked = None
 
+    def recycle(self) -> bool:
+        return False  # a new h11 connection costs what a new tokenizer does
+
     def release(self) -> None:
         return None  # h11's connection holds nothing of ours
 

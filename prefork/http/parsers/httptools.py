@@ -73,6 +73,11 @@ class HttptoolsTokenizer:
         self._max_headers = limits.max_headers
         self._feed_len = 0
         self._parser = HttpRequestParser(self)
+        # After a message that does not keep the connection (Connection: close, HTTP/1.0),
+        # llhttp would refuse every later byte for good; the engine decides keep-alive itself
+        # and reads nothing after such a message, so llhttp is told to go back to the start:
+        # the parser can then serve another connection (see recycle).
+        self._parser.set_dangerous_leniencies(lenient_keep_alive=True)
         self._target = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._in_head = False
@@ -95,6 +100,20 @@ class HttptoolsTokenizer:
     def reset(self) -> None:
         # llhttp reads pipelined requests in one stream: nothing to restart between messages.
         return None
+
+    def recycle(self) -> bool:
+        # Between two messages llhttp waits for a request line, as a new parser does (its
+        # callbacks are this object's, and stay so).
+        if self._in_head or not self._between or self._declined or self._switching:
+            return False
+        self._feed_len = 0
+        self._target = b""
+        self._head_bytes = 0
+        self._feed = b""
+        self._line = b""
+        if self._headers:
+            self._headers = []
+        return True
 
     def release(self) -> None:
         del self._parser  # the parser holds our bound methods as its callbacks
