@@ -69,6 +69,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prefork.error")
 
+# Streams opened from one read of the client's bytes after which their answers are written,
+# not held for the end of the loop's pass: a client that sends many requests at once (h2load
+# -m 100, a browser's page) reads the first answers while the rest are being served.
+EARLY_WRITE_STREAMS: Final = 16
+
 # The HTTP/1.1 fields of an h2c upgrade request that belong to the upgrade, not the request.
 _UPGRADE_FIELDS: Final = frozenset({b"connection", b"upgrade", b"http2-settings"})
 
@@ -99,6 +104,8 @@ class Carrier(Protocol):
     def session_idle(self) -> None: ...
 
     def session_busy(self) -> None: ...
+
+    def release_held(self) -> None: ...
 
     def close_when_idle(self) -> None: ...
 
@@ -174,6 +181,7 @@ class Http2Session:
             self._lost()
             self.protocol.abort()
             return
+        opened = 0
         for event in events:
             if isinstance(event, DataReceived):
                 if not event.data and not event.stream_ended:
@@ -185,6 +193,12 @@ class Http2Session:
                     self._acknowledge_closed(event.stream_id, event.flow_controlled_length)
             elif isinstance(event, RequestReceived):
                 self._request(event.stream_id, event.headers, event.stream_ended)
+                opened += 1
+                if opened == EARLY_WRITE_STREAMS:
+                    # what the streams answered so far goes out now, while the rest are
+                    # served: the client reads it and sends its next requests meanwhile
+                    opened = 0
+                    self.protocol.release_held()
             elif isinstance(event, StreamEnded):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
