@@ -152,7 +152,7 @@ def run_cell(server: Server, mode: str, round_number: int, args: argparse.Namesp
     if not executable.exists():
         return cell(report.MISSING, reason=f"no {executable}")
     port = lifecycle.free_port()
-    argv = server.command(args.bin_dir, HELLO.apps[server.interface], port, 1)
+    argv = server.command(args.bin_dir, HELLO.apps[server.interface], port, 1, False)
     process = lifecycle.spawn(argv, port, placement.server_cpus,
                               logs / f"{server.name}-{mode}-{round_number}.log")
     try:
@@ -311,7 +311,7 @@ def parse_options() -> argparse.Namespace:
 def main() -> None:
     """Run the nginx benchmark as the command line says and write the report."""
     args = parse_options()
-    suite.require_tools()
+    suite.require_tools([HELLO])
     if shutil.which("nginx") is None:
         sys.exit("bench.nginx_proxy: nginx is not installed (`make nginx` installs it)")
     placement = Placement(args.server_cpus, args.nginx_cpus, args.load_cpus)

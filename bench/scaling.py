@@ -211,11 +211,11 @@ def main() -> None:
         render_saved(args.render, args.output)
         print(f"wrote {args.output}")
         return
-    suite.require_tools()
     markdown: Path = args.output
     raw = markdown.with_suffix(".json")
     markdown.parent.mkdir(parents=True, exist_ok=True)
     base: Scenario = SCENARIOS_BY_NAME[args.scenario]
+    suite.require_tools([base])
     servers: list[Server] = args.server_list
     placements = [place(count, args.cpus) for count in args.counts]
     os.sched_setaffinity(0, suite.cpu_set(placements[0].load_cpus))

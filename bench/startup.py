@@ -48,7 +48,7 @@ def _prefork(*extra: str) -> Command:
 
 def _peer(name: str, workers: int) -> Command:
     def command(bin_dir: Path, port: int) -> list[str]:
-        return SERVERS_BY_NAME[name].command(bin_dir, APP, port, workers)
+        return SERVERS_BY_NAME[name].command(bin_dir, APP, port, workers, False)
     return command
 
 
