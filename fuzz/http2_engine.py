@@ -141,7 +141,9 @@ def serve(data: bytes, step: int) -> None:
                 del sending[stream_id]
                 continue
             window = conn.local_flow_control_window(stream_id)
-            size = max(0, min(window, left))
+            size = min(window, left)
+            if size <= 0 < left:  # the window is shut (or below zero): wait for an update
+                continue
             conn.send_data(stream_id, BODY[:size], end_stream=size == left)
             if size == left:
                 del sending[stream_id]
@@ -199,7 +201,7 @@ def write_seeds(directory: str) -> None:
                ("user-agent", "seed/1.0")]
     seeds = {}
     c = client()
-    c.send_headers(1, [(":method", "GET")] + request[1:4], end_stream=True)
+    c.send_headers(1, [(":method", "GET"), *request[1:4]], end_stream=True)
     c.send_headers(3, request, end_stream=False)
     c.send_data(3, b"hello body", end_stream=True)
     seeds["requests"] = c.data_to_send()
