@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
 .PHONY: install install-test compile pure nginx redis podman nghttp2 docker-base run test test-pythons \
-	lint docs typecheck bench bench-install bench-scaling fuzz clean
+	lint docs typecheck bench bench-install bench-scaling fuzz fuzz-h2 clean
 
 # setuptools and mypy (mypyc) too: make compile builds the request path with them in place, and
 # the editable install (pure: see setup.py) builds with them rather than in pip's isolated copy.
@@ -194,6 +194,16 @@ fuzz: install-test
 	$(PIP) install -q atheris
 	mkdir -p fuzz/corpus
 	$(PY) fuzz/http_engine.py -max_len=4096 -timeout=5 -max_total_time=600 fuzz/corpus tests/corpus
+
+# The same for the HTTP/2 engine, then its HPACK decoder alone; not part of CI.
+fuzz-h2: install-test
+	$(PIP) install -q atheris
+	mkdir -p fuzz/corpus-h2 fuzz/corpus-hpack
+	$(PY) fuzz/http2_engine.py --seeds fuzz/seeds-h2
+	$(PY) fuzz/http2_engine.py -max_len=4096 -timeout=5 -max_total_time=600 \
+	    fuzz/corpus-h2 fuzz/seeds-h2
+	$(PY) fuzz/http2_engine.py --hpack -max_len=1024 -timeout=5 -max_total_time=300 \
+	    fuzz/corpus-hpack
 
 clean: pure
 	rm -rf $(VENV) .venvs $(BENCH_VENV) build *.egg-info

@@ -569,7 +569,8 @@ class ServerConnection:
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         stream = self._sending_stream(stream_id)
         size = len(data)
-        if size > stream.send_window or size > self.send_window:
+        # an empty frame costs no window (§6.9.1), even one a SETTINGS change left below zero
+        if size and (size > stream.send_window or size > self.send_window):
             raise FlowControlError(f"{size} bytes past the window of stream {stream_id}")
         stream.send_window -= size
         self.send_window -= size

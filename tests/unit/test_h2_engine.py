@@ -567,6 +567,21 @@ def test_a_change_of_initial_window_size_moves_the_open_streams_windows() -> Non
     assert [f.type for f in wire(pair.server.data_to_send())][-1] == "SETTINGS"  # the ACK
 
 
+def test_an_empty_end_of_stream_goes_out_below_a_window_of_zero() -> None:
+    pair = Pair()
+    stream_id = pair.request()
+    pair.to_server()
+    pair.server.send_headers(stream_id, RESPONSE)
+    pair.server.send_data(stream_id, b"x" * 1000)
+    pair.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    pair.to_server()
+    assert pair.server.local_flow_control_window(stream_id) == -1000
+    pair.server.send_data(stream_id, b"", end_stream=True)  # no flow-controlled bytes
+    sent = wire(pair.server.data_to_send())
+    last = sent[-1].frame
+    assert (sent[-1].type, last.flags, last.data) == ("DATA", {"END_STREAM"}, b"")
+
+
 def test_a_settings_change_that_overflows_a_stream_window() -> None:
     pair = Pair()
     stream_id = pair.request()
